@@ -1,0 +1,72 @@
+"""What a check is (from the inventory) and what a probe must do with it."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from checks.result import Metric, Result, Status
+from vigil.domain import FaultClass
+
+
+class ProbeParams(BaseModel):
+    """Base of every probe's parameters: unknown keys are an inventory error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CheckSpec(BaseModel):
+    """One check of one system, as the inventory defines it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str
+    kind: str
+    system: str
+    fault_class: FaultClass
+    host: str  # the inventory host the system lives on
+    address: str  # where to reach it: ansible_host, else the host name
+    params: Any = None  # the probe's validated ProbeParams
+    interval_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    def result(self, status: Status, message: str, target: str | None = None,
+               **metrics: Metric) -> Result:
+        return Result(
+            check=self.name,
+            kind=self.kind,
+            system=self.system,
+            target=target or self.address,
+            fault_class=self.fault_class,
+            status=status,
+            message=message,
+            metrics=metrics,
+        )
+
+
+class Probe(ABC):
+    """One kind of probe. Unreachable or faulty targets are Results, never exceptions."""
+
+    kind: ClassVar[str]
+    Params: ClassVar[type[ProbeParams]]
+
+    @abstractmethod
+    def run(self, check: CheckSpec) -> Result: ...
+
+    def __call__(self, check: CheckSpec) -> Result:
+        started = time.monotonic()
+        result = self.run(check)
+        result.duration_s = round(time.monotonic() - started, 4)
+        return result
+
+
+def threshold(value: float, warning: float, critical: float) -> Status:
+    """Higher is worse."""
+    if value >= critical:
+        return Status.CRITICAL
+    if value >= warning:
+        return Status.WARNING
+    return Status.OK

@@ -1,0 +1,18 @@
+"""Probe kinds by name. A new kind is one module and one line here."""
+
+from __future__ import annotations
+
+from checks.backups import BackupsProbe
+from checks.base import Probe
+from checks.host import HostProbe
+from checks.tcp import TcpProbe
+
+PROBES: dict[str, Probe] = {p.kind: p for p in (HostProbe(), TcpProbe(), BackupsProbe())}
+
+
+def known_kinds() -> list[str]:
+    return sorted(PROBES)
+
+
+def probe_for(kind: str) -> Probe:
+    return PROBES[kind]

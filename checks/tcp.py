@@ -1,0 +1,42 @@
+"""tcp: is a service port accepting connections, and how fast."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from pydantic import Field
+
+from checks.base import CheckSpec, Probe, ProbeParams
+from checks.result import Result, Status
+
+
+class TcpParams(ProbeParams):
+    port: int = Field(ge=1, le=65535)
+    address: str | None = None  # default: the host's ansible_host
+    warning_ms: float = Field(500, gt=0)
+
+
+class TcpProbe(Probe):
+    kind = "tcp"
+    Params = TcpParams
+
+    def run(self, check: CheckSpec) -> Result:
+        p: TcpParams = check.params
+        address = p.address or check.address
+        target = f"{address}:{p.port}"
+        started = time.monotonic()
+        try:
+            with socket.create_connection((address, p.port), timeout=check.timeout_s):
+                pass
+        except TimeoutError:
+            return check.result(Status.CRITICAL, f"{target}: no answer within {check.timeout_s:g}s",
+                                target=target, reachable=False)
+        except OSError as exc:
+            reason = exc.strerror or exc.__class__.__name__
+            return check.result(Status.CRITICAL, f"{target}: {reason}", target=target,
+                                reachable=False)
+        rtt_ms = round((time.monotonic() - started) * 1000, 2)
+        status = Status.WARNING if rtt_ms >= p.warning_ms else Status.OK
+        return check.result(status, f"{target} accepts connections ({rtt_ms:.1f} ms)",
+                            target=target, reachable=True, connect_ms=rtt_ms)

@@ -1,0 +1,3 @@
+"""Vigil: the county treasury emergency plan, made executable."""
+
+__version__ = "0.1.0"

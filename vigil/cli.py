@@ -1,0 +1,241 @@
+"""The `vigil` command line.
+
+Exit codes follow the Nagios plugin convention so `vigil check` can serve as an external
+check: 0 ok, 1 warning, 2 critical, 3 unknown, and 3 for an inventory, store or usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.table import Table
+
+from checks.result import Result, Status, worst
+from checks.runner import run_checks
+from vigil import __version__
+from vigil.i18n import Lang, default_lang, t
+from vigil.inventory import InventoryError, load_inventory
+from vigil.model import Inventory
+from vigil.recording import record_results
+from vigil.store import Store, StoreError
+
+EXIT_ERROR = 3
+DEMO_INVENTORY = Path(__file__).resolve().parent.parent / "inventory" / "demo"
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Vigil: the county treasury emergency plan, made executable.")
+events_app = typer.Typer(no_args_is_help=True, help="The append-only event log.")
+inventory_app = typer.Typer(no_args_is_help=True, help="Validate and show an inventory.")
+app.add_typer(events_app, name="events")
+app.add_typer(inventory_app, name="inventory")
+
+out = Console()
+err = Console(stderr=True)
+
+_STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "bold red",
+          Status.UNKNOWN: "magenta"}
+
+InventoryOpt = Annotated[Path | None, typer.Option(
+    "--inventory", "-i", help="Inventory directory or file (default: inventory/demo).")]
+StoreOpt = Annotated[str | None, typer.Option(
+    "--store", help="Event store URL or SQLite path (default: $VIGIL_STORE, else "
+    "~/.local/state/vigil/vigil.db).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
+LangOpt = Annotated[str | None, typer.Option("--lang", help="zh (default) or en; also $VIGIL_LANG.")]
+VaultOpt = Annotated[Path | None, typer.Option(
+    "--vault-password-file", help="ansible-vault password file (or $ANSIBLE_VAULT_PASSWORD_FILE).")]
+
+
+def _lang(value: str | None) -> Lang:
+    if value is None:
+        return default_lang()
+    if value not in ("zh", "en"):
+        raise typer.BadParameter("must be zh or en", param_hint="--lang")
+    return "en" if value == "en" else "zh"
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[bold red]vigil:[/] {escape(message)}", soft_wrap=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+def _load(inventory: Path | None, vault: Path | None, lang: Lang) -> Inventory:
+    try:
+        return load_inventory(inventory or DEMO_INVENTORY,
+                              vault_password_file=str(vault) if vault else None)
+    except InventoryError as exc:
+        _fail(f"{t('inventory.error', lang)}: {exc}")
+
+
+def _open_store(url: str | None, lang: Lang) -> Store:
+    try:
+        return Store(url)
+    except StoreError as exc:
+        _fail(f"{t('store.error', lang)}: {exc}")
+
+
+@app.command()
+def check(inventory: InventoryOpt = None, json_out: JsonOpt = False,
+          limit: Annotated[str | None, typer.Option(
+              "--limit", "-l", help="Only hosts, groups, systems or checks matching these "
+              "comma-separated glob patterns.")] = None,
+          store: StoreOpt = None,
+          record: Annotated[bool, typer.Option(help="Record status changes in the event log.")]
+          = True,
+          lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """Run every check once; print a table (or JSON) and exit with the worst status."""
+    lg = _lang(lang)
+    inv = _load(inventory, vault_password_file, lg)
+    checks = inv.limit(limit)
+    if not checks:
+        _fail(t("check.none", lg, limit=limit))
+    results = _run_with_progress(checks, lg, quiet=json_out)
+    recorded = None
+    if record:
+        db = _open_store(store, lg)
+        try:
+            recorded = len(record_results(db, results))
+        except Exception as exc:  # a store that cannot record must not hide the results
+            err.print(f"[bold red]vigil:[/] {t('store.error', lg)}: {escape(str(exc))}")
+            recorded = -1
+    if json_out:
+        sys.stdout.write(json.dumps([r.model_dump(mode="json") for r in results],
+                                    ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_results(inv, results, lg)
+        if recorded and recorded > 0:
+            err.print(t("check.recorded", lg, n=recorded, store=db.safe_url), style="dim")
+    code = worst([r.status for r in results]).exit_code
+    raise typer.Exit(EXIT_ERROR if recorded == -1 else code)
+
+
+def _run_with_progress(checks: list, lang: Lang, quiet: bool) -> list[Result]:
+    if quiet or not err.is_terminal:
+        return run_checks(checks)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task(t("check.progress", lang), total=len(checks))
+        return run_checks(checks, on_result=lambda _r: progress.advance(task))
+
+
+def _print_results(inv: Inventory, results: list[Result], lang: Lang) -> None:
+    counts = Counter(r.status for r in results)
+    table = Table(title=t("check.title", lang, site=inv.site.name.get(lang), n=len(results)),
+                  title_justify="left", show_lines=False)
+    for col in ("status", "system", "class", "check", "target", "message", "duration"):
+        table.add_column(t(f"col.{col}", lang), overflow="fold",
+                         justify="right" if col == "duration" else "left")
+    for r in sorted(results, key=lambda r: (-r.status.severity, r.system, r.check)):
+        system = inv.systems[r.system].name.get(lang) if r.system in inv.systems else r.system
+        table.add_row(f"[{_STYLE[r.status]}]{t(f'status.{r.status.value}', lang)}[/]",
+                      escape(system), t(f"class.{r.fault_class.value}", lang), escape(r.check),
+                      escape(r.target), escape(r.message), f"{r.duration_s:.2f}s")
+    out.print(table)
+    out.print(t("check.summary", lang, **{s.value: counts.get(s, 0) for s in Status}))
+
+
+@inventory_app.command("validate")
+def inventory_validate(inventory: InventoryOpt = None, json_out: JsonOpt = False,
+                       lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """Load and validate an inventory; exit 3 with a message naming file, host and field."""
+    lg = _lang(lang)
+    inv = _load(inventory, vault_password_file, lg)
+    if json_out:
+        sys.stdout.write(inv.model_dump_json(indent=2) + "\n")
+        return
+    out.print(t("inventory.ok", lg, hosts=len(inv.hosts), systems=len(inv.systems),
+                checks=len(inv.checks), contacts=len(inv.contacts)))
+
+
+@inventory_app.command("show")
+def inventory_show(inventory: InventoryOpt = None, lang: LangOpt = None,
+                   vault_password_file: VaultOpt = None) -> None:
+    """The systems of an inventory, their fault classes, parties and dependencies."""
+    lg = _lang(lang)
+    inv = _load(inventory, vault_password_file, lg)
+    table = Table(title=inv.site.name.get(lg), title_justify="left")
+    for col in ("system", "class", "party", "host", "depends", "check"):
+        table.add_column(t(f"col.{col}", lg), overflow="fold")
+    for s in inv.systems.values():
+        table.add_row(f"{escape(s.name.get(lg))} [dim]({s.id})[/]",
+                      f"{t(f'class.{s.fault_class.value}', lg)} {s.fault_class.clause}",
+                      escape(inv.parties[s.party].name.get(lg)), s.host,
+                      ", ".join(s.depends_on), ", ".join(s.checks))
+    out.print(table)
+
+
+@events_app.command("list")
+def events_list(store: StoreOpt = None, kind: Annotated[str | None, typer.Option()] = None,
+                subject: Annotated[str | None, typer.Option()] = None,
+                after: Annotated[int, typer.Option(help="Only events after this seq.")] = 0,
+                limit: Annotated[int | None, typer.Option()] = None,
+                json_out: JsonOpt = False, lang: LangOpt = None) -> None:
+    """Show events in order."""
+    lg = _lang(lang)
+    evs = _open_store(store, lg).events(kind=kind, subject=subject, after=after, limit=limit)
+    if json_out:
+        sys.stdout.write(json.dumps([e.__dict__ for e in evs], ensure_ascii=False, indent=2)
+                         + "\n")
+        return
+    if not evs:
+        out.print(t("events.none", lg))
+        return
+    table = Table()
+    for col in ("seq", "at", "kind", "subject", "data"):
+        table.add_column(t(f"col.{col}", lg), overflow="fold")
+    for e in evs:
+        summary = e.data.get("message") or json.dumps(e.data, ensure_ascii=False)[:120]
+        if "status" in e.data:
+            summary = f"{e.data.get('previous') or '-'} → {e.data['status']}: {summary}"
+        table.add_row(str(e.seq), e.at, e.kind, escape(e.subject), escape(summary))
+    out.print(table)
+
+
+@events_app.command("verify")
+def events_verify(store: StoreOpt = None, json_out: JsonOpt = False,
+                  lang: LangOpt = None) -> None:
+    """Re-compute the hash chain; exit 2 naming the first bad event if anything was changed."""
+    lg = _lang(lang)
+    verdict = _open_store(store, lg).verify()
+    if json_out:
+        sys.stdout.write(json.dumps(verdict.__dict__) + "\n")
+    elif verdict.ok:
+        out.print(f"[green]{t('verify.ok', lg, n=verdict.count)}[/]")
+    else:
+        err.print(f"[bold red]{escape(t('verify.bad', lg, reason=verdict.reason))}[/]")
+    raise typer.Exit(0 if verdict.ok else 2)
+
+
+@app.command()
+def version() -> None:
+    """Print Vigil's version."""
+    out.print(__version__)
+
+
+def main() -> None:
+    """Entry point: usage errors exit 3 (not click's 2, which means critical here)."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(prog_name="vigil", standalone_mode=False)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        # typer may vendor click, so match the usage-error family by name.
+        if any(k.__name__ == "UsageError" for k in type(exc).__mro__):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(EXIT_ERROR)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,300 @@
+"""Load an Ansible inventory with ansible-core's own loader into a validated `Inventory`.
+
+group_vars/, host_vars/, Jinja2 templating and vault behave exactly as for
+`ansible-playbook`. Every problem becomes one `InventoryError` naming the file (and line),
+the host or group, and the field.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from typing import TypeVar
+
+from checks.base import CheckSpec
+from checks.registry import probe_for
+from vigil.model import Host, HostVars, Inventory, SiteVars, System
+
+M = TypeVar("M", bound=BaseModel)
+
+# Ansible must fail loudly on an unparsable source instead of warning and going on empty.
+_ANSIBLE_ENV = {
+    "ANSIBLE_INVENTORY_UNPARSED_FAILED": "True",
+    "ANSIBLE_INVENTORY_ANY_UNPARSED_IS_FAILED": "True",
+    "ANSIBLE_INVENTORY_ENABLED": "yaml,ini,toml",
+    "ANSIBLE_LOCALHOST_WARNING": "False",
+    "ANSIBLE_DEPRECATION_WARNINGS": "False",
+    "ANSIBLE_NOCOLOR": "True",
+}
+
+
+class InventoryError(Exception):
+    """A broken inventory: one message naming where and what."""
+
+    def __init__(self, message: str, *, file: str | None = None, where: str | None = None,
+                 field: str | None = None) -> None:
+        self.message, self.file, self.where, self.field = message, file, where, field
+        parts = [p for p in (file, where, f"field {field}" if field else None) if p]
+        super().__init__(": ".join([*parts, message]))
+
+
+def load_inventory(path: str | os.PathLike[str], *,
+                   vault_password_file: str | None = None) -> Inventory:
+    root = Path(path)
+    if not root.exists():
+        raise InventoryError("no such inventory file or directory", file=str(root))
+    for key, value in _ANSIBLE_ENV.items():
+        os.environ.setdefault(key, value)
+
+    from ansible.errors import AnsibleError
+    from ansible.inventory.manager import InventoryManager
+    from ansible.parsing.dataloader import DataLoader
+    from ansible.vars.manager import VariableManager
+
+    loader = DataLoader()
+    _setup_vault(loader, vault_password_file or os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"))
+    try:
+        manager = InventoryManager(loader=loader, sources=[str(root)])
+        variables = VariableManager(loader=loader, inventory=manager)
+        raw_hosts = {h.name: (h, variables.get_vars(host=h, include_hostvars=False))
+                     for h in manager.get_hosts()}
+    except AnsibleError as exc:
+        raise _from_ansible(exc, root) from None
+    if not raw_hosts:
+        raise InventoryError("the inventory defines no hosts", file=str(root))
+    return _build(root, loader, raw_hosts)
+
+
+def _setup_vault(loader: Any, password_file: str | None) -> None:
+    if not password_file:
+        return
+    from ansible.parsing.vault import VaultSecret
+
+    try:
+        secret = Path(password_file).read_bytes().strip()
+    except OSError as exc:
+        raise InventoryError(f"cannot read vault password file ({exc.strerror})",
+                             file=password_file) from None
+    secrets = [("default", VaultSecret(secret))]
+    loader.set_vault_secrets(secrets)
+    try:  # ansible-core >= 2.19 decrypts through a process-wide context
+        from ansible.parsing.vault import VaultSecretsContext
+
+        if VaultSecretsContext.current(optional=True) is None:
+            VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+    except ImportError:
+        pass
+
+
+def _from_ansible(exc: Exception, root: Path) -> InventoryError:
+    text = str(getattr(exc, "message", "") or exc)
+    origin = _origin(getattr(exc, "obj", None))
+    match = re.search(r"(/[^\s:'\"]+\.(?:ya?ml|json|ini|toml))", text)
+    file = origin or (_rel(match.group(1)) if match else str(root))
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return InventoryError(f"cannot parse: {first}", file=file)
+
+
+def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, Any]]]) -> Inventory:
+    first_host, (_, first_vars) = next(iter(raw_hosts.items()))
+    site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts"))
+    site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), root,
+                          where="group 'all'")
+    parties = {p.id: p for p in site_vars.vigil_parties}
+    for i, contact in enumerate(site_vars.vigil_contacts):
+        if contact.party not in parties:
+            _fail(site_raw, ("vigil_contacts", i, "party"), root, "group 'all'",
+                  f"unknown party {contact.party!r} (known: {', '.join(parties)})")
+
+    hosts: dict[str, Host] = {}
+    systems: dict[str, System] = {}
+    checks: list[CheckSpec] = []
+    declared: dict[str, tuple[str, dict[str, Any]]] = {}  # system id -> (host, raw vars)
+    for name, (host, all_vars) in raw_hosts.items():
+        raw = _pick(all_vars, ("ansible_host", "vigil_party", "vigil_systems"))
+        where = f"host {name!r}"
+        hv = _validate(HostVars, _templated(loader, all_vars, raw), root, where=where)
+        if hv.vigil_party and hv.vigil_party not in parties:
+            _fail(raw, ("vigil_party",), root, where, f"unknown party {hv.vigil_party!r}")
+        hosts[name] = Host(name=name, address=hv.ansible_host or name, party=hv.vigil_party,
+                           groups=tuple(g.name for g in host.get_groups()))
+        for i, s in enumerate(hv.vigil_systems):
+            if s.id in declared:
+                _fail(raw, ("vigil_systems", i, "id"), root, where,
+                      f"system {s.id!r} is also declared on host {declared[s.id][0]!r}")
+            declared[s.id] = (name, raw)
+            party = s.party or hv.vigil_party
+            if party is None or party not in parties:
+                _fail(raw, ("vigil_systems", i, "party"), root, where,
+                      f"system {s.id!r} has no known party (set vigil_party or party)")
+            names = []
+            for j, c in enumerate(s.checks):
+                spec = _check_spec(raw, root, where, (i, j), hosts[name], s, c, checks)
+                checks.append(spec)
+                names.append(spec.name)
+            systems[s.id] = System(id=s.id, name=s.name, fault_class=s.fault_class,
+                                   party=party, host=name, depends_on=tuple(s.depends_on),
+                                   checks=tuple(names))
+
+    for sid, system in systems.items():
+        host_name, raw = declared[sid]
+        index = next(i for i, s in enumerate(raw["vigil_systems"]) if s["id"] == sid)
+        for k, dep in enumerate(system.depends_on):
+            if dep not in systems:
+                _fail(raw, ("vigil_systems", index, "depends_on", k), root,
+                      f"host {host_name!r}", f"depends on unknown system {dep!r}")
+    _refuse_cycles(systems, declared, root)
+    return Inventory(path=str(root), site=site_vars.vigil_site, parties=parties,
+                     contacts=site_vars.vigil_contacts, hosts=hosts, systems=systems,
+                     checks=checks)
+
+
+def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int], host: Host,
+                system: Any, check: Any, existing: list[CheckSpec]) -> CheckSpec:
+    i, j = at
+    probe = probe_for(check.kind)
+    try:
+        params = probe.Params.model_validate(check.params)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ("vigil_systems", i, "checks", j, "params", *err["loc"])
+        _fail(raw, loc, root, where, _pydantic_message(err))
+    name = check.name or f"{system.id}.{check.kind}"
+    taken = {c.name for c in existing}
+    if check.name and name in taken:
+        _fail(raw, ("vigil_systems", i, "checks", j, "name"), root, where,
+              f"check name {name!r} is used twice")
+    n = 2
+    while name in taken:
+        name, n = f"{system.id}.{check.kind}.{n}", n + 1
+    return CheckSpec(name=name, kind=check.kind, system=system.id,
+                     fault_class=system.fault_class, host=host.name, address=host.address,
+                     params=params, interval_s=check.interval, timeout_s=check.timeout)
+
+
+def _refuse_cycles(systems: dict[str, System], declared: dict[str, tuple[str, dict[str, Any]]],
+                   root: Path) -> None:
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(sid: str, path: list[str]) -> None:
+        if state.get(sid) == 2:
+            return
+        if state.get(sid) == 1:
+            host, raw = declared[sid]
+            index = next(i for i, s in enumerate(raw["vigil_systems"]) if s["id"] == sid)
+            cycle = " -> ".join([*path[path.index(sid):], sid])
+            _fail(raw, ("vigil_systems", index, "depends_on"), root, f"host {host!r}",
+                  f"dependency cycle: {cycle}")
+        state[sid] = 1
+        for dep in systems[sid].depends_on:
+            visit(dep, [*path, sid])
+        state[sid] = 2
+
+    for sid in systems:
+        visit(sid, [])
+
+
+def _pick(all_vars: dict[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {k: all_vars[k] for k in keys if k in all_vars}
+
+
+def _templated(loader: Any, all_vars: dict[str, Any], raw: dict[str, Any]) -> dict[str, Any]:
+    """Render Jinja2 in plain strings; vault values stay encrypted until a probe needs them."""
+    from ansible.errors import AnsibleError
+    from ansible.template import Templar
+
+    templar = Templar(loader=loader, variables=all_vars)
+
+    def render(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: render(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [render(v) for v in value]
+        if isinstance(value, str) and "{{" in value:
+            try:
+                return templar.template(value)
+            except AnsibleError as exc:
+                raise InventoryError(f"template error: {str(exc).splitlines()[0]}",
+                                     file=_origin(value)) from None
+        return value
+
+    return render(raw)
+
+
+def _validate(model: type[M], data: dict[str, Any], root: Path, *, where: str) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        _fail(data, tuple(err["loc"]), root, where, _pydantic_message(err))
+    raise AssertionError("unreachable")
+
+
+def _pydantic_message(err: Any) -> str:
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] in ("missing",):
+        return "is required but missing"
+    if err["type"] == "extra_forbidden":
+        return "is not a known field"
+    if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
+        shown = err["input"]
+        if isinstance(shown, str) and len(shown) > 60:
+            shown = shown[:57] + "..."
+        return f"{msg} (got {shown!r})"
+    return msg
+
+
+def _fail(raw: Any, loc: tuple[Any, ...], root: Path, where: str, message: str) -> Any:
+    node, file = raw, None
+    for part in loc:
+        file = _origin(node) or file
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            node = None
+            break
+    file = _origin(node) or file
+    if file is None:
+        file = str(root)
+    else:
+        declared_in = _where_from_file(file)
+        if declared_in and declared_in != where:
+            where = f"{declared_in} (seen by {where})" if where.startswith("host") else declared_in
+    raise InventoryError(message, file=file, where=where, field=_dotted(loc))
+
+
+def _where_from_file(file: str) -> str | None:
+    match = re.search(r"(group|host)_vars/([^/:]+?)(?:\.ya?ml|\.json)?(?:/|:)", file)
+    return f"{match.group(1)} {match.group(2)!r}" if match else None
+
+
+def _dotted(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _origin(value: Any) -> str | None:
+    if value is None:
+        return None
+    try:
+        from ansible._internal._datatag._tags import Origin
+    except ImportError:  # ansible-core < 2.19 has no origin tags
+        return None
+    origin = Origin.get_tag(value)
+    if origin is None or not origin.path:
+        return None
+    where = _rel(origin.path)
+    return f"{where}:{origin.line_num}" if origin.line_num else where
+
+
+def _rel(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path

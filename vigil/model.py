@@ -1,0 +1,151 @@
+"""The typed view of an inventory: sites, parties, contacts, systems and their checks.
+
+These models validate what the inventory's `vigil_*` variables say; `vigil.inventory`
+loads those variables with ansible-core and turns validation errors into messages that
+name the file, the host or group, and the field.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from checks.base import CheckSpec
+from checks.registry import known_kinds
+from vigil.domain import FaultClass, PartyKind, Role
+from vigil.secrets import SecretField
+
+Ident = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Text(Strict):
+    """A name or message in Chinese (the default) and English."""
+
+    zh: str
+    en: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_plain(cls, value: Any) -> Any:
+        return {"zh": value} if isinstance(value, str) else value
+
+    def get(self, lang: str = "zh") -> str:
+        return self.en if lang == "en" and self.en else self.zh
+
+
+class Site(Strict):
+    id: str = Ident
+    name: Text
+    timezone: str = "Asia/Shanghai"
+    lang: Literal["zh", "en"] = "zh"
+
+
+class Party(Strict):
+    id: str = Ident
+    kind: PartyKind
+    name: Text
+
+
+class Contact(Strict):
+    id: str = Ident
+    name: str
+    party: str
+    roles: list[Role] = Field(min_length=1)
+    channels: list[SecretField] = []  # apprise URLs; they often carry credentials
+    lang: Literal["zh", "en"] = "zh"
+
+
+class CheckIn(Strict):
+    kind: str
+    name: str | None = None
+    params: dict[str, Any] = {}
+    interval: float = Field(60, gt=0, description="seconds between runs")
+    timeout: float = Field(10, gt=0, description="seconds before the check is unknown")
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if kind not in known_kinds():
+            raise ValueError(f"unknown check kind {kind!r} (known: {', '.join(known_kinds())})")
+        return kind
+
+
+class SystemIn(Strict):
+    id: str = Ident
+    name: Text
+    fault_class: FaultClass
+    party: str | None = None  # default: the host's vigil_party
+    depends_on: list[str] = []
+    checks: list[CheckIn] = []
+
+
+class SiteVars(BaseModel):
+    """Variables every host sees (group_vars/all)."""
+
+    model_config = ConfigDict(extra="ignore")
+    vigil_site: Site
+    vigil_parties: list[Party] = Field(min_length=1)
+    vigil_contacts: list[Contact] = []
+
+
+class HostVars(BaseModel):
+    """Variables of one host."""
+
+    model_config = ConfigDict(extra="ignore")
+    ansible_host: str | None = None
+    vigil_party: str | None = None
+    vigil_systems: list[SystemIn] = []
+
+
+class Host(Strict):
+    name: str
+    address: str
+    party: str | None
+    groups: tuple[str, ...]
+
+
+class System(Strict):
+    id: str
+    name: Text
+    fault_class: FaultClass
+    party: str
+    host: str
+    depends_on: tuple[str, ...]
+    checks: tuple[str, ...]
+
+
+class Inventory(BaseModel):
+    """A validated inventory. Secrets stay `Secret` objects; printing one shows its origin."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    path: str
+    site: Site
+    parties: dict[str, Party]
+    contacts: list[Contact]
+    hosts: dict[str, Host]
+    systems: dict[str, System]
+    checks: list[CheckSpec]
+    warnings: list[str] = []
+
+    def limit(self, pattern: str | None) -> list[CheckSpec]:
+        """Checks whose host, group, system or check name matches a glob pattern."""
+        if not pattern:
+            return list(self.checks)
+        from fnmatch import fnmatchcase
+
+        pats = [p.strip() for p in pattern.split(",") if p.strip()]
+
+        def hit(c: CheckSpec) -> bool:
+            names = {c.host, c.system, c.name, *self.hosts[c.host].groups}
+            return any(fnmatchcase(n, p) for p in pats for n in names)
+
+        return [c for c in self.checks if hit(c)]
+
+    def contacts_with(self, role: Role) -> list[Contact]:
+        return [c for c in self.contacts if role in c.roles]

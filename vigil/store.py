@@ -1,0 +1,262 @@
+"""The append-only, hash-chained event log (SQLite by default, PostgreSQL in production).
+
+Each event's hash is SHA-256 over the previous hash and the event's canonical JSON, so
+altering, deleting or inserting any row breaks the chain at that row; `chain_head`
+remembers the last hash so deleting the newest rows shows too. A small key-value table
+holds state derived from the events (e.g. each check's last status), written in the
+same transaction as the events it derives from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from vigil.secrets import redact
+
+GENESIS = "0" * 64
+
+metadata = MetaData()
+events_table = Table(
+    "events", metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),
+    Column("kind", String(64), nullable=False, index=True),
+    Column("subject", String(255), nullable=False, index=True),
+    Column("data", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+head_table = Table(
+    "chain_head", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+state_table = Table(
+    "state", metadata,
+    Column("key", String(255), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("seq", Integer, nullable=False),  # the event this state was derived from
+)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or written; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    at: str
+    kind: str
+    subject: str
+    data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def canonical(seq: int, at: str, kind: str, subject: str, data_json: str) -> str:
+    return json.dumps({"seq": seq, "at": at, "kind": kind, "subject": subject,
+                       "data": json.loads(data_json)},
+                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def chain_hash(prev_hash: str, content: str) -> str:
+    return hashlib.sha256((prev_hash + content).encode("utf-8")).hexdigest()
+
+
+def default_url() -> str:
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return f"sqlite:///{state / 'vigil' / 'vigil.db'}"
+
+
+def resolve_url(url: str | None) -> str:
+    """--store, else $VIGIL_STORE, else ~/.local/state/vigil/vigil.db. A bare path is SQLite."""
+    url = url or os.environ.get("VIGIL_STORE") or default_url()
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    return url
+
+
+class Tx:
+    """One transaction: events appended here and state set here commit together."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        row = conn.execute(
+            select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == 1)
+            .with_for_update()).first()
+        self._seq, self._hash = (row.seq, row.hash) if row else (0, GENESIS)
+        self._had_head = row is not None
+        self.appended: list[Event] = []
+
+    def append(self, kind: str, subject: str, data: dict[str, Any] | None = None,
+               at: datetime | None = None) -> Event:
+        seq = self._seq + 1
+        stamp = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
+        data_json = redact(json.dumps(data or {}, sort_keys=True, ensure_ascii=False,
+                                      default=str))
+        digest = chain_hash(self._hash, canonical(seq, stamp, kind, subject, data_json))
+        self.conn.execute(events_table.insert().values(
+            seq=seq, at=stamp, kind=kind, subject=subject, data=data_json,
+            prev_hash=self._hash, hash=digest))
+        ev = Event(seq, stamp, kind, subject, json.loads(data_json), self._hash, digest)
+        self._seq, self._hash = seq, digest
+        self.appended.append(ev)
+        return ev
+
+    def get_state(self, key: str) -> Any:
+        row = self.conn.execute(select(state_table.c.value).where(state_table.c.key == key)).first()
+        return json.loads(row.value) if row else None
+
+    def set_state(self, key: str, value: Any) -> None:
+        payload = json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+        updated = self.conn.execute(state_table.update().where(state_table.c.key == key)
+                                    .values(value=payload, seq=self._seq)).rowcount
+        if not updated:
+            self.conn.execute(state_table.insert().values(key=key, value=payload, seq=self._seq))
+
+    def _close(self) -> None:
+        if not self.appended:
+            return
+        values = {"seq": self._seq, "hash": self._hash}
+        if self._had_head:
+            self.conn.execute(head_table.update().where(head_table.c.id == 1).values(**values))
+        else:
+            self.conn.execute(head_table.insert().values(id=1, **values))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    count: int
+    bad_seq: int | None = None
+    reason: str = ""
+
+
+class Store:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = resolve_url(url)
+        self.engine = _engine(self.url)
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"cannot open store {self.safe_url}: {exc.__class__.__name__}: "
+                             f"{str(exc.orig) if hasattr(exc, 'orig') else exc}") from None
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        with self.engine.begin() as conn:
+            tx = Tx(conn)
+            yield tx
+            tx._close()
+
+    def append(self, kind: str, subject: str, data: dict[str, Any] | None = None) -> Event:
+        with self.transaction() as tx:
+            return tx.append(kind, subject, data)
+
+    def events(self, *, kind: str | None = None, subject: str | None = None,
+               after: int = 0, limit: int | None = None) -> list[Event]:
+        query = select(events_table).where(events_table.c.seq > after).order_by(events_table.c.seq)
+        if kind:
+            query = query.where(events_table.c.kind == kind)
+        if subject:
+            query = query.where(events_table.c.subject == subject)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [Event(r.seq, r.at, r.kind, r.subject, json.loads(r.data), r.prev_hash, r.hash)
+                    for r in conn.execute(query)]
+
+    def get_state(self, key: str) -> Any:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(state_table.c.value)
+                               .where(state_table.c.key == key)).first()
+        return json.loads(row.value) if row else None
+
+    def verify(self) -> Verdict:
+        """Walk the chain from the first event; name the first event that does not fit."""
+        expected_seq, prev, count = 1, GENESIS, 0
+        with self.engine.connect() as conn:
+            rows = conn.execution_options(yield_per=1000).execute(
+                select(events_table).order_by(events_table.c.seq))
+            for r in rows:
+                if r.seq != expected_seq:
+                    what = "missing (deleted)" if r.seq > expected_seq else "duplicated"
+                    return Verdict(False, count, expected_seq,
+                                   f"event {expected_seq} is {what}; next row is {r.seq}")
+                if r.prev_hash != prev:
+                    return Verdict(False, count, r.seq,
+                                   f"event {r.seq} does not follow event {r.seq - 1} "
+                                   "(previous hash differs: a row was altered or inserted)")
+                try:
+                    content = canonical(r.seq, r.at, r.kind, r.subject, r.data)
+                except (ValueError, TypeError):
+                    return Verdict(False, count, r.seq, f"event {r.seq} data is not valid JSON")
+                if chain_hash(prev, content) != r.hash:
+                    return Verdict(False, count, r.seq,
+                                   f"event {r.seq} was altered (its content no longer "
+                                   "matches its hash)")
+                prev, expected_seq, count = r.hash, expected_seq + 1, count + 1
+            head = conn.execute(select(head_table).where(head_table.c.id == 1)).first()
+        last = expected_seq - 1
+        if head is None and count:
+            return Verdict(False, count, None, "chain head record is missing")
+        if head is not None and (head.seq != last or head.hash != prev):
+            return Verdict(False, count, last + 1,
+                           f"the chain head says {head.seq} events but {last} remain: "
+                           f"events after {last} were deleted")
+        return Verdict(True, count)
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite:///") and not url.endswith(":memory:"):
+        path = Path(url.removeprefix("sqlite:///"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
+    engine = create_engine(url)
+    if engine.dialect.name == "sqlite":
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")  # a committed event survives power loss
+            cur.execute("PRAGMA busy_timeout=10000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn: Connection) -> None:
+            # IMMEDIATE takes the write lock up front, so two writers serialise on the
+            # chain head instead of both reading it and forking the chain.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    return engine
