@@ -92,17 +92,39 @@ def _setup_vault(loader: Any, password_file: str | None) -> None:
 
 def _from_ansible(exc: Exception, root: Path) -> InventoryError:
     text = str(getattr(exc, "message", "") or exc)
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    broken = _first_broken_yaml(root)
+    if broken:  # ansible does not always say which file; YAML itself can
+        file, problem = broken
+        return InventoryError(f"cannot parse: {problem}", file=file,
+                              where=_where_from_file(file + ":"))
     origin = _origin(getattr(exc, "obj", None))
     match = re.search(r"(/[^\s:'\"]+\.(?:ya?ml|json|ini|toml))", text)
     file = origin or (_rel(match.group(1)) if match else str(root))
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return InventoryError(f"cannot parse: {first}", file=file)
+
+
+def _first_broken_yaml(root: Path) -> tuple[str, str] | None:
+    import yaml
+
+    files = [root] if root.is_file() else sorted(
+        p for p in root.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file())
+    for path in files:
+        try:
+            yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = f":{mark.line + 1}" if mark else ""
+            return f"{_rel(str(path))}{line}", f"{exc.problem or exc.context or 'invalid YAML'}"
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+            return _rel(str(path)), f"unreadable ({type(exc).__name__})"
+    return None
 
 
 def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, Any]]]) -> Inventory:
     first_host, (_, first_vars) = next(iter(raw_hosts.items()))
     site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts"))
-    site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), root,
+    site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), site_raw, root,
                           where="group 'all'")
     parties = {p.id: p for p in site_vars.vigil_parties}
     for i, contact in enumerate(site_vars.vigil_contacts):
@@ -117,7 +139,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
     for name, (host, all_vars) in raw_hosts.items():
         raw = _pick(all_vars, ("ansible_host", "vigil_party", "vigil_systems"))
         where = f"host {name!r}"
-        hv = _validate(HostVars, _templated(loader, all_vars, raw), root, where=where)
+        hv = _validate(HostVars, _templated(loader, all_vars, raw), raw, root, where=where)
         if hv.vigil_party and hv.vigil_party not in parties:
             _fail(raw, ("vigil_party",), root, where, f"unknown party {hv.vigil_party!r}")
         hosts[name] = Host(name=name, address=hv.ansible_host or name, party=hv.vigil_party,
@@ -225,12 +247,18 @@ def _templated(loader: Any, all_vars: dict[str, Any], raw: dict[str, Any]) -> di
     return render(raw)
 
 
-def _validate(model: type[M], data: dict[str, Any], root: Path, *, where: str) -> M:
+def _validate(model: type[M], data: dict[str, Any], raw: dict[str, Any], root: Path, *,
+              where: str) -> M:
+    """Validate templated `data`; locate errors in `raw`, whose values carry their origin."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        _fail(data, tuple(err["loc"]), root, where, _pydantic_message(err))
+        # A misspelt key shows as "not a known field" plus "missing": the first explains both.
+        errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+        err = errors[0]
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
+        _fail(raw, tuple(err["loc"]), root, where,
+              _pydantic_message(err) + (more if len(errors) > 1 else ""))
     raise AssertionError("unreachable")
 
 
@@ -294,7 +322,9 @@ def _origin(value: Any) -> str | None:
 
 
 def _rel(path: str) -> str:
+    """Relative to the working directory when below it, else absolute."""
     try:
-        return os.path.relpath(path)
+        rel = os.path.relpath(path)
     except ValueError:
         return path
+    return path if rel.startswith("..") else rel
