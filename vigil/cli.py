@@ -36,6 +36,9 @@ events_app = typer.Typer(no_args_is_help=True, help="The append-only event log."
 inventory_app = typer.Typer(no_args_is_help=True, help="Validate and show an inventory.")
 app.add_typer(events_app, name="events")
 app.add_typer(inventory_app, name="inventory")
+lab_app = typer.Typer(no_args_is_help=True,
+                      help="The local lab of real components (needs root; see lab/).")
+app.add_typer(lab_app, name="lab")
 
 out = Console()
 err = Console(stderr=True)
@@ -212,6 +215,67 @@ def events_verify(store: StoreOpt = None, json_out: JsonOpt = False,
     else:
         err.print(f"[bold red]{escape(t('verify.bad', lg, reason=verdict.reason))}[/]")
     raise typer.Exit(0 if verdict.ok else 2)
+
+
+ComponentsArg = Annotated[list[str] | None, typer.Argument(
+    help="Components (pg, rabbitmq, nut, pki, net); default all.")]
+
+
+def _lab_call(action: str, names: list[str] | None) -> None:
+    from vigil import lab
+
+    try:
+        getattr(lab, action)(names, progress=lambda m: err.print(f"[dim]{m}…[/]"))
+    except lab.LabError as exc:
+        _fail(f"lab {action}: {exc}")
+
+
+@lab_app.command("up")
+def lab_up(components: ComponentsArg = None) -> None:
+    """Start the lab (idempotent); waits until each component answers."""
+    _lab_call("up", components)
+    lab_status(components, json_out=False)
+
+
+@lab_app.command("down")
+def lab_down(components: ComponentsArg = None) -> None:
+    """Stop what `lab up` started, by the PIDs it recorded."""
+    _lab_call("down", components)
+
+
+@lab_app.command("status")
+def lab_status(components: ComponentsArg = None, json_out: JsonOpt = False) -> None:
+    """Is each lab component up? Exit 0 when all are, 2 otherwise."""
+    from vigil import lab
+
+    try:
+        health = lab.status(components)
+    except lab.LabError as exc:
+        _fail(str(exc))
+    if json_out:
+        sys.stdout.write(json.dumps([h.__dict__ for h in health]) + "\n")
+    else:
+        table = Table(title="vigil lab", title_justify="left")
+        for col in ("component", "state", "detail"):
+            table.add_column(col)
+        for h in health:
+            table.add_row(h.name, "[green]up[/]" if h.ok else "[red]down[/]", escape(h.detail))
+        out.print(table)
+    raise typer.Exit(0 if all(h.ok for h in health) else 2)
+
+
+@lab_app.command("line")
+def lab_line(line: Annotated[str, typer.Argument(help="primary or backup")],
+             state: Annotated[str, typer.Argument(help="cut or restore")]) -> None:
+    """Cut or restore one of the site router's lines (fault injection)."""
+    from vigil import lab
+
+    if state not in ("cut", "restore"):
+        raise typer.BadParameter("must be cut or restore", param_hint="STATE")
+    try:
+        lab.component("net").set_line(line, up=state == "restore")  # type: ignore[attr-defined]
+    except lab.LabError as exc:
+        _fail(str(exc))
 
 
 @app.command()

@@ -1,0 +1,122 @@
+"""A PostgreSQL primary/standby pair with streaming replication on 127.0.0.1 (P4.3.2).
+
+Two private clusters under the lab folder, never the machine's default one.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+
+from vigil.lab.base import Component, Health
+from vigil.lab.procs import LabError, alive, port_open, read_pid, run, stop, wait_for
+
+PRIMARY_PORT = 5433
+STANDBY_PORT = 5434
+SLOT = "vigil_standby"
+
+
+def pg_bin() -> Path:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(p.parent.parent.name))
+    if not versions:
+        raise LabError("PostgreSQL server is not installed (run lab/install-packages.sh)")
+    return versions[-1].parent
+
+
+class PostgresPair(Component):
+    name = "pg"
+
+    def node_dir(self, node: str) -> Path:
+        return self.dir / node
+
+    @property
+    def sockets(self) -> Path:
+        return self.dir / "run"
+
+    def up(self) -> None:
+        self.sockets.mkdir(exist_ok=True)
+        shutil.chown(self.dir, "postgres", "postgres")
+        shutil.chown(self.sockets, "postgres", "postgres")
+        if not (self.node_dir("primary") / "PG_VERSION").exists():
+            self._init_primary()
+        self._start("primary", PRIMARY_PORT)
+        if not (self.node_dir("standby") / "PG_VERSION").exists():
+            self._clone_standby()
+        self._start("standby", STANDBY_PORT)
+        wait_for(self._streaming, "standby streaming from primary", timeout=30)
+
+    def _init_primary(self) -> None:
+        data = self.node_dir("primary")
+        run([str(pg_bin() / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--locale=C.UTF-8"], user="postgres")
+        conf = data / "postgresql.conf"
+        conf.write_text(conf.read_text() + "\n".join([
+            "", "# vigil lab",
+            "listen_addresses = '127.0.0.1'",
+            f"port = {PRIMARY_PORT}",
+            f"unix_socket_directories = '{self.sockets}'",
+            "wal_level = replica", "max_wal_senders = 10", "max_replication_slots = 10",
+            "hot_standby = on", "wal_keep_size = 64MB", "fsync = on", ""]))
+        (data / "pg_hba.conf").write_text(
+            "local all all trust\n"
+            "host all all 127.0.0.1/32 trust\n"
+            "host replication all 127.0.0.1/32 trust\n")
+
+    def _clone_standby(self) -> None:
+        data = self.node_dir("standby")
+        if data.exists():
+            shutil.rmtree(data)
+        self._psql(PRIMARY_PORT, f"SELECT pg_create_physical_replication_slot('{SLOT}') "
+                   f"WHERE NOT EXISTS (SELECT 1 FROM pg_replication_slots "
+                   f"WHERE slot_name = '{SLOT}')")
+        run([str(pg_bin() / "pg_basebackup"), "-h", "127.0.0.1", "-p", str(PRIMARY_PORT),
+             "-U", "postgres", "-D", str(data), "-R", "-X", "stream", "-S", SLOT],
+            user="postgres", timeout=300)
+        with (data / "postgresql.conf").open("a") as fh:
+            fh.write(f"\nport = {STANDBY_PORT}\n")
+
+    def _start(self, node: str, port: int) -> None:
+        if self._pid(node) and port_open("127.0.0.1", port):
+            return
+        data = self.node_dir(node)
+        run([str(pg_bin() / "pg_ctl"), "-D", str(data), "-l", str(self.dir / f"{node}.log"),
+             "-w", "-t", "60", "start"], user="postgres", timeout=90)
+
+    def _pid(self, node: str) -> int | None:
+        pid = read_pid(self.node_dir(node) / "postmaster.pid")
+        return pid if alive(pid) else None
+
+    def _psql(self, port: int, sql: str) -> str:
+        out = run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-AtXq",
+                   "-c", sql], user="postgres")
+        return out.stdout.strip()
+
+    def _streaming(self) -> bool:
+        try:
+            return self._psql(PRIMARY_PORT, "SELECT count(*) FROM pg_stat_replication "
+                              "WHERE state = 'streaming'") not in ("", "0")
+        except LabError:
+            return False
+
+    def stop_node(self, node: str) -> None:
+        """Fast shutdown of one node by its postmaster PID (used by fault drills too)."""
+        stop(self._pid(node), "postgres", sig=signal.SIGINT, timeout=60)
+
+    def down(self) -> None:
+        for node in ("standby", "primary"):
+            self.stop_node(node)
+
+    def status(self) -> list[Health]:
+        out = []
+        for node, port in (("primary", PRIMARY_PORT), ("standby", STANDBY_PORT)):
+            pid = self._pid(node)
+            listening = port_open("127.0.0.1", port)
+            ok = bool(pid) and listening
+            out.append(Health(f"postgresql-{node}", ok,
+                              f"127.0.0.1:{port} pid {pid}" if ok else "stopped"))
+        if out[0].ok:
+            out.append(Health("replication", self._streaming(),
+                              "standby streaming" if self._streaming() else "not streaming"))
+        return out
