@@ -52,7 +52,8 @@ StoreOpt = Annotated[str | None, typer.Option(
     "--store", help="Event store URL or SQLite path (default: $VIGIL_STORE, else "
     "~/.local/state/vigil/vigil.db).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
-LangOpt = Annotated[str | None, typer.Option("--lang", help="zh (default) or en; also $VIGIL_LANG.")]
+LangOpt = Annotated[str | None, typer.Option(
+    "--lang", help="zh (default) or en; also $VIGIL_LANG.")]
 VaultOpt = Annotated[Path | None, typer.Option(
     "--vault-password-file", help="ansible-vault password file (or $ANSIBLE_VAULT_PASSWORD_FILE).")]
 

@@ -42,11 +42,13 @@ _CATALOGUE: dict[str, tuple[str, str]] = {
     "check.none": ("没有匹配的检查项：{limit}", "no check matches {limit}"),
     "check.progress": ("正在检查", "Checking"),
     "inventory.error": ("清单错误", "inventory error"),
-    "inventory.ok": ("清单有效：{hosts} 台主机，{systems} 个系统，{checks} 项检查，{contacts} 位联系人",
+    "inventory.ok": ("清单有效：{hosts} 台主机，{systems} 个系统，{checks} 项检查，"
+                     "{contacts} 位联系人",
                      "inventory valid: {hosts} hosts, {systems} systems, {checks} checks, "
                      "{contacts} contacts"),
     "store.error": ("事件库错误", "store error"),
-    "verify.ok": ("事件链完整：{n} 条事件，哈希链校验通过", "event chain intact: {n} events verified"),
+    "verify.ok": ("事件链完整：{n} 条事件，哈希链校验通过",
+                  "event chain intact: {n} events verified"),
     "verify.bad": ("事件链被破坏：{reason}", "event chain broken: {reason}"),
     "events.none": ("没有事件", "no events"),
 }

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
-from typing import TypeVar
 
 from checks.base import CheckSpec
 from checks.registry import probe_for
@@ -122,7 +121,7 @@ def _first_broken_yaml(root: Path) -> tuple[str, str] | None:
 
 
 def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, Any]]]) -> Inventory:
-    first_host, (_, first_vars) = next(iter(raw_hosts.items()))
+    _first_host, (_, first_vars) = next(iter(raw_hosts.items()))
     site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts"))
     site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), site_raw, root,
                           where="group 'all'")
@@ -259,7 +258,6 @@ def _validate(model: type[M], data: dict[str, Any], raw: dict[str, Any], root: P
         more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
         _fail(raw, tuple(err["loc"]), root, where,
               _pydantic_message(err) + (more if len(errors) > 1 else ""))
-    raise AssertionError("unreachable")
 
 
 def _pydantic_message(err: Any) -> str:
@@ -276,7 +274,7 @@ def _pydantic_message(err: Any) -> str:
     return msg
 
 
-def _fail(raw: Any, loc: tuple[Any, ...], root: Path, where: str, message: str) -> Any:
+def _fail(raw: Any, loc: tuple[Any, ...], root: Path, where: str, message: str) -> NoReturn:
     node, file = raw, None
     for part in loc:
         file = _origin(node) or file

@@ -41,9 +41,10 @@ class Secret:
     def parse(cls, raw: Any) -> Secret:
         if isinstance(raw, Secret):
             return raw
-        vaulted = "Encrypted" in type(raw).__name__
-        if vaulted:
+        if "Encrypted" in type(raw).__name__:  # still ciphertext: decrypt on reveal()
             return cls(value=raw, origin="vault")
+        if _was_vaulted(raw):  # templated from a vault value: already plaintext
+            return cls(value=str(raw), origin="vault")
         text = str(raw)
         if text.startswith(ENV_PREFIX):
             name = text[len(ENV_PREFIX) :].strip()
@@ -82,6 +83,14 @@ class Secret:
                                      handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         return core_schema.no_info_plain_validator_function(
             cls.parse, serialization=core_schema.plain_serializer_function_ser_schema(repr))
+
+
+def _was_vaulted(value: Any) -> bool:
+    try:  # ansible-core >= 2.19 tags values that came out of a vault
+        from ansible._internal._datatag._tags import SourceWasEncrypted, VaultedValue
+    except ImportError:
+        return False
+    return VaultedValue.is_tagged_on(value) or SourceWasEncrypted.is_tagged_on(value)
 
 
 def _remember(value: str) -> str:

@@ -109,7 +109,8 @@ class Tx:
         row = conn.execute(
             select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == 1)
             .with_for_update()).first()
-        self._seq, self._hash = (row.seq, row.hash) if row else (0, GENESIS)
+        self._seq: int = row.seq if row else 0
+        self._hash: str = row.hash if row else GENESIS
         self._had_head = row is not None
         self.appended: list[Event] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 from pathlib import Path
@@ -23,7 +24,7 @@ def filled(store_path: Path) -> Store:
 def test_chain_verifies_and_links(filled: Store) -> None:
     events = filled.events()
     assert [e.seq for e in events] == [1, 2, 3, 4, 5]
-    assert all(b.prev_hash == a.hash for a, b in zip(events, events[1:], strict=False))
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(events))
     assert filled.verify().ok and filled.verify().count == 5
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from vigil.lab.base import Component, Health
@@ -45,10 +46,8 @@ class RabbitMQ(Component):
     def down(self) -> None:
         pid = self._pid()
         if pid:
-            try:
+            with contextlib.suppress(LabError):
                 run(["rabbitmqctl", "stop"], env=self.env, timeout=60)
-            except LabError:
-                pass
             stop(pid, "beam", timeout=30)
         marker = self.dir / "epmd-was-running"
         if marker.exists() and marker.read_text() == "no":

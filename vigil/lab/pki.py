@@ -6,6 +6,7 @@ revoked one, a CRL, and the responder that answers for both.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from vigil.lab.base import Component, Health
@@ -110,9 +111,12 @@ class Pki(Component):
             full = ["sh", "-c", f'cd "{self.dir}" && exec "$@"', "sh", *cmd]
             pid = spawn(full, self.path(f"{service}.log"))
             self.path(f"{service}.pid").write_text(f"{pid}\n")
-            ready = self.ocsp_answers if service == "ocsp" else (
-                lambda p=port: port_open("127.0.0.1", p))
-            wait_for(ready, f"{service} on {port}", 20)
+            wait_for(self._answering(service, port), f"{service} on {port}", 20)
+
+    def _answering(self, service: str, port: int) -> Callable[[], bool]:
+        if service == "ocsp":
+            return self.ocsp_answers
+        return lambda: port_open("127.0.0.1", port)
 
     def ocsp_answers(self) -> bool:
         """Ask a real OCSP question. (A bare TCP connect sends OpenSSL 3.0's responder into
@@ -130,8 +134,6 @@ class Pki(Component):
     def status(self) -> list[Health]:
         out = []
         for service, (port, _) in self._services().items():
-            answering = self.ocsp_answers if service == "ocsp" else (
-                lambda p=port: port_open("127.0.0.1", p))
-            ok = bool(self._pid(service)) and answering()
+            ok = bool(self._pid(service)) and self._answering(service, port)()
             out.append(Health(service, ok, f"127.0.0.1:{port}" if ok else "stopped"))
         return out

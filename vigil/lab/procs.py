@@ -7,7 +7,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
@@ -75,7 +75,8 @@ def stop(pid: int | None, expect: str, *, sig: int = signal.SIGTERM, timeout: fl
     return True
 
 
-def wait_for(predicate, what: str, timeout: float = 60, interval: float = 0.25) -> None:  # type: ignore[no-untyped-def]
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60,
+             interval: float = 0.25) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():

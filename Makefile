@@ -1,0 +1,35 @@
+# The two commands of the README:
+#   make demo   set up Vigil and run `vigil check` on the embedded demo inventory
+#   make test   install the lab's packages, start the lab, run every test, stop the lab
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint lab-up lab-down clean
+
+$(BIN)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+demo: $(BIN)/.installed
+	@$(BIN)/vigil check; code=$$?; \
+	echo "vigil check exited $$code (0 ok, 1 warning, 2 critical, 3 unknown or error)"; \
+	test $$code -lt 3
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+lab-up: $(BIN)/.installed
+	lab/install-packages.sh
+	$(BIN)/vigil lab up
+
+lab-down: $(BIN)/.installed
+	$(BIN)/vigil lab down
+
+test: lab-up lint
+	VIGIL_REQUIRE_LAB=1 $(BIN)/pytest; code=$$?; $(BIN)/vigil lab down; exit $$code
+
+clean: lab-down
+	rm -rf .lab $(VENV)

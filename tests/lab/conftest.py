@@ -1,0 +1,30 @@
+"""Lab tests run against the real components `vigil lab up` starts.
+
+When the lab is down they skip with a reason, except under VIGIL_REQUIRE_LAB=1 (set by
+`make test` and CI), where a missing lab is a failure, never a silent skip.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from vigil import lab
+
+
+@pytest.fixture(scope="session")
+def lab_up() -> None:
+    down = [h for h in lab.status() if not h.ok]
+    if down:
+        names = ", ".join(f"{h.name} ({h.detail})" for h in down)
+        if os.environ.get("VIGIL_REQUIRE_LAB") == "1":
+            pytest.fail(f"lab components down: {names}")
+        pytest.skip(f"lab not up (vigil lab up): {names}")
+
+
+@pytest.fixture
+def restore_lab(lab_up: None):  # type: ignore[no-untyped-def]
+    """Whatever a fault-injection test breaks, bring the lab back after it."""
+    yield
+    lab.up(progress=lambda _m: None)

@@ -1,0 +1,63 @@
+"""`vigil check` on the real lab: every component reachable; a stopped one shows."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import VigilRunner
+from vigil import lab
+
+pytestmark = pytest.mark.lab
+
+
+def _results(vigil: VigilRunner, *args: str) -> tuple[int, dict[str, dict]]:
+    run = vigil("check", "--inventory", "inventory/lab", "--json", *args)
+    assert "Traceback" not in run.err
+    return run.code, {r["check"]: r for r in json.loads(run.out)}
+
+
+@pytest.mark.usefixtures("lab_up")
+def test_every_lab_component_is_reachable(vigil: VigilRunner) -> None:
+    code, results = _results(vigil)
+    expected = {"payment-db.primary-port", "payment-db.standby-port", "mq-broker.amqp",
+                "mq-broker.management", "ups.upsd", "ca-seal.tls", "voucher-library.ssh",
+                "finance-router.ssh", "monitoring-server.host"}
+    assert expected <= set(results)
+    not_ok = {k: r["message"] for k, r in results.items() if r["status"] != "ok"}
+    assert not not_ok and code == 0
+
+
+@pytest.mark.usefixtures("restore_lab")
+def test_stopping_the_standby_turns_its_check_critical_and_is_recorded(
+        vigil: VigilRunner) -> None:
+    code, _ = _results(vigil)
+    assert code == 0
+    lab.component("pg").stop_node("standby")  # type: ignore[attr-defined]
+
+    code, results = _results(vigil)
+    standby = results["payment-db.standby-port"]
+    assert standby["status"] == "critical" and standby["fault_class"] == "database"
+    assert "refused" in standby["message"].lower()
+    assert results["payment-db.primary-port"]["status"] == "ok"
+    assert code == 2  # Nagios: critical
+
+    events = json.loads(vigil("events", "list", "--json", "--kind", "result").out)
+    transitions = [(e["data"]["previous"], e["data"]["status"]) for e in events
+                   if e["data"]["check"] == "payment-db.standby-port"]
+    assert transitions == [(None, "ok"), ("ok", "critical")]
+    assert vigil("events", "verify").code == 0
+
+
+@pytest.mark.usefixtures("restore_lab")
+def test_cutting_the_ssh_host_network_is_a_result_not_a_crash(vigil: VigilRunner) -> None:
+    from vigil.lab.net import ip
+
+    ip("link", "set", "mgmt0", "down", netns="vgl-app1")
+    try:
+        code, results = _results(vigil, "--limit", "voucher-library")
+    finally:
+        ip("link", "set", "mgmt0", "up", netns="vgl-app1")
+    (only,) = results.values()
+    assert only["status"] in ("critical", "unknown") and code in (2, 3)
