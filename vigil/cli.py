@@ -7,6 +7,7 @@ check: 0 ok, 1 warning, 2 critical, 3 unknown, and 3 for an inventory, store or 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections import Counter
 from pathlib import Path
@@ -40,8 +41,10 @@ lab_app = typer.Typer(no_args_is_help=True,
                       help="The local lab of real components (needs root; see lab/).")
 app.add_typer(lab_app, name="lab")
 
-out = Console()
-err = Console(stderr=True)
+# Piped output (a file, a pager, CI logs) gets wide tables instead of rich's 80 columns.
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+out = Console(width=_WIDTH)
+err = Console(stderr=True, width=_WIDTH)
 
 _STYLE = {Status.OK: "green", Status.WARNING: "yellow", Status.CRITICAL: "bold red",
           Status.UNKNOWN: "magenta"}
