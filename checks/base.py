@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from checks.result import Metric, Result, Status
+from checks.ssh import SshTarget
 from vigil.domain import FaultClass
 
 
@@ -29,6 +30,7 @@ class CheckSpec(BaseModel):
     fault_class: FaultClass
     host: str  # the inventory host the system lives on
     address: str  # where to reach it: ansible_host, else the host name
+    ssh: SshTarget | None = None  # how to run commands there, if not local
     params: Any = None  # the probe's validated ProbeParams
     interval_s: float = Field(default=60.0, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)

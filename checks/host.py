@@ -1,13 +1,21 @@
-"""host (infrastructure, P4.3.1): CPU, load, memory, each mount's disk, named processes."""
+"""host (infrastructure, P4.3.1): CPU, load, memory, each mount's disk, named processes,
+clock offset and uptime — locally via psutil, or over SSH on a remote host.
+
+A drifting clock matters here: signature verification of vouchers fails when the
+clocks of the signing and verifying parties disagree.
+"""
 
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass, field
 from typing import Literal
 
 import psutil
 from pydantic import Field
 
+from checks import ssh
 from checks.base import CheckSpec, Probe, ProbeParams, threshold
 from checks.result import Metric, Result, Status, worst
 
@@ -16,7 +24,7 @@ _SKIP_FSTYPES = {"squashfs", "tmpfs", "devtmpfs", "overlay", "proc", "sysfs", "n
 
 
 class HostParams(ProbeParams):
-    mode: Literal["local"] = "local"
+    mode: Literal["auto", "local", "ssh"] = "auto"  # auto: SSH unless the host is local
     cpu_warning: float = Field(85, ge=0, le=100)
     cpu_critical: float = Field(95, ge=0, le=100)
     load_warning: float = Field(2.0, gt=0, description="1-minute load per core")
@@ -27,6 +35,22 @@ class HostParams(ProbeParams):
     disk_critical: float = Field(95, ge=0, le=100)
     mounts: list[str] | None = None  # None: every real mount
     processes: list[str] = []  # names that must be running
+    clock_warning_s: float = Field(1.0, gt=0)
+    clock_critical_s: float = Field(5.0, gt=0)
+    reboot_window_s: float = Field(900, ge=0, description="uptime below this: rebooted")
+
+
+@dataclass
+class Facts:
+    cpu_percent: float
+    load1: float
+    cores: int
+    memory_percent: float
+    disks: dict[str, float]  # mount -> percent used
+    processes: set[str]
+    uptime_s: float
+    clock_offset_s: float = 0.0
+    problems: list[str] = field(default_factory=list)
 
 
 class HostProbe(Probe):
@@ -35,69 +59,147 @@ class HostProbe(Probe):
 
     def run(self, check: CheckSpec) -> Result:
         p: HostParams = check.params
-        metrics: dict[str, Metric] = {}
-        findings: list[tuple[Status, str]] = []
-
-        cpu = psutil.cpu_percent(interval=0.2)
-        metrics["cpu_percent"] = cpu
-        findings.append((threshold(cpu, p.cpu_warning, p.cpu_critical), f"CPU {cpu:.0f}%"))
-
-        cores = os.cpu_count() or 1
-        load1 = os.getloadavg()[0] / cores
-        metrics["load1_per_core"] = round(load1, 2)
-        findings.append((threshold(load1, p.load_warning, p.load_critical),
-                         f"load {load1:.2f}/core"))
-
-        mem = psutil.virtual_memory().percent
-        metrics["memory_percent"] = mem
-        findings.append((threshold(mem, p.memory_warning, p.memory_critical), f"memory {mem:.0f}%"))
-
-        for mount, status, text, used in self._disks(p):
-            metrics[f"disk_percent:{mount}"] = used
-            findings.append((status, text))
-
-        if p.processes:
-            running = _process_names()
-            for name in p.processes:
-                present = name in running
-                metrics[f"process:{name}"] = present
-                if not present:
-                    findings.append((Status.CRITICAL, f"process {name} not running"))
-
-        metrics["uptime_s"] = int(psutil.time.time() - psutil.boot_time())
-        status = worst([s for s, _ in findings])
-        bad = [text for s, text in findings if s is not Status.OK]
-        summary = "; ".join(bad) if bad else ", ".join(text for _, text in findings[:3])
-        return check.result(status, summary, target=check.address, **metrics)
-
-    def _disks(self, p: HostParams) -> list[tuple[str, Status, str, float]]:
-        if p.mounts is not None:
-            mounts = p.mounts
-        else:
-            by_device: dict[str, str] = {}  # one mount per device: bind mounts repeat it
-            for part in psutil.disk_partitions(all=False):
-                if part.fstype not in _SKIP_FSTYPES:
-                    by_device.setdefault(part.device, part.mountpoint)
-            mounts = sorted(by_device.values())
-        out = []
-        for mount in mounts:
+        remote = p.mode == "ssh" or (p.mode == "auto" and check.ssh is not None)
+        if remote:
+            if check.ssh is None:
+                return check.result(Status.UNKNOWN, "mode ssh but the host has no SSH settings")
             try:
-                used = psutil.disk_usage(mount).percent
-            except OSError as exc:
-                out.append((mount, Status.CRITICAL, f"disk {mount}: {exc.strerror}", -1.0))
-                continue
-            out.append((mount, threshold(used, p.disk_warning, p.disk_critical),
-                        f"disk {mount} {used:.0f}%", used))
-        return out
+                facts = remote_facts(check.ssh, p, check.timeout_s)
+            except ssh.SshFailure as exc:
+                return check.result(Status.CRITICAL, exc.message, reachable=False,
+                                    host_key_ok=not exc.host_key)
+        else:
+            facts = local_facts(p)
+        return evaluate(check, p, facts)
 
 
-def _process_names() -> set[str]:
+def evaluate(check: CheckSpec, p: HostParams, f: Facts) -> Result:
+    metrics: dict[str, Metric] = {"reachable": True}
+    findings: list[tuple[Status, str]] = []
+
+    metrics["cpu_percent"] = round(f.cpu_percent, 1)
+    findings.append((threshold(f.cpu_percent, p.cpu_warning, p.cpu_critical),
+                     f"CPU {f.cpu_percent:.0f}%"))
+    per_core = f.load1 / max(1, f.cores)
+    metrics["load1_per_core"] = round(per_core, 2)
+    findings.append((threshold(per_core, p.load_warning, p.load_critical),
+                     f"load {per_core:.2f}/core"))
+    metrics["memory_percent"] = round(f.memory_percent, 1)
+    findings.append((threshold(f.memory_percent, p.memory_warning, p.memory_critical),
+                     f"memory {f.memory_percent:.0f}%"))
+    wanted = p.mounts if p.mounts is not None else sorted(f.disks)
+    for mount in wanted:
+        used = f.disks.get(mount)
+        if used is None:
+            findings.append((Status.CRITICAL, f"disk {mount} not mounted"))
+            continue
+        metrics[f"disk_percent:{mount}"] = used
+        findings.append((threshold(used, p.disk_warning, p.disk_critical),
+                         f"disk {mount} {used:.0f}%"))
+    for name in p.processes:
+        present = name in f.processes
+        metrics[f"process:{name}"] = present
+        if not present:
+            findings.append((Status.CRITICAL, f"process {name} not running"))
+    metrics["clock_offset_s"] = round(f.clock_offset_s, 3)
+    drift = abs(f.clock_offset_s)
+    if drift >= p.clock_warning_s:
+        findings.append((threshold(drift, p.clock_warning_s, p.clock_critical_s),
+                         f"clock off by {f.clock_offset_s:+.1f}s (signatures may fail)"))
+    metrics["uptime_s"] = int(f.uptime_s)
+    if f.uptime_s < p.reboot_window_s:
+        findings.append((Status.WARNING, f"rebooted {f.uptime_s / 60:.0f} min ago"))
+    findings.extend((Status.UNKNOWN, text) for text in f.problems)
+
+    status = worst([s for s, _ in findings])
+    bad = [text for s, text in findings if s is not Status.OK]
+    summary = "; ".join(bad) if bad else ", ".join(text for _, text in findings[:3])
+    return check.result(status, summary, **metrics)
+
+
+def local_facts(p: HostParams) -> Facts:
+    by_device: dict[str, str] = {}  # one mount per device: bind mounts repeat it
+    for part in psutil.disk_partitions(all=False):
+        if part.fstype not in _SKIP_FSTYPES:
+            by_device.setdefault(part.device, part.mountpoint)
+    disks: dict[str, float] = {}
+    for mount in set(by_device.values()) | set(p.mounts or []):
+        try:
+            disks[mount] = psutil.disk_usage(mount).percent
+        except OSError:
+            pass  # reported as "not mounted" when asked for
     names: set[str] = set()
-    for proc in psutil.process_iter(["name", "cmdline"]):
-        info = proc.info
-        if info.get("name"):
-            names.add(info["name"])
-        cmd = info.get("cmdline") or []
-        if cmd:
-            names.add(os.path.basename(cmd[0]))
-    return names
+    if p.processes:
+        for proc in psutil.process_iter(["name", "cmdline"]):
+            if proc.info.get("name"):
+                names.add(proc.info["name"])
+            if proc.info.get("cmdline"):
+                names.add(os.path.basename(proc.info["cmdline"][0]))
+    return Facts(cpu_percent=psutil.cpu_percent(interval=0.2), load1=os.getloadavg()[0],
+                 cores=os.cpu_count() or 1, memory_percent=psutil.virtual_memory().percent,
+                 disks=disks, processes=names, uptime_s=time.time() - psutil.boot_time())
+
+
+# One round trip gathers everything; sections are parsed by their @markers.
+_REMOTE = (
+    "echo @stat1; head -1 /proc/stat; sleep 0.2; echo @stat2; head -1 /proc/stat; "
+    "echo @loadavg; cat /proc/loadavg; echo @nproc; nproc; "
+    "echo @meminfo; grep -E '^(MemTotal|MemAvailable):' /proc/meminfo; "
+    "echo @df; df -P -B1 -x tmpfs -x devtmpfs -x overlay -x squashfs 2>/dev/null; "
+    "echo @procs; ps -eo comm=; echo @uptime; cat /proc/uptime"
+)
+
+
+def remote_facts(target: ssh.SshTarget, p: HostParams, timeout: float) -> Facts:
+    # The clock is read in a round trip of its own, so the midpoint estimate is tight.
+    before = time.time()
+    clock = ssh.run(target, "echo @time; date +%s.%N", timeout)
+    after = time.time()
+    out = ssh.run(target, _REMOTE, timeout)
+    return parse_remote(out.out + "\n" + clock.out, local_midpoint=(before + after) / 2)
+
+
+def parse_remote(text: str, local_midpoint: float) -> Facts:
+    sections: dict[str, list[str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("@"):
+            current = line[1:].strip()
+            sections[current] = []
+        elif current:
+            sections[current].append(line)
+    problems: list[str] = []
+
+    def first(name: str) -> str:
+        lines = sections.get(name) or [""]
+        return lines[0]
+
+    def cpu_ticks(name: str) -> tuple[int, int]:
+        fields = [int(x) for x in first(name).split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+
+    try:
+        (t1, i1), (t2, i2) = cpu_ticks("stat1"), cpu_ticks("stat2")
+        cpu = 100.0 * (1 - (i2 - i1) / (t2 - t1)) if t2 > t1 else 0.0
+    except (ValueError, IndexError):
+        cpu, problems = 0.0, [*problems, "CPU counters unreadable"]
+    mem = {line.split(":")[0]: int(line.split()[1]) for line in sections.get("meminfo", [])
+           if len(line.split()) >= 2}
+    memory = 100.0 * (1 - mem["MemAvailable"] / mem["MemTotal"]) if mem.get("MemTotal") else 0.0
+    disks: dict[str, float] = {}
+    for line in sections.get("df", [])[1:]:
+        cols = line.split()
+        if len(cols) >= 6 and cols[4].endswith("%"):
+            disks.setdefault(cols[5], float(cols[4].rstrip("%")))
+    try:
+        remote_time = float(first("time"))
+        offset = remote_time - local_midpoint
+    except ValueError:
+        offset, problems = 0.0, [*problems, "remote clock unreadable"]
+    return Facts(
+        cpu_percent=cpu, load1=float((first("loadavg").split() or ["0"])[0]),
+        cores=int(first("nproc") or 1), memory_percent=memory, disks=disks,
+        processes={line.strip() for line in sections.get("procs", []) if line.strip()},
+        uptime_s=float((first("uptime").split() or ["0"])[0]), clock_offset_s=offset,
+        problems=problems)

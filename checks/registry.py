@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from checks.backups import BackupsProbe
 from checks.base import Probe
+from checks.ca import CaProbe
+from checks.dbpair import DbPairProbe
 from checks.host import HostProbe
+from checks.links import LinksProbe
+from checks.power import PowerProbe
 from checks.tcp import TcpProbe
 
-PROBES: dict[str, Probe] = {p.kind: p for p in (HostProbe(), TcpProbe(), BackupsProbe())}
+PROBES: dict[str, Probe] = {p.kind: p for p in (
+    HostProbe(), TcpProbe(), BackupsProbe(), LinksProbe(), PowerProbe(), DbPairProbe(), CaProbe(),
+)}
 
 
 def known_kinds() -> list[str]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from checks.base import CheckSpec
 from checks.registry import probe_for
+from checks.ssh import SshTarget
 from vigil.model import Host, HostVars, Inventory, SiteVars, System
 
 M = TypeVar("M", bound=BaseModel)
@@ -136,13 +137,21 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
     checks: list[CheckSpec] = []
     declared: dict[str, tuple[str, dict[str, Any]]] = {}  # system id -> (host, raw vars)
     for name, (host, all_vars) in raw_hosts.items():
-        raw = _pick(all_vars, ("ansible_host", "vigil_party", "vigil_systems"))
+        raw = _pick(all_vars, ("ansible_host", "ansible_connection", "ansible_port",
+                               "ansible_user", "ansible_ssh_private_key_file",
+                               "ansible_password", "vigil_known_hosts", "vigil_party",
+                               "vigil_systems"))
         where = f"host {name!r}"
         hv = _validate(HostVars, _templated(loader, all_vars, raw), raw, root, where=where)
         if hv.vigil_party and hv.vigil_party not in parties:
             _fail(raw, ("vigil_party",), root, where, f"unknown party {hv.vigil_party!r}")
-        hosts[name] = Host(name=name, address=hv.ansible_host or name, party=hv.vigil_party,
-                           groups=tuple(g.name for g in host.get_groups()))
+        address = hv.ansible_host or name
+        ssh = None if hv.ansible_connection == "local" else SshTarget(
+            address=address, port=hv.ansible_port or 22, user=hv.ansible_user or "root",
+            key_file=hv.ansible_ssh_private_key_file, password=hv.ansible_password,
+            known_hosts=hv.vigil_known_hosts)
+        hosts[name] = Host(name=name, address=address, party=hv.vigil_party,
+                           groups=tuple(g.name for g in host.get_groups()), ssh=ssh)
         for i, s in enumerate(hv.vigil_systems):
             if s.id in declared:
                 _fail(raw, ("vigil_systems", i, "id"), root, where,
@@ -194,7 +203,7 @@ def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int]
         name, n = f"{system.id}.{check.kind}.{n}", n + 1
     return CheckSpec(name=name, kind=check.kind, system=system.id,
                      fault_class=system.fault_class, host=host.name, address=host.address,
-                     params=params, interval_s=check.interval, timeout_s=check.timeout)
+                     ssh=host.ssh, params=params, interval_s=check.interval, timeout_s=check.timeout)
 
 
 def _refuse_cycles(systems: dict[str, System], declared: dict[str, tuple[str, dict[str, Any]]],

@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from checks.base import CheckSpec
+from checks.ssh import SshTarget
 from checks.registry import known_kinds
 from vigil.domain import FaultClass, PartyKind, Role
 from vigil.secrets import SecretField
@@ -94,19 +95,28 @@ class SiteVars(BaseModel):
 
 
 class HostVars(BaseModel):
-    """Variables of one host."""
+    """Variables of one host (the ansible_* ones as Ansible itself reads them)."""
 
     model_config = ConfigDict(extra="ignore")
     ansible_host: str | None = None
+    ansible_connection: str | None = None
+    ansible_port: int | None = Field(None, ge=1, le=65535)
+    ansible_user: str | None = None
+    ansible_ssh_private_key_file: str | None = None
+    ansible_password: SecretField | None = None
+    vigil_known_hosts: str = "~/.ssh/known_hosts"
     vigil_party: str | None = None
     vigil_systems: list[SystemIn] = []
 
 
 class Host(Strict):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
     name: str
     address: str
     party: str | None
     groups: tuple[str, ...]
+    ssh: SshTarget | None = None  # None for ansible_connection=local
 
 
 class System(Strict):

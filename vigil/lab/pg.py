@@ -42,7 +42,12 @@ class PostgresPair(Component):
         if not (self.node_dir("primary") / "PG_VERSION").exists():
             self._init_primary()
         self._start("primary", PRIMARY_PORT)
-        if not (self.node_dir("standby") / "PG_VERSION").exists():
+        standby = self.node_dir("standby")
+        if (standby / "PG_VERSION").exists() and not (standby / "standby.signal").exists():
+            # A drill promoted it: the lab's shape is primary on 5433, standby on 5434.
+            self.stop_node("standby")
+            shutil.rmtree(standby)
+        if not (standby / "PG_VERSION").exists():
             self._clone_standby()
         self._start("standby", STANDBY_PORT)
         wait_for(self._streaming, "standby streaming from primary", timeout=30)
@@ -99,6 +104,10 @@ class PostgresPair(Component):
                               "WHERE state = 'streaming'") not in ("", "0")
         except LabError:
             return False
+
+    def promote_standby(self) -> None:
+        """Promote the standby while the primary runs: two primaries (fault injection)."""
+        self._psql(STANDBY_PORT, "SELECT pg_promote(wait => true)")
 
     def stop_node(self, node: str) -> None:
         """Fast shutdown of one node by its postmaster PID (used by fault drills too)."""

@@ -1,0 +1,173 @@
+"""dbpair (database, P4.3.2): a PostgreSQL hot-standby pair seen from both sides.
+
+Each node's role (pg_is_in_recovery), replication state and lag in bytes and seconds,
+slot health. Two primaries (split brain) is critical; a standby missing or not streaming
+is critical; a primary down is critical, with the standby's readiness for promotion in
+the metrics, because P4.3.2 says to start the standby at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from checks.base import CheckSpec, Probe, ProbeParams
+from checks.result import Metric, Result, Status, worst
+from vigil.secrets import SecretField, SecretMissing
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    address: str
+    port: int = Field(5432, ge=1, le=65535)
+
+
+class DbPairParams(ProbeParams):
+    nodes: list[Node] = Field(min_length=2, max_length=2)
+    dbname: str = "postgres"
+    user: str = "postgres"
+    password: SecretField | None = None
+    lag_bytes_warning: int = Field(16 * 1024 * 1024, ge=0)
+    lag_bytes_critical: int = Field(256 * 1024 * 1024, ge=0)
+    lag_seconds_warning: float = Field(60, ge=0)
+    lag_seconds_critical: float = Field(600, ge=0)
+
+
+@dataclass
+class NodeState:
+    name: str
+    up: bool
+    error: str = ""
+    in_recovery: bool | None = None
+    streaming: bool = False  # standby: its WAL receiver is streaming
+    receive_lsn: str | None = None
+    replay_lsn: str | None = None
+    replay_delay_s: float | None = None
+    replicas: list[dict[str, Any]] = field(default_factory=list)  # primary: pg_stat_replication
+    slots: list[dict[str, Any]] = field(default_factory=list)
+
+
+_PRIMARY_SQL = """
+SELECT application_name, client_addr::text, state,
+       pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS lag_bytes,
+       extract(epoch FROM replay_lag)::float AS lag_seconds
+FROM pg_stat_replication"""
+_SLOTS_SQL = "SELECT slot_name, active, wal_status FROM pg_replication_slots"
+_STANDBY_SQL = """
+SELECT (SELECT status FROM pg_stat_wal_receiver) AS receiver,
+       pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
+       CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+            ELSE extract(epoch FROM now() - pg_last_xact_replay_timestamp()) END::float"""
+
+
+def inspect(node: Node, p: DbPairParams, timeout: float) -> NodeState:
+    import psycopg
+
+    try:
+        password = p.password.reveal() if p.password else None
+    except SecretMissing as exc:
+        return NodeState(node.name, up=False, error=str(exc))
+    try:
+        with psycopg.connect(host=node.address, port=node.port, dbname=p.dbname, user=p.user,
+                             password=password, connect_timeout=max(1, int(timeout)),
+                             autocommit=True, application_name="vigil") as conn:
+            conn.execute(f"SET statement_timeout = {int(timeout * 1000)}")
+            in_recovery = bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])  # type: ignore[index]
+            state = NodeState(node.name, up=True, in_recovery=in_recovery)
+            if in_recovery:
+                receiver, rec, rep, delay = conn.execute(_STANDBY_SQL).fetchone()  # type: ignore[misc]
+                state.streaming = receiver == "streaming"
+                state.receive_lsn, state.replay_lsn, state.replay_delay_s = rec, rep, delay
+            else:
+                cols = ("name", "client", "state", "lag_bytes", "lag_seconds")
+                state.replicas = [dict(zip(cols, r, strict=True))
+                                  for r in conn.execute(_PRIMARY_SQL).fetchall()]
+                state.slots = [dict(zip(("name", "active", "wal_status"), r, strict=True))
+                               for r in conn.execute(_SLOTS_SQL).fetchall()]
+            return state
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return NodeState(node.name, up=False, error=first)
+
+
+class DbPairProbe(Probe):
+    kind = "dbpair"
+    Params = DbPairParams
+
+    def run(self, check: CheckSpec) -> Result:
+        p: DbPairParams = check.params
+        states = [inspect(n, p, check.timeout_s) for n in p.nodes]
+        return self.evaluate(check, p, states)
+
+    def evaluate(self, check: CheckSpec, p: DbPairParams, states: list[NodeState]) -> Result:
+        target = ",".join(f"{n.address}:{n.port}" for n in p.nodes)
+        metrics: dict[str, Metric] = {}
+        for s in states:
+            metrics[f"up:{s.name}"] = s.up
+            metrics[f"role:{s.name}"] = (None if s.in_recovery is None
+                                         else "standby" if s.in_recovery else "primary")
+        primaries = [s for s in states if s.up and s.in_recovery is False]
+        standbys = [s for s in states if s.up and s.in_recovery is True]
+        down = [s for s in states if not s.up]
+        metrics["primaries"] = len(primaries)
+        findings: list[tuple[Status, str]] = []
+
+        if len(primaries) > 1:
+            findings.append((Status.CRITICAL, "split brain: two primaries ("
+                             + ", ".join(s.name for s in primaries)
+                             + ") — fence one before any write (P4.3.2)"))
+        elif not primaries:
+            ready = [s for s in standbys if s.replay_lsn]
+            metrics["standby_ready_for_promotion"] = bool(ready)
+            why = "; ".join(f"{s.name}: {s.error}" for s in down) or "no node is primary"
+            if ready:
+                findings.append((Status.CRITICAL, f"primary down ({why}); standby "
+                                 f"{ready[0].name} ready for promotion at replay "
+                                 f"{ready[0].replay_lsn}: start the standby at once (P4.3.2)"))
+            else:
+                findings.append((Status.CRITICAL, f"primary down ({why}) and no standby ready "
+                                 "for promotion: call the vendor (P4.3.2)"))
+        else:
+            primary = primaries[0]
+            for s in down:
+                findings.append((Status.CRITICAL, f"standby {s.name} down: {s.error} — the "
+                                 "pair has no hot standby (P4.3.2)"))
+            for s in standbys:
+                if not s.streaming:
+                    findings.append((Status.CRITICAL, f"standby {s.name} is not streaming "
+                                     "from the primary"))
+                metrics[f"replay_delay_s:{s.name}"] = s.replay_delay_s
+            streaming = [r for r in primary.replicas if r["state"] == "streaming"]
+            metrics["replicas_streaming"] = len(streaming)
+            if standbys and not streaming:
+                findings.append((Status.CRITICAL, f"primary {primary.name} sees no streaming "
+                                 "replica"))
+            for r in streaming:
+                lag_b = int(r["lag_bytes"] or 0)
+                lag_s = float(r["lag_seconds"] or 0.0)
+                metrics["lag_bytes"] = max(lag_b, int(metrics.get("lag_bytes") or 0))
+                metrics["lag_seconds"] = max(lag_s, float(metrics.get("lag_seconds") or 0))
+                if lag_b >= p.lag_bytes_critical or lag_s >= p.lag_seconds_critical:
+                    findings.append((Status.CRITICAL, f"replication lag {lag_b} bytes, "
+                                     f"{lag_s:.0f}s"))
+                elif lag_b >= p.lag_bytes_warning or lag_s >= p.lag_seconds_warning:
+                    findings.append((Status.WARNING, f"replication lag {lag_b} bytes, "
+                                     f"{lag_s:.0f}s"))
+            for slot in primary.slots:
+                if not slot["active"]:
+                    findings.append((Status.WARNING, f"replication slot {slot['name']} inactive "
+                                     "(WAL accumulates on the primary)"))
+                if slot["wal_status"] == "lost":
+                    findings.append((Status.CRITICAL, f"replication slot {slot['name']} lost "
+                                     "WAL: the standby must be rebuilt"))
+        status = worst([s for s, _ in findings])
+        if findings:
+            message = "; ".join(t for _, t in findings)
+        else:
+            message = (f"primary {primaries[0].name}, standby "
+                       f"{', '.join(s.name for s in standbys)} streaming, lag "
+                       f"{metrics.get('lag_bytes', 0)} bytes")
+        return check.result(status, message, target=target, **metrics)
