@@ -60,7 +60,7 @@ class BackupsProbe(Probe):
             status = Status.OK
             head = f"fresh backup in {len(good)} locations"
         message = "; ".join([head, *problems])
-        return check.result(status, message, target=",".join(p.locations), **metrics)
+        return check.result(status, message, target=",".join(p.locations), metrics=metrics)
 
 
 def _inspect(folder: Path, p: BackupsParams) -> tuple[str | None, float | None]:

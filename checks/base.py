@@ -36,7 +36,7 @@ class CheckSpec(BaseModel):
     timeout_s: float = Field(default=10.0, gt=0)
 
     def result(self, status: Status, message: str, target: str | None = None,
-               **metrics: Metric) -> Result:
+               metrics: dict[str, Metric] | None = None, **more: Metric) -> Result:
         return Result(
             check=self.name,
             kind=self.kind,
@@ -45,7 +45,7 @@ class CheckSpec(BaseModel):
             fault_class=self.fault_class,
             status=status,
             message=message,
-            metrics=metrics,
+            metrics={**(metrics or {}), **more},
         )
 
 

@@ -170,4 +170,4 @@ class DbPairProbe(Probe):
             message = (f"primary {primaries[0].name}, standby "
                        f"{', '.join(s.name for s in standbys)} streaming, lag "
                        f"{metrics.get('lag_bytes', 0)} bytes")
-        return check.result(status, message, target=target, **metrics)
+        return check.result(status, message, target=target, metrics=metrics)

@@ -7,6 +7,7 @@ clocks of the signing and verifying parties disagree.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ def evaluate(check: CheckSpec, p: HostParams, f: Facts) -> Result:
     status = worst([s for s, _ in findings])
     bad = [text for s, text in findings if s is not Status.OK]
     summary = "; ".join(bad) if bad else ", ".join(text for _, text in findings[:3])
-    return check.result(status, summary, **metrics)
+    return check.result(status, summary, metrics=metrics)
 
 
 def local_facts(p: HostParams) -> Facts:
@@ -124,10 +125,8 @@ def local_facts(p: HostParams) -> Facts:
             by_device.setdefault(part.device, part.mountpoint)
     disks: dict[str, float] = {}
     for mount in set(by_device.values()) | set(p.mounts or []):
-        try:
+        with contextlib.suppress(OSError):  # reported as "not mounted" when asked for
             disks[mount] = psutil.disk_usage(mount).percent
-        except OSError:
-            pass  # reported as "not mounted" when asked for
     names: set[str] = set()
     if p.processes:
         for proc in psutil.process_iter(["name", "cmdline"]):

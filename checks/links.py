@@ -76,7 +76,8 @@ class LinksProbe(Probe):
             metrics[f"loss_percent:{ln.name}"] = round(loss, 1)
             metrics[f"rtt_ms:{ln.name}"] = float(rtt.group(1)) if rtt else None
             up[ln.name] = got > 0
-            if got and (loss >= p.loss_warning or (rtt and float(rtt.group(1)) >= p.rtt_warning_ms)):
+            slow = rtt is not None and float(rtt.group(1)) >= p.rtt_warning_ms
+            if got and (loss >= p.loss_warning or slow):
                 findings.append((Status.WARNING, f"{ln.name} line degraded ({loss:.0f}% loss)"))
         route = sections.get("route", "")
         active = next((ln.name for ln in p.lines if f" dev {ln.interface} " in f" {route} "),
@@ -107,7 +108,7 @@ class LinksProbe(Probe):
         status = worst([s for s, _ in findings])
         message = "; ".join(t for _, t in findings) or (
             "lines " + ", ".join(f"{n} up" for n in up) + f"; traffic on {active}")
-        return check.result(status, message, **metrics)
+        return check.result(status, message, metrics=metrics)
 
 
 def _sections(out: str) -> dict[str, str]:

@@ -112,4 +112,4 @@ class PowerProbe(Probe):
         detail = [f"charge {charge:.0f}%" if charge is not None else None,
                   f"runtime {runtime / 60:.0f} min" if runtime is not None else None]
         message = "; ".join([head, *notes, ", ".join(d for d in detail if d)])
-        return check.result(status, message, target=target, **metrics)
+        return check.result(status, message, target=target, metrics=metrics)

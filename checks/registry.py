@@ -8,11 +8,13 @@ from checks.ca import CaProbe
 from checks.dbpair import DbPairProbe
 from checks.host import HostProbe
 from checks.links import LinksProbe
+from checks.mq import MqProbe
 from checks.power import PowerProbe
 from checks.tcp import TcpProbe
 
 PROBES: dict[str, Probe] = {p.kind: p for p in (
     HostProbe(), TcpProbe(), BackupsProbe(), LinksProbe(), PowerProbe(), DbPairProbe(), CaProbe(),
+    MqProbe(),
 )}
 
 

@@ -203,7 +203,8 @@ def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int]
         name, n = f"{system.id}.{check.kind}.{n}", n + 1
     return CheckSpec(name=name, kind=check.kind, system=system.id,
                      fault_class=system.fault_class, host=host.name, address=host.address,
-                     ssh=host.ssh, params=params, interval_s=check.interval, timeout_s=check.timeout)
+                     ssh=host.ssh, params=params, interval_s=check.interval,
+                     timeout_s=check.timeout)
 
 
 def _refuse_cycles(systems: dict[str, System], declared: dict[str, tuple[str, dict[str, Any]]],

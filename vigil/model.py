@@ -12,8 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from checks.base import CheckSpec
-from checks.ssh import SshTarget
 from checks.registry import known_kinds
+from checks.ssh import SshTarget
 from vigil.domain import FaultClass, PartyKind, Role
 from vigil.secrets import SecretField
 

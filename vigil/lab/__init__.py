@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vigil.lab.base import Component, Health, lab_dir
+from vigil.lab.consumers import Consumers
 from vigil.lab.mq import RabbitMQ
 from vigil.lab.net import LabNetwork
 from vigil.lab.nut import NutServer
@@ -17,7 +18,8 @@ from vigil.lab.pki import Pki
 from vigil.lab.procs import LabError
 
 COMPONENTS: dict[str, type[Component]] = {
-    "pg": PostgresPair, "rabbitmq": RabbitMQ, "nut": NutServer, "pki": Pki, "net": LabNetwork,
+    "pg": PostgresPair, "rabbitmq": RabbitMQ, "consumers": Consumers, "nut": NutServer,
+    "pki": Pki, "net": LabNetwork,
 }
 
 __all__ = ["COMPONENTS", "Health", "LabError", "component", "down", "status", "up"]

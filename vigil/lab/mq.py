@@ -6,6 +6,7 @@ import contextlib
 from pathlib import Path
 
 from vigil.lab.base import Component, Health
+from vigil.lab.exchange import PARTY_USERS, VHOST, password
 from vigil.lab.procs import LabError, alive, port_open, read_pid, run, stop, wait_for
 
 AMQP_PORT = 5672
@@ -29,7 +30,9 @@ class RabbitMQ(Component):
         (self.dir / "rabbitmq.conf").write_text(
             f"listeners.tcp.default = 127.0.0.1:{AMQP_PORT}\n"
             f"management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {MGMT_PORT}\n"
-            "loopback_users.guest = true\n")
+            "loopback_users.guest = true\n"
+            # Rates every second instead of every five, so jam tests need not wait long.
+            "collect_statistics_interval = 1000\n")
         (self.dir / "epmd-was-running").write_text(
             "yes" if port_open("127.0.0.1", 4369) else "no")
         run(["rabbitmq-plugins", "enable", "--offline", "rabbitmq_management"], env=self.env)
@@ -38,6 +41,16 @@ class RabbitMQ(Component):
         run(["rabbitmqctl", "wait", "--timeout", "90", str(PID_FILE)], env=self.env,
             timeout=120)
         wait_for(lambda: port_open("127.0.0.1", MGMT_PORT), "rabbitmq management API", 60)
+        self._treasury()
+
+    def _treasury(self) -> None:
+        """The vhost and one user per party that exchange vouchers over it."""
+        ctl = ["rabbitmqctl", "-q"]
+        run([*ctl, "add_vhost", VHOST], env=self.env, check=False)
+        run([*ctl, "set_permissions", "-p", VHOST, "guest", ".*", ".*", ".*"], env=self.env)
+        for user in PARTY_USERS.values():
+            run([*ctl, "add_user", user, password(user)], env=self.env, check=False)
+            run([*ctl, "set_permissions", "-p", VHOST, user, ".*", ".*", ".*"], env=self.env)
 
     def _pid(self) -> int | None:
         pid = read_pid(PID_FILE)
