@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,11 +50,23 @@ class CheckSpec(BaseModel):
         )
 
 
+class BindError(Exception):
+    """A parameter names something the inventory does not have (loc is within params)."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc, self.message = loc, message
+
+
 class Probe(ABC):
     """One kind of probe. Unreachable or faulty targets are Results, never exceptions."""
 
     kind: ClassVar[str]
     Params: ClassVar[type[ProbeParams]]
+
+    def bind(self, params: Any, ssh_targets: Mapping[str, SshTarget | None]) -> Any:
+        """Resolve references to other inventory hosts once, when the inventory loads."""
+        return params
 
     @abstractmethod
     def run(self, check: CheckSpec) -> Result: ...

@@ -7,6 +7,7 @@ from checks.base import Probe
 from checks.ca import CaProbe
 from checks.dbpair import DbPairProbe
 from checks.host import HostProbe
+from checks.http import HttpProbe
 from checks.links import LinksProbe
 from checks.mq import MqProbe
 from checks.power import PowerProbe
@@ -14,7 +15,7 @@ from checks.tcp import TcpProbe
 
 PROBES: dict[str, Probe] = {p.kind: p for p in (
     HostProbe(), TcpProbe(), BackupsProbe(), LinksProbe(), PowerProbe(), DbPairProbe(), CaProbe(),
-    MqProbe(),
+    MqProbe(), HttpProbe(),
 )}
 
 

@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from checks.base import CheckSpec
+from checks.base import BindError, CheckSpec
 from checks.registry import probe_for
 from checks.ssh import SshTarget
 from vigil.model import Host, HostVars, Inventory, SiteVars, System
@@ -136,6 +136,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
     systems: dict[str, System] = {}
     checks: list[CheckSpec] = []
     declared: dict[str, tuple[str, dict[str, Any]]] = {}  # system id -> (host, raw vars)
+    host_vars: dict[str, tuple[HostVars, dict[str, Any]]] = {}
     for name, (host, all_vars) in raw_hosts.items():
         raw = _pick(all_vars, ("ansible_host", "ansible_connection", "ansible_port",
                                "ansible_user", "ansible_ssh_private_key_file",
@@ -152,6 +153,11 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
             known_hosts=hv.vigil_known_hosts)
         hosts[name] = Host(name=name, address=address, party=hv.vigil_party,
                            groups=tuple(g.name for g in host.get_groups()), ssh=ssh)
+        host_vars[name] = (hv, raw)
+
+    # Systems second: a check may refer to other hosts (e.g. a backup copy elsewhere).
+    for name, (hv, raw) in host_vars.items():
+        where = f"host {name!r}"
         for i, s in enumerate(hv.vigil_systems):
             if s.id in declared:
                 _fail(raw, ("vigil_systems", i, "id"), root, where,
@@ -163,7 +169,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
                       f"system {s.id!r} has no known party (set vigil_party or party)")
             names = []
             for j, c in enumerate(s.checks):
-                spec = _check_spec(raw, root, where, (i, j), hosts[name], s, c, checks)
+                spec = _check_spec(raw, root, where, (i, j), hosts, name, s, c, checks)
                 checks.append(spec)
                 names.append(spec.name)
             systems[s.id] = System(id=s.id, name=s.name, fault_class=s.fault_class,
@@ -183,16 +189,21 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
                      checks=checks)
 
 
-def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int], host: Host,
-                system: Any, check: Any, existing: list[CheckSpec]) -> CheckSpec:
+def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int],
+                hosts: dict[str, Host], host_name: str, system: Any, check: Any,
+                existing: list[CheckSpec]) -> CheckSpec:
     i, j = at
+    host = hosts[host_name]
     probe = probe_for(check.kind)
+    at_params = ("vigil_systems", i, "checks", j, "params")
     try:
-        params = probe.Params.model_validate(check.params)
+        params = probe.bind(probe.Params.model_validate(check.params),
+                            {n: h.ssh for n, h in hosts.items()})
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ("vigil_systems", i, "checks", j, "params", *err["loc"])
-        _fail(raw, loc, root, where, _pydantic_message(err))
+        _fail(raw, (*at_params, *err["loc"]), root, where, _pydantic_message(err))
+    except BindError as exc:
+        _fail(raw, (*at_params, *exc.loc), root, where, exc.message)
     name = check.name or f"{system.id}.{check.kind}"
     taken = {c.name for c in existing}
     if check.name and name in taken:

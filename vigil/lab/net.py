@@ -11,6 +11,7 @@ Traffic stays inside these namespaces. A line is cut by taking its far end down.
 from __future__ import annotations
 
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ MONITOR_ADDR = "10.88.0.254"
 UPSTREAM = "vgl-upstream"
 UPSTREAM_ADDR = "10.89.0.1"
 ROUTER = "vgl-router"
+VOUCHER_PORT = 8080
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,29 @@ class LabNetwork(Component):
         self._ssh_keys()
         for host in SSH_HOSTS:
             self._sshd(host)
+        self._voucher_service()
+
+    def _web_pid(self) -> int | None:
+        pid = read_pid(self.dir / "voucher-service.pid")
+        return pid if alive(pid) else None
+
+    def _voucher_service(self) -> None:
+        """The voucher library's health endpoint on vgl-app1 (the vendor's software stands
+        behind such an endpoint on a real site)."""
+        if self._web_pid():
+            return
+        www = self.dir / "www"
+        www.mkdir(exist_ok=True)
+        (www / "health").write_text("OK voucher-library\n")
+        host = SSH_HOSTS[0]
+        pid = spawn([sys.executable, "-m", "http.server", str(VOUCHER_PORT), "--bind",
+                     host.address, "--directory", str(www)], self.dir / "voucher-service.log",
+                    netns=host.netns)
+        (self.dir / "voucher-service.pid").write_text(f"{pid}\n")
+        wait_for(lambda: port_open(host.address, VOUCHER_PORT), "voucher service", 20)
+
+    def stop_voucher_service(self) -> None:
+        stop(self._web_pid(), "http.server")
 
     def _bridge(self) -> None:
         if not Path(f"/sys/class/net/{BRIDGE}").exists():
@@ -154,6 +179,7 @@ class LabNetwork(Component):
         ip("link", "set", LINES[line][2], "up" if up else "down", netns=UPSTREAM)
 
     def down(self) -> None:
+        self.stop_voucher_service()
         for host in SSH_HOSTS:
             stop(self._sshd_pid(host), "sshd")
         for ns in (UPSTREAM, *(h.netns for h in SSH_HOSTS)):
@@ -167,6 +193,10 @@ class LabNetwork(Component):
         for host in SSH_HOSTS:
             ok = bool(self._sshd_pid(host)) and port_open(host.address, 22)
             out.append(Health(f"ssh-{host.netns}", ok, f"{host.address}:22" if ok else "stopped"))
+        web = bool(self._web_pid()) and port_open(SSH_HOSTS[0].address, VOUCHER_PORT)
+        out.append(Health("voucher-service", web,
+                          f"http://{SSH_HOSTS[0].address}:{VOUCHER_PORT}/health" if web
+                          else "stopped"))
         if netns_exists(ROUTER):
             for line, (inner, *_rest) in LINES.items():
                 state = run(["ip", "-n", ROUTER, "-br", "link", "show", inner],

@@ -51,6 +51,27 @@ class PostgresPair(Component):
             self._clone_standby()
         self._start("standby", STANDBY_PORT)
         wait_for(self._streaming, "standby streaming from primary", timeout=30)
+        self.seed_backups()
+
+    def seed_backups(self, max_age_h: float = 24) -> None:
+        """A fresh dump in the machine room and in the other building, each with its
+        .sha256, unless a fresh one is there (the backup_rotation role does this on a site)."""
+        import hashlib
+        import time
+
+        folders = [self.root / "backups" / "machine-room", self.root / "backups" / "other-building"]
+        for folder in folders:
+            folder.mkdir(parents=True, exist_ok=True)
+            dumps = sorted(folder.glob("*.dump"), key=lambda f: f.stat().st_mtime)
+            if dumps and time.time() - dumps[-1].stat().st_mtime < max_age_h * 3600 \
+                    and dumps[-1].with_name(dumps[-1].name + ".sha256").exists():
+                continue
+            name = f"payment-{time.strftime('%Y%m%dT%H%M%S')}.dump"
+            dump = run([str(pg_bin() / "pg_dump"), "-h", "127.0.0.1", "-p", str(PRIMARY_PORT),
+                        "-U", "postgres", "-Fc", "postgres"], user="postgres", binary=True)
+            (folder / name).write_bytes(dump.stdout)  # type: ignore[arg-type]
+            digest = hashlib.sha256(dump.stdout).hexdigest()  # type: ignore[arg-type]
+            (folder / f"{name}.sha256").write_text(f"{digest}  {name}\n")
 
     def _init_primary(self) -> None:
         data = self.node_dir("primary")

@@ -16,11 +16,11 @@ class LabError(Exception):
 
 
 def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 120, cwd: str | Path | None = None,
-        user: str | None = None) -> subprocess.CompletedProcess[str]:
+        timeout: float = 120, cwd: str | Path | None = None, user: str | None = None,
+        binary: bool = False) -> subprocess.CompletedProcess[str]:
     full = ["runuser", "-u", user, "--", *cmd] if user else list(cmd)
     try:
-        proc = subprocess.run(full, capture_output=True, text=True, timeout=timeout,
+        proc = subprocess.run(full, capture_output=True, text=not binary, timeout=timeout,
                               env={**os.environ, **(env or {})}, cwd=cwd,
                               stdin=subprocess.DEVNULL)
     except FileNotFoundError:
@@ -28,7 +28,9 @@ def run(cmd: Sequence[str], *, env: dict[str, str] | None = None, check: bool = 
     except subprocess.TimeoutExpired:
         raise LabError(f"{' '.join(cmd)} did not finish within {timeout:g}s") from None
     if check and proc.returncode != 0:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        said = proc.stderr or proc.stdout
+        text = said.decode("utf-8", "replace") if isinstance(said, bytes) else said
+        tail = text.strip().splitlines()[-5:]
         raise LabError(f"{' '.join(cmd)} exited {proc.returncode}: " + " | ".join(tail))
     return proc
 
