@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import sys
+import urllib.request
 from pathlib import Path
 
 from vigil.lab.base import Component, Health
-from vigil.lab.procs import alive, read_pid, spawn, stop, wait_for
+from vigil.lab.procs import LabError, alive, read_pid, spawn, stop, wait_for
 
 
 class Consumers(Component):
@@ -28,18 +32,29 @@ class Consumers(Component):
         self.pid_file.write_text(f"{pid}\n")
         wait_for(self._consuming, "queue consumers", timeout=30)
 
-    def _consuming(self) -> bool:
+    def _consumers(self) -> dict[str, int]:
+        """Consumers per queue as the management API (what the mq probe reads) reports."""
         from vigil.lab.exchange import QUEUES, VHOST
-        from vigil.lab.mq import RabbitMQ
-        from vigil.lab.procs import run
 
-        out = run(["rabbitmqctl", "-q", "list_queues", "-p", VHOST, "name", "consumers"],
-                  env=RabbitMQ(self.root).env, check=False).stdout
-        counts = dict(line.split()[:2] for line in out.splitlines() if len(line.split()) >= 2)
-        return all(counts.get(q, "0") != "0" for q in QUEUES)
+        request = urllib.request.Request(
+            f"http://127.0.0.1:15672/api/queues/{VHOST}?columns=name,consumers",
+            headers={"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                queues = json.loads(reply.read())
+        except (OSError, ValueError):
+            return {}
+        return {q["name"]: int(q.get("consumers") or 0) for q in queues if q["name"] in QUEUES}
+
+    def _consuming(self) -> bool:
+        counts = self._consumers()
+        return bool(counts) and all(counts.values())
 
     def down(self) -> None:
-        stop(self.pid(), "vigil.lab.exchange")
+        if stop(self.pid(), "vigil.lab.exchange"):
+            # The broker notices the closed connection a moment later.
+            with contextlib.suppress(LabError):
+                wait_for(lambda: not any(self._consumers().values()), "consumers gone", 15)
 
     def status(self) -> list[Health]:
         ok = bool(self.pid())

@@ -42,6 +42,7 @@ class NutServer(Component):
 
     def up(self) -> None:
         if self._pids() and port_open("127.0.0.1", PORT):
+            self._heal()
             return
         self.etc.mkdir(exist_ok=True)
         self.state.mkdir(exist_ok=True)
@@ -64,6 +65,15 @@ class NutServer(Component):
         run([upsd, "-u", "nut"], env=self.env)
         wait_for(lambda: port_open("127.0.0.1", PORT), "upsd", timeout=20)
         wait_for(self._online, "dummy UPS status", timeout=20)
+
+    def _heal(self) -> None:
+        """Put the dummy UPS back on line power after a drill, and wait until upsd says so."""
+        self.set_ups({})
+        wait_for(lambda: self._var("ups.status") == "OL", "UPS back on line power", 15)
+
+    def _var(self, name: str) -> str:
+        out = run(["upsc", f"{UPS}@127.0.0.1:{PORT}", name], check=False)
+        return out.stdout.strip() if out.returncode == 0 else ""
 
     def _online(self) -> bool:
         out = run(["upsc", f"{UPS}@127.0.0.1:{PORT}", "ups.status"], check=False)

@@ -63,9 +63,11 @@ class PostgresPair(Component):
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
             dumps = sorted(folder.glob("*.dump"), key=lambda f: f.stat().st_mtime)
-            if dumps and time.time() - dumps[-1].stat().st_mtime < max_age_h * 3600 \
-                    and dumps[-1].with_name(dumps[-1].name + ".sha256").exists():
-                continue
+            if dumps and time.time() - dumps[-1].stat().st_mtime < max_age_h * 3600:
+                sums = dumps[-1].with_name(dumps[-1].name + ".sha256")
+                if sums.exists() and sums.read_text().split()[0] == hashlib.sha256(
+                        dumps[-1].read_bytes()).hexdigest():
+                    continue
             name = f"payment-{time.strftime('%Y%m%dT%H%M%S')}.dump"
             dump = run([str(pg_bin() / "pg_dump"), "-h", "127.0.0.1", "-p", str(PRIMARY_PORT),
                         "-U", "postgres", "-Fc", "postgres"], user="postgres", binary=True)

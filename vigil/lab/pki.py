@@ -15,6 +15,7 @@ from vigil.lab.procs import alive, port_open, read_pid, run, spawn, stop, wait_f
 OCSP_PORT = 18880
 TLS_GOOD_PORT = 18443
 TLS_REVOKED_PORT = 18444
+TLS_EXPIRED_PORT = 18445
 
 _CONFIG = """\
 [ ca ]
@@ -56,14 +57,14 @@ class Pki(Component):
     def _openssl(self, *args: str) -> None:
         run(["openssl", *args], cwd=self.dir)
 
-    def _issue(self, name: str, cn: str, ext: str) -> None:
+    def _issue(self, name: str, cn: str, ext: str, *dates: str) -> None:
         if self.path(f"{name}.crt").exists():
             return
         self._openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
                       "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr",
                       "-subj", f"/CN={cn}")
         self._openssl("ca", "-batch", "-config", "openssl.cnf", "-extensions", ext,
-                      "-in", f"{name}.csr", "-out", f"{name}.crt", "-notext")
+                      "-in", f"{name}.csr", "-out", f"{name}.crt", "-notext", *dates)
 
     def _build(self) -> None:
         (self.dir / "newcerts").mkdir(exist_ok=True)
@@ -83,7 +84,32 @@ class Pki(Component):
             self._issue("revoked", "localhost", "server_ext")
             self._openssl("ca", "-config", "openssl.cnf", "-revoke", "revoked.crt",
                           "-crl_reason", "keyCompromise")
+        self._issue("expired", "localhost", "server_ext", "-startdate", "20240101000000Z",
+                    "-enddate", "20240201000000Z")
+        pristine = self.path("index.pristine")
+        if not pristine.exists():
+            pristine.write_bytes(self.path("index.txt").read_bytes())
+
+    def _heal(self) -> None:
+        """After a drill that revoked something, put the CA back as built and make the
+        responder read the index again."""
+        pristine = self.path("index.pristine")
+        if pristine.read_bytes() != self.path("index.txt").read_bytes():
+            self.path("index.txt").write_bytes(pristine.read_bytes())
+            stop(self._pid("ocsp"), "openssl")
         self._openssl("ca", "-config", "openssl.cnf", "-gencrl", "-out", "crl.pem")
+
+    def revoke(self, name: str) -> None:
+        """Revoke an issued certificate in the CA's index and CRL (fault injection); the
+        OCSP responder is restarted to read the index, as a CA operator would."""
+        self._openssl("ca", "-config", "openssl.cnf", "-revoke", f"{name}.crt",
+                      "-crl_reason", "keyCompromise")
+        self._openssl("ca", "-config", "openssl.cnf", "-gencrl", "-out", "crl.pem")
+        stop(self._pid("ocsp"), "openssl")
+        self._start_services()
+
+    def stop_service(self, service: str) -> None:
+        stop(self._pid(service), "openssl")
 
     def _services(self) -> dict[str, tuple[int, list[str]]]:
         return {
@@ -92,6 +118,7 @@ class Pki(Component):
                                  "-rkey", "ocsp.key", "-CA", "ca.crt", "-ignore_err"]),
             "tls-good": (TLS_GOOD_PORT, self._tls(TLS_GOOD_PORT, "server")),
             "tls-revoked": (TLS_REVOKED_PORT, self._tls(TLS_REVOKED_PORT, "revoked")),
+            "tls-expired": (TLS_EXPIRED_PORT, self._tls(TLS_EXPIRED_PORT, "expired")),
         }
 
     def _tls(self, port: int, name: str) -> list[str]:
@@ -105,6 +132,10 @@ class Pki(Component):
 
     def up(self) -> None:
         self._build()
+        self._heal()
+        self._start_services()
+
+    def _start_services(self) -> None:
         for service, (port, cmd) in self._services().items():
             if self._pid(service):
                 continue
@@ -124,7 +155,7 @@ class Pki(Component):
         out = run(["openssl", "ocsp", "-issuer", "ca.crt", "-cert", "server.crt",
                    "-url", f"http://127.0.0.1:{OCSP_PORT}", "-CAfile", "ca.crt",
                    "-timeout", "3"], cwd=self.dir, check=False, timeout=10)
-        return "server.crt: good" in out.stdout
+        return any(f"server.crt: {s}" in out.stdout for s in ("good", "revoked"))
 
     def down(self) -> None:
         for service in self._services():
