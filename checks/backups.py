@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from checks import ssh
 from checks.base import BindError, CheckSpec, Probe, ProbeParams
-from checks.result import Metric, Result, Status
+from checks.result import Metric, Result, Say, Status
 from checks.ssh import SshTarget
 
 CHECKSUM_SUFFIX = ".sha256"
@@ -83,17 +83,19 @@ class BackupsProbe(Probe):
         p: BackupsParams = check.params
         metrics: dict[str, Metric] = {}
         good: list[str] = []
-        problems: list[str] = []
+        problems: list[Say] = []
         newest_age: float | None = None
         for location in p.locations:
             try:
                 newest = (_remote(location, p, check.timeout_s) if location.host
                           else _local(Path(location.path), p))
             except ssh.SshFailure as exc:
-                problems.append(f"{location.label}: {exc.message}")
+                problems.append(Say(f"{location.label}: {exc.say.en}",
+                                    f"{location.label}：{exc.say.zh}"))
                 continue
-            if isinstance(newest, str):
-                problems.append(f"{location.label}: {newest}")
+            if isinstance(newest, Say):
+                problems.append(Say(f"{location.label}: {newest.en}",
+                                    f"{location.label}：{newest.zh}"))
                 continue
             age = (time.time() - newest.mtime) / 3600
             metrics[f"age_hours:{location.label}"] = round(age, 2)
@@ -102,46 +104,59 @@ class BackupsProbe(Probe):
             if verdict is None:
                 good.append(location.label)
             else:
-                problems.append(f"{location.label}: {verdict}")
+                problems.append(Say(f"{location.label}: {verdict.en}",
+                                    f"{location.label}：{verdict.zh}"))
         metrics["good_locations"] = len(good)
         if newest_age is not None:
             metrics["newest_age_hours"] = round(newest_age, 2)
 
+        n, need = len(good), p.min_locations
         if not good:
-            status, head = Status.CRITICAL, "no usable backup (P3.2.1(1))"
-        elif len(good) < p.min_locations:
+            status = Status.CRITICAL
+            head = Say("no usable backup (P3.2.1(1))", "没有可用的备份（P3.2.1(1)）")
+        elif n < need:
             status = Status.WARNING
-            head = f"usable backup in {len(good)} of {p.min_locations} required locations (P4.3.2)"
+            head = Say(f"usable backup in {n} of {need} required locations (P4.3.2)",
+                       f"仅 {n} 处有可用备份，预案要求 {need} 处（本机房与异地，P4.3.2）")
         else:
-            status, head = Status.OK, f"fresh backup in {len(good)} locations"
-        message = "; ".join([head, *problems])
-        return check.result(status, message, target=",".join(x.label for x in p.locations),
+            status = Status.OK
+            head = Say(f"fresh backup in {n} locations", f"{n} 处均有当日有效备份")
+        labels = ",".join(x.label for x in p.locations)
+        return check.result(status, Say.join([head, *problems]), target=labels,
                             metrics=metrics)
 
 
-def _judge(newest: Newest, age: float, p: BackupsParams) -> str | None:
+MISSING = Say("folder missing", "备份目录不存在")
+EMPTY = Say("no backup files", "目录中没有备份文件")
+
+
+def _judge(newest: Newest, age: float, p: BackupsParams) -> Say | None:
+    name, limit = newest.name, f"{p.max_age_hours:g}"
     if age > p.max_age_hours:
-        return f"newest {newest.name} is {age:.1f} h old (limit {p.max_age_hours:g} h)"
+        return Say(f"newest {name} is {age:.1f} h old (limit {limit} h)",
+                   f"最新备份 {name} 已有 {age:.1f} 小时（上限 {limit} 小时）")
     if newest.size == 0:
-        return f"newest {newest.name} is empty"
+        return Say(f"newest {name} is empty", f"最新备份 {name} 为空文件")
     if p.checksum:
         if not newest.expected:
-            return f"{newest.name} has no {newest.name}{CHECKSUM_SUFFIX}"
+            return Say(f"{name} has no {name}{CHECKSUM_SUFFIX}",
+                       f"{name} 缺少校验文件 {name}{CHECKSUM_SUFFIX}")
         if newest.expected.lower() != (newest.digest or "").lower():
-            return f"{newest.name} does not match its {CHECKSUM_SUFFIX} (corrupt copy)"
+            return Say(f"{name} does not match its {CHECKSUM_SUFFIX} (corrupt copy)",
+                       f"{name} 与校验值不符（备份已损坏）")
     return None
 
 
-def _local(folder: Path, p: BackupsParams) -> Newest | str:
+def _local(folder: Path, p: BackupsParams) -> Newest | Say:
     if not folder.is_dir():
-        return "folder missing"
+        return MISSING
     try:
         candidates = [f for f in folder.glob(p.pattern)
                       if f.is_file() and not f.name.endswith(CHECKSUM_SUFFIX)]
     except OSError as exc:
-        return f"unreadable ({exc.strerror})"
+        return Say(f"unreadable ({exc.strerror})", f"无法读取（{exc.strerror}）")
     if not candidates:
-        return "no backup files"
+        return EMPTY
     newest = max(candidates, key=lambda f: f.stat().st_mtime)
     stat = newest.stat()
     digest = expected = None
@@ -170,19 +185,19 @@ _SUMS = """echo "@sum $(sha256sum -- "$newest" | cut -d' ' -f1)"
 echo "@expected $(head -c 64 -- "$newest.sha256" 2>/dev/null)\""""
 
 
-def _remote(location: Location, p: BackupsParams, timeout: float) -> Newest | str:
+def _remote(location: Location, p: BackupsParams, timeout: float) -> Newest | Say:
     if location.ssh is None:
-        return "no SSH settings for its host"
+        return Say("no SSH settings for its host", "该主机未配置 SSH")
     script = _REMOTE.format(path=shlex.quote(location.path), pattern=p.pattern,
                             sums=_SUMS if p.checksum else "")
     out = ssh.run(location.ssh, script, timeout).out
     if "@missing" in out:
-        return "folder missing"
+        return MISSING
     if "@empty" in out:
-        return "no backup files"
+        return EMPTY
     match = re.search(r"^@file (\d+) (\d+) (.+)$", out, re.M)
     if not match:
-        return "could not read the folder"
+        return Say("could not read the folder", "无法读取备份目录")
     sums = dict(re.findall(r"^@(sum|expected) ?(\S*)$", out, re.M))
     return Newest(match.group(3), float(match.group(1)), int(match.group(2)),
                   sums.get("sum") or None, sums.get("expected") or None)

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.result import Metric, Result, Status
+from checks.result import Metric, Result, Say, Status
 from checks.ssh import SshTarget
 from vigil.domain import FaultClass
 
@@ -36,8 +36,9 @@ class CheckSpec(BaseModel):
     interval_s: float = Field(default=60.0, gt=0)
     timeout_s: float = Field(default=10.0, gt=0)
 
-    def result(self, status: Status, message: str, target: str | None = None,
+    def result(self, status: Status, message: Say | str, target: str | None = None,
                metrics: dict[str, Metric] | None = None, **more: Metric) -> Result:
+        say = message if isinstance(message, Say) else Say(message, message)
         return Result(
             check=self.name,
             kind=self.kind,
@@ -45,7 +46,8 @@ class CheckSpec(BaseModel):
             target=target or self.address,
             fault_class=self.fault_class,
             status=status,
-            message=message,
+            message=say.en,
+            message_zh=say.zh,
             metrics={**(metrics or {}), **more},
         )
 
@@ -76,6 +78,18 @@ class Probe(ABC):
         result = self.run(check)
         result.duration_s = round(time.monotonic() - started, 4)
         return result
+
+
+Finding = tuple[Status, Say]
+
+
+def verdict(findings: list[Finding], healthy: Say) -> tuple[Status, Say]:
+    """The worst status of the findings, and what they say (or `healthy` if nothing)."""
+    if not findings:
+        return Status.OK, healthy
+    status = max((s for s, _ in findings), key=lambda s: s.severity)
+    return status, Say.join([say for s, say in findings if s is not Status.OK] or
+                            [say for _, say in findings])
 
 
 def threshold(value: float, warning: float, critical: float) -> Status:

@@ -22,8 +22,8 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from pydantic import Field
 
-from checks.base import CheckSpec, Probe, ProbeParams
-from checks.result import Metric, Result, Status, worst
+from checks.base import CheckSpec, Finding, Probe, ProbeParams, verdict
+from checks.result import Metric, Result, Say, Status
 
 
 class CaParams(ProbeParams):
@@ -81,7 +81,7 @@ def _verify_signature(signer: x509.Certificate, signature: bytes, data: bytes,
 
 
 def ocsp_status(cert: x509.Certificate, issuer: x509.Certificate, url: str,
-                timeout: float) -> tuple[str, str]:
+                timeout: float) -> tuple[str, Say]:
     """(good | revoked | unknown | unreachable | invalid, detail)."""
     request = ocsp.OCSPRequestBuilder().add_certificate(cert, issuer, hashes.SHA1()).build()
     http = urllib.request.Request(url, data=request.public_bytes(serialization.Encoding.DER),
@@ -91,13 +91,15 @@ def ocsp_status(cert: x509.Certificate, issuer: x509.Certificate, url: str,
             body = reply.read()
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        return "unreachable", f"OCSP responder {url} unreachable ({reason})"
+        return "unreachable", Say(f"OCSP responder {url} unreachable ({reason})",
+                                  f"OCSP 服务 {url} 无法访问（{reason}），无法确认证书状态")
     try:
         response = ocsp.load_der_ocsp_response(body)
     except ValueError:
-        return "invalid", "OCSP responder sent an unreadable answer"
+        return "invalid", Say("OCSP responder sent an unreadable answer", "OCSP 应答无法解析")
     if response.response_status != ocsp.OCSPResponseStatus.SUCCESSFUL:
-        return "invalid", f"OCSP responder answered {response.response_status.name}"
+        said = response.response_status.name
+        return "invalid", Say(f"OCSP responder answered {said}", f"OCSP 服务应答 {said}")
     signer = issuer
     for delegate in response.certificates:  # a delegated responder must be the CA's own
         try:
@@ -111,18 +113,21 @@ def ocsp_status(cert: x509.Certificate, issuer: x509.Certificate, url: str,
         _verify_signature(signer, response.signature, response.tbs_response_bytes,
                           response.signature_hash_algorithm)
     except Exception:
-        return "invalid", "OCSP answer's signature does not verify against the CA"
+        return "invalid", Say("OCSP answer's signature does not verify against the CA",
+                              "OCSP 应答签名与 CA 不符")
     now = datetime.now(UTC)
     if response.next_update_utc and response.next_update_utc < now:
-        return "invalid", "OCSP answer is stale (nextUpdate passed)"
+        return "invalid", Say("OCSP answer is stale (nextUpdate passed)", "OCSP 应答已过期")
     status = response.certificate_status
     if status == ocsp.OCSPCertStatus.REVOKED:
-        when = response.revocation_time_utc
+        when = f"{response.revocation_time_utc:%Y-%m-%d %H:%M}"
         reason = response.revocation_reason.name if response.revocation_reason else "unspecified"
-        return "revoked", f"certificate REVOKED at {when:%Y-%m-%d %H:%M} UTC ({reason})"
+        return "revoked", Say(f"certificate REVOKED at {when} UTC ({reason})",
+                              f"证书已于 {when} UTC 吊销（{reason}）")
     if status == ocsp.OCSPCertStatus.UNKNOWN:
-        return "unknown", "OCSP responder does not know this certificate"
-    return "good", "OCSP good"
+        return "unknown", Say("OCSP responder does not know this certificate",
+                              "OCSP 服务不认识此证书")
+    return "good", Say("OCSP good", "OCSP 状态正常")
 
 
 def _aia_ocsp(cert: x509.Certificate) -> str | None:
@@ -161,54 +166,68 @@ class CaProbe(Probe):
             cert, verify_error = fetch_certificate(address, p.port, name, p.ca_file,
                                                    check.timeout_s)
         except OSError as exc:
-            return check.result(Status.CRITICAL, f"TLS endpoint {target} unreachable "
-                                f"({exc.strerror or exc})", target=target, reachable=False)
+            why = exc.strerror or str(exc)
+            return check.result(Status.CRITICAL, Say(f"TLS endpoint {target} unreachable ({why})",
+                                                     f"TLS 服务 {target} 无法连接（{why}）"),
+                                target=target, reachable=False)
         metrics: dict[str, Metric] = {"reachable": True}
-        findings: list[tuple[Status, str]] = []
+        findings: list[Finding] = []
         now = datetime.now(UTC)
         days = (cert.not_valid_after_utc - now).total_seconds() / 86400
         metrics["days_to_expiry"] = round(days, 1)
         metrics["chain_valid"] = verify_error is None
         if days <= 0:
-            findings.append((Status.CRITICAL, f"certificate EXPIRED on "
-                             f"{cert.not_valid_after_utc:%Y-%m-%d}"))
-        elif days <= p.critical_days:
-            findings.append((Status.CRITICAL, f"certificate expires in {days:.1f} days"))
-        elif days <= p.warning_days:
-            findings.append((Status.WARNING, f"certificate expires in {days:.0f} days"))
+            ended = f"{cert.not_valid_after_utc:%Y-%m-%d}"
+            findings.append((Status.CRITICAL, Say(f"certificate EXPIRED on {ended}",
+                                                  f"证书已于 {ended} 过期")))
+        elif days <= p.critical_days or days <= p.warning_days:
+            findings.append((Status.CRITICAL if days <= p.critical_days else Status.WARNING,
+                             Say(f"certificate expires in {days:.1f} days",
+                                 f"证书将在 {days:.1f} 天后过期")))
         if verify_error and days > 0:
-            findings.append((Status.CRITICAL, f"chain not valid: {verify_error}"))
+            findings.append((Status.CRITICAL, Say(f"chain not valid: {verify_error}",
+                                                  f"证书链验证失败：{verify_error}")))
 
         issuer = find_issuer(cert, p.ca_file)
         if p.ocsp:
             url = p.ocsp_url or _aia_ocsp(cert)
             if issuer is None:
-                findings.append((Status.UNKNOWN, "issuer not in ca_file: OCSP not asked"))
+                findings.append((Status.UNKNOWN, Say("issuer not in ca_file: OCSP not asked",
+                                                     "ca_file 中没有签发者证书：未查询 OCSP")))
             elif url is None:
-                findings.append((Status.WARNING, "no OCSP URL configured or in the certificate"))
+                findings.append((Status.WARNING, Say(
+                    "no OCSP URL configured or in the certificate", "未配置 OCSP 地址")))
             else:
-                verdict, detail = ocsp_status(cert, issuer, url, check.timeout_s)
-                metrics["ocsp_status"] = verdict
-                if verdict != "good":
+                answer, detail = ocsp_status(cert, issuer, url, check.timeout_s)
+                metrics["ocsp_status"] = answer
+                if answer != "good":
                     findings.append((Status.CRITICAL, detail))
         if p.crl_file or p.crl_url:
-            try:
-                crl = _load_crl(p, check.timeout_s)
-            except (OSError, ValueError) as exc:
-                findings.append((Status.CRITICAL, f"CRL unreadable ({exc})"))
-            else:
-                nxt = crl.next_update_utc
-                metrics["crl_hours_to_next_update"] = (
-                    round((nxt - now).total_seconds() / 3600, 1) if nxt else None)
-                if issuer is not None and not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
-                    findings.append((Status.CRITICAL, "CRL signature does not verify"))
-                if nxt is not None and nxt < now:
-                    findings.append((Status.CRITICAL, f"CRL is stale: nextUpdate "
-                                     f"{nxt:%Y-%m-%d %H:%M} UTC passed"))
-                if crl.get_revoked_certificate_by_serial_number(cert.serial_number):
-                    findings.append((Status.CRITICAL, "certificate is on the CRL"))
-        status = worst([s for s, _ in findings])
-        message = "; ".join(t for _, t in findings) or (
-            f"certificate valid for {days:.0f} days, chain valid"
-            + (", OCSP good" if metrics.get("ocsp_status") == "good" else ""))
-        return check.result(status, message, target=target, metrics=metrics)
+            findings.extend(self._crl(p, cert, issuer, now, metrics, check.timeout_s))
+        healthy = Say(f"certificate valid for {days:.0f} days, chain valid"
+                      + (", OCSP good" if metrics.get("ocsp_status") == "good" else ""),
+                      f"证书有效期剩余 {days:.0f} 天，证书链有效"
+                      + ("，OCSP 状态正常" if metrics.get("ocsp_status") == "good" else ""))
+        status, say = verdict(findings, healthy)
+        return check.result(status, say, target=target, metrics=metrics)
+
+    def _crl(self, p: CaParams, cert: x509.Certificate, issuer: x509.Certificate | None,
+             now: datetime, metrics: dict[str, Metric], timeout: float) -> list[Finding]:
+        try:
+            crl = _load_crl(p, timeout)
+        except (OSError, ValueError) as exc:
+            return [(Status.CRITICAL, Say(f"CRL unreadable ({exc})", f"无法读取 CRL（{exc}）"))]
+        found: list[Finding] = []
+        nxt = crl.next_update_utc
+        metrics["crl_hours_to_next_update"] = (
+            round((nxt - now).total_seconds() / 3600, 1) if nxt else None)
+        if issuer is not None and not crl.is_signature_valid(issuer.public_key()):  # type: ignore[arg-type]
+            found.append((Status.CRITICAL, Say("CRL signature does not verify",
+                                               "CRL 签名验证失败")))
+        if nxt is not None and nxt < now:
+            when = f"{nxt:%Y-%m-%d %H:%M}"
+            found.append((Status.CRITICAL, Say(f"CRL is stale: nextUpdate {when} UTC passed",
+                                               f"CRL 已过期：应于 {when} UTC 前更新")))
+        if crl.get_revoked_certificate_by_serial_number(cert.serial_number):
+            found.append((Status.CRITICAL, Say("certificate is on the CRL", "证书在吊销列表中")))
+        return found

@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.base import CheckSpec, Probe, ProbeParams
-from checks.result import Metric, Result, Status, worst
+from checks.base import CheckSpec, Finding, Probe, ProbeParams, verdict
+from checks.result import Metric, Result, Say, Status
 from vigil.secrets import SecretField, SecretMissing
 
 
@@ -113,61 +113,75 @@ class DbPairProbe(Probe):
         standbys = [s for s in states if s.up and s.in_recovery is True]
         down = [s for s in states if not s.up]
         metrics["primaries"] = len(primaries)
-        findings: list[tuple[Status, str]] = []
+        findings: list[Finding] = []
 
         if len(primaries) > 1:
-            findings.append((Status.CRITICAL, "split brain: two primaries ("
-                             + ", ".join(s.name for s in primaries)
-                             + ") — fence one before any write (P4.3.2)"))
+            names = ", ".join(s.name for s in primaries)
+            findings.append((Status.CRITICAL, Say(
+                f"split brain: two primaries ({names}) — fence one before any write (P4.3.2)",
+                f"脑裂：出现两个主库（{names}）——写入前必须隔离其中一个（P4.3.2）")))
         elif not primaries:
             ready = [s for s in standbys if s.replay_lsn]
             metrics["standby_ready_for_promotion"] = bool(ready)
             why = "; ".join(f"{s.name}: {s.error}" for s in down) or "no node is primary"
             if ready:
-                findings.append((Status.CRITICAL, f"primary down ({why}); standby "
-                                 f"{ready[0].name} ready for promotion at replay "
-                                 f"{ready[0].replay_lsn}: start the standby at once (P4.3.2)"))
+                best = ready[0]
+                findings.append((Status.CRITICAL, Say(
+                    f"primary down ({why}); standby {best.name} ready for promotion at replay "
+                    f"{best.replay_lsn}: start the standby at once (P4.3.2)",
+                    f"主库故障（{why}）；备库 {best.name} 已同步至 {best.replay_lsn}，可以提升："
+                    "立即启用备用数据库（P4.3.2）")))
             else:
-                findings.append((Status.CRITICAL, f"primary down ({why}) and no standby ready "
-                                 "for promotion: call the vendor (P4.3.2)"))
+                findings.append((Status.CRITICAL, Say(
+                    f"primary down ({why}) and no standby ready for promotion: call the "
+                    "vendor (P4.3.2)",
+                    f"主库故障（{why}）且无可提升的备库：立即联系软硬件厂商（P4.3.2）")))
         else:
             primary = primaries[0]
             for s in down:
-                findings.append((Status.CRITICAL, f"standby {s.name} down: {s.error} — the "
-                                 "pair has no hot standby (P4.3.2)"))
+                findings.append((Status.CRITICAL, Say(
+                    f"standby {s.name} down: {s.error} — the pair has no hot standby (P4.3.2)",
+                    f"备库 {s.name} 故障：{s.error}——双机热备失去备机（P4.3.2）")))
             for s in standbys:
                 if not s.streaming:
-                    findings.append((Status.CRITICAL, f"standby {s.name} is not streaming "
-                                     "from the primary"))
+                    findings.append((Status.CRITICAL, Say(
+                        f"standby {s.name} is not streaming from the primary",
+                        f"备库 {s.name} 未从主库流复制")))
                 metrics[f"replay_delay_s:{s.name}"] = s.replay_delay_s
             streaming = [r for r in primary.replicas if r["state"] == "streaming"]
             metrics["replicas_streaming"] = len(streaming)
             if standbys and not streaming:
-                findings.append((Status.CRITICAL, f"primary {primary.name} sees no streaming "
-                                 "replica"))
+                findings.append((Status.CRITICAL, Say(
+                    f"primary {primary.name} sees no streaming replica",
+                    f"主库 {primary.name} 没有正在复制的备库")))
             for r in streaming:
                 lag_b = int(r["lag_bytes"] or 0)
                 lag_s = float(r["lag_seconds"] or 0.0)
                 metrics["lag_bytes"] = max(lag_b, int(metrics.get("lag_bytes") or 0))
                 metrics["lag_seconds"] = max(lag_s, float(metrics.get("lag_seconds") or 0))
+                lag = Say(f"replication lag {lag_b} bytes, {lag_s:.0f}s",
+                          f"复制延迟 {lag_b} 字节、{lag_s:.0f} 秒")
                 if lag_b >= p.lag_bytes_critical or lag_s >= p.lag_seconds_critical:
-                    findings.append((Status.CRITICAL, f"replication lag {lag_b} bytes, "
-                                     f"{lag_s:.0f}s"))
+                    findings.append((Status.CRITICAL, lag))
                 elif lag_b >= p.lag_bytes_warning or lag_s >= p.lag_seconds_warning:
-                    findings.append((Status.WARNING, f"replication lag {lag_b} bytes, "
-                                     f"{lag_s:.0f}s"))
+                    findings.append((Status.WARNING, lag))
             for slot in primary.slots:
+                name = slot["name"]
                 if not slot["active"]:
-                    findings.append((Status.WARNING, f"replication slot {slot['name']} inactive "
-                                     "(WAL accumulates on the primary)"))
+                    findings.append((Status.WARNING, Say(
+                        f"replication slot {name} inactive (WAL accumulates on the primary)",
+                        f"复制槽 {name} 未使用（主库 WAL 日志持续堆积）")))
                 if slot["wal_status"] == "lost":
-                    findings.append((Status.CRITICAL, f"replication slot {slot['name']} lost "
-                                     "WAL: the standby must be rebuilt"))
-        status = worst([s for s, _ in findings])
-        if findings:
-            message = "; ".join(t for _, t in findings)
-        else:
-            message = (f"primary {primaries[0].name}, standby "
-                       f"{', '.join(s.name for s in standbys)} streaming, lag "
-                       f"{metrics.get('lag_bytes', 0)} bytes")
-        return check.result(status, message, target=target, metrics=metrics)
+                    findings.append((Status.CRITICAL, Say(
+                        f"replication slot {name} lost WAL: the standby must be rebuilt",
+                        f"复制槽 {name} 已丢失 WAL：必须重建备库")))
+        healthy = Say("", "")
+        if primaries:
+            names = ", ".join(s.name for s in standbys)
+            worst_lag = metrics.get("lag_bytes", 0)
+            healthy = Say(f"primary {primaries[0].name}, standby {names} streaming, lag "
+                          f"{worst_lag} bytes",
+                          f"主库 {primaries[0].name}，备库 {names} 流复制正常，"
+                          f"延迟 {worst_lag} 字节")
+        status, say = verdict(findings, healthy)
+        return check.result(status, say, target=target, metrics=metrics)

@@ -17,8 +17,8 @@ import psutil
 from pydantic import Field
 
 from checks import ssh
-from checks.base import CheckSpec, Probe, ProbeParams, threshold
-from checks.result import Metric, Result, Status, worst
+from checks.base import CheckSpec, Finding, Probe, ProbeParams, threshold
+from checks.result import Metric, Result, Say, Status, worst
 
 # Pseudo file systems say nothing about whether a backup or a WAL segment still fits.
 _SKIP_FSTYPES = {"squashfs", "tmpfs", "devtmpfs", "overlay", "proc", "sysfs", "nsfs", "iso9660"}
@@ -51,7 +51,7 @@ class Facts:
     processes: set[str]
     uptime_s: float
     clock_offset_s: float = 0.0
-    problems: list[str] = field(default_factory=list)
+    problems: list[Say] = field(default_factory=list)
 
 
 class HostProbe(Probe):
@@ -63,11 +63,13 @@ class HostProbe(Probe):
         remote = p.mode == "ssh" or (p.mode == "auto" and check.ssh is not None)
         if remote:
             if check.ssh is None:
-                return check.result(Status.UNKNOWN, "mode ssh but the host has no SSH settings")
+                return check.result(Status.UNKNOWN, Say(
+                    "mode ssh but the host has no SSH settings",
+                    "要求 SSH 检查，但该主机未配置 SSH"))
             try:
                 facts = remote_facts(check.ssh, p, check.timeout_s)
             except ssh.SshFailure as exc:
-                return check.result(Status.CRITICAL, exc.message, reachable=False,
+                return check.result(Status.CRITICAL, exc.say, reachable=False,
                                     host_key_ok=not exc.host_key)
         else:
             facts = local_facts(p)
@@ -76,45 +78,53 @@ class HostProbe(Probe):
 
 def evaluate(check: CheckSpec, p: HostParams, f: Facts) -> Result:
     metrics: dict[str, Metric] = {"reachable": True}
-    findings: list[tuple[Status, str]] = []
+    findings: list[Finding] = []
 
     metrics["cpu_percent"] = round(f.cpu_percent, 1)
+    cpu = f"{f.cpu_percent:.0f}%"
     findings.append((threshold(f.cpu_percent, p.cpu_warning, p.cpu_critical),
-                     f"CPU {f.cpu_percent:.0f}%"))
+                     Say(f"CPU {cpu}", f"CPU {cpu}")))
     per_core = f.load1 / max(1, f.cores)
     metrics["load1_per_core"] = round(per_core, 2)
     findings.append((threshold(per_core, p.load_warning, p.load_critical),
-                     f"load {per_core:.2f}/core"))
+                     Say(f"load {per_core:.2f}/core", f"负载 {per_core:.2f}/核")))
     metrics["memory_percent"] = round(f.memory_percent, 1)
+    mem = f"{f.memory_percent:.0f}%"
     findings.append((threshold(f.memory_percent, p.memory_warning, p.memory_critical),
-                     f"memory {f.memory_percent:.0f}%"))
+                     Say(f"memory {mem}", f"内存 {mem}")))
     wanted = p.mounts if p.mounts is not None else sorted(f.disks)
     for mount in wanted:
         used = f.disks.get(mount)
         if used is None:
-            findings.append((Status.CRITICAL, f"disk {mount} not mounted"))
+            findings.append((Status.CRITICAL, Say(f"disk {mount} not mounted",
+                                                  f"磁盘 {mount} 未挂载")))
             continue
         metrics[f"disk_percent:{mount}"] = used
         findings.append((threshold(used, p.disk_warning, p.disk_critical),
-                         f"disk {mount} {used:.0f}%"))
+                         Say(f"disk {mount} {used:.0f}%", f"磁盘 {mount} 已用 {used:.0f}%")))
     for name in p.processes:
         present = name in f.processes
         metrics[f"process:{name}"] = present
         if not present:
-            findings.append((Status.CRITICAL, f"process {name} not running"))
+            findings.append((Status.CRITICAL, Say(f"process {name} not running",
+                                                  f"进程 {name} 未运行")))
     metrics["clock_offset_s"] = round(f.clock_offset_s, 3)
     drift = abs(f.clock_offset_s)
     if drift >= p.clock_warning_s:
+        off = f"{f.clock_offset_s:+.1f}"
         findings.append((threshold(drift, p.clock_warning_s, p.clock_critical_s),
-                         f"clock off by {f.clock_offset_s:+.1f}s (signatures may fail)"))
+                         Say(f"clock off by {off}s (signatures may fail)",
+                             f"时钟偏差 {off} 秒（电子签名验证可能失败）")))
     metrics["uptime_s"] = int(f.uptime_s)
     if f.uptime_s < p.reboot_window_s:
-        findings.append((Status.WARNING, f"rebooted {f.uptime_s / 60:.0f} min ago"))
-    findings.extend((Status.UNKNOWN, text) for text in f.problems)
+        ago = f"{f.uptime_s / 60:.0f}"
+        findings.append((Status.WARNING, Say(f"rebooted {ago} min ago", f"{ago} 分钟前重启过")))
+    findings.extend((Status.UNKNOWN, say) for say in f.problems)
 
+    bad = [say for s, say in findings if s is not Status.OK]
     status = worst([s for s, _ in findings])
-    bad = [text for s, text in findings if s is not Status.OK]
-    summary = "; ".join(bad) if bad else ", ".join(text for _, text in findings[:3])
+    summary = Say.join(bad) if bad else Say(", ".join(s.en for _, s in findings[:3]),
+                                            "，".join(s.zh for _, s in findings[:3]))
     return check.result(status, summary, metrics=metrics)
 
 
@@ -167,7 +177,7 @@ def parse_remote(text: str, local_midpoint: float) -> Facts:
             sections[current] = []
         elif current:
             sections[current].append(line)
-    problems: list[str] = []
+    problems: list[Say] = []
 
     def first(name: str) -> str:
         lines = sections.get(name) or [""]
@@ -182,7 +192,7 @@ def parse_remote(text: str, local_midpoint: float) -> Facts:
         (t1, i1), (t2, i2) = cpu_ticks("stat1"), cpu_ticks("stat2")
         cpu = 100.0 * (1 - (i2 - i1) / (t2 - t1)) if t2 > t1 else 0.0
     except (ValueError, IndexError):
-        cpu, problems = 0.0, [*problems, "CPU counters unreadable"]
+        cpu, problems = 0.0, [*problems, Say("CPU counters unreadable", "无法读取 CPU 计数")]
     mem = {line.split(":")[0]: int(line.split()[1]) for line in sections.get("meminfo", [])
            if len(line.split()) >= 2}
     memory = 100.0 * (1 - mem["MemAvailable"] / mem["MemTotal"]) if mem.get("MemTotal") else 0.0
@@ -195,7 +205,7 @@ def parse_remote(text: str, local_midpoint: float) -> Facts:
         remote_time = float(first("time"))
         offset = remote_time - local_midpoint
     except ValueError:
-        offset, problems = 0.0, [*problems, "remote clock unreadable"]
+        offset, problems = 0.0, [*problems, Say("remote clock unreadable", "无法读取远程时钟")]
     return Facts(
         cpu_percent=cpu, load1=float((first("loadavg").split() or ["0"])[0]),
         cores=int(first("nproc") or 1), memory_percent=memory, disks=disks,

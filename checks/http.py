@@ -15,7 +15,7 @@ import urllib.request
 from pydantic import Field
 
 from checks.base import CheckSpec, Probe, ProbeParams
-from checks.result import Result, Status
+from checks.result import Result, Say, Status
 
 
 class HttpParams(ProbeParams):
@@ -45,22 +45,29 @@ class HttpProbe(Probe):
         except urllib.error.URLError as exc:
             reason = exc.reason
             if isinstance(reason, ssl.SSLCertVerificationError):
-                text = f"TLS certificate not valid: {reason.verify_message}"
+                say = Say(f"{url}: TLS certificate not valid: {reason.verify_message}",
+                          f"{url}：TLS 证书无效：{reason.verify_message}")
             else:
-                text = f"unreachable ({getattr(reason, 'strerror', None) or reason})"
-            return check.result(Status.CRITICAL, f"{url}: {text}", target=url, reachable=False)
+                why = getattr(reason, "strerror", None) or reason
+                say = Say(f"{url}: unreachable ({why})", f"{url}：无法访问（{why}）")
+            return check.result(Status.CRITICAL, say, target=url, reachable=False)
         except (TimeoutError, OSError) as exc:
-            return check.result(Status.CRITICAL, f"{url}: no answer ({exc})", target=url,
-                                reachable=False)
+            return check.result(Status.CRITICAL, Say(f"{url}: no answer ({exc})",
+                                                     f"{url}：无应答（{exc}）"),
+                                target=url, reachable=False)
         elapsed = round((time.monotonic() - started) * 1000, 1)
         metrics = {"reachable": True, "http_status": code, "response_ms": elapsed}
+        expected = ", ".join(map(str, p.expect_status))
         if code not in p.expect_status:
-            return check.result(Status.CRITICAL, f"{url} answered {code} (expected "
-                                f"{', '.join(map(str, p.expect_status))})", target=url,
-                                metrics=metrics)
+            return check.result(Status.CRITICAL, Say(
+                f"{url} answered {code} (expected {expected})",
+                f"{url} 返回 {code}（应为 {expected}）"), target=url, metrics=metrics)
         if p.body_contains and p.body_contains.encode() not in body:
-            return check.result(Status.CRITICAL, f"{url} answered {code} but without "
-                                f"{p.body_contains!r}", target=url, metrics=metrics)
+            return check.result(Status.CRITICAL, Say(
+                f"{url} answered {code} but without {p.body_contains!r}",
+                f"{url} 返回 {code}，但内容中没有 {p.body_contains!r}"), target=url,
+                metrics=metrics)
         status = Status.WARNING if elapsed >= p.warning_ms else Status.OK
-        return check.result(status, f"{url} healthy ({code}, {elapsed:.0f} ms)", target=url,
-                            metrics=metrics)
+        return check.result(status, Say(f"{url} healthy ({code}, {elapsed:.0f} ms)",
+                                        f"{url} 服务正常（{code}，{elapsed:.0f} 毫秒）"),
+                            target=url, metrics=metrics)

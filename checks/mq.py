@@ -19,8 +19,8 @@ import pika
 import pika.exceptions
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.base import CheckSpec, Probe, ProbeParams
-from checks.result import Metric, Result, Status, worst
+from checks.base import CheckSpec, Finding, Probe, ProbeParams, verdict
+from checks.result import Metric, Result, Say, Status
 from vigil.secrets import SecretField, SecretMissing
 
 PAUSED = "^$"  # a write permission that matches nothing: the party cannot publish
@@ -85,14 +85,16 @@ class MqProbe(Probe):
         try:
             password = p.password.reveal() if p.password else "guest"
         except SecretMissing as exc:
-            return check.result(Status.UNKNOWN, f"no MQ password: {exc}", target=target)
+            return check.result(Status.UNKNOWN, Say(f"no MQ password: {exc}",
+                                                    f"缺少 MQ 密码：{exc}"), target=target)
         metrics: dict[str, Metric] = {}
-        findings: list[tuple[Status, str]] = []
+        findings: list[Finding] = []
 
         amqp_error = self._amqp(address, p, password, check.timeout_s)
         metrics["amqp_ok"] = amqp_error is None
         if amqp_error:
-            findings.append((Status.CRITICAL, f"AMQP {target}: {amqp_error}"))
+            findings.append((Status.CRITICAL, Say(f"AMQP {target}: {amqp_error.en}",
+                                                  f"MQ {target}：{amqp_error.zh}")))
 
         api = _Api(p.management_url or f"http://{address}:15672", p.user, password,
                    check.timeout_s)
@@ -102,18 +104,18 @@ class MqProbe(Probe):
             reason = getattr(exc, "reason", exc)
             metrics["management_ok"] = False
             findings.append((Status.CRITICAL if amqp_error else Status.WARNING,
-                             f"management API unreachable ({reason})"))
-        status = worst([s for s, _ in findings])
-        if findings:
-            message = "; ".join(t for _, t in findings)
-        else:
-            message = f"broker up, {len(p.queues)} queues flowing"
+                             Say(f"management API unreachable ({reason})",
+                                 f"MQ 管理接口无法访问（{reason}）")))
+        n = len(p.queues)
+        status, say = verdict(findings, Say(f"broker up, {n} queues flowing",
+                                            f"MQ 正常，{n} 个队列收发正常"))
         paused = [u.party for u in p.parties if metrics.get(f"sending_paused:{u.party}")]
         if paused:
-            message += f"; sending paused for {', '.join(paused)}"
-        return check.result(status, message, target=target, metrics=metrics)
+            who = ", ".join(paused)
+            say = Say.join([say, Say(f"sending paused for {who}", f"已暂停发送：{who}")])
+        return check.result(status, say, target=target, metrics=metrics)
 
-    def _amqp(self, address: str, p: MqParams, password: str, timeout: float) -> str | None:
+    def _amqp(self, address: str, p: MqParams, password: str, timeout: float) -> Say | None:
         params = pika.ConnectionParameters(
             host=address, port=p.port, virtual_host=p.vhost,
             credentials=pika.PlainCredentials(p.user, password), connection_attempts=1,
@@ -121,27 +123,33 @@ class MqProbe(Probe):
         try:
             pika.BlockingConnection(params).close()
         except pika.exceptions.ProbableAuthenticationError:
-            return f"login refused for user {p.user}"
+            return Say(f"login refused for user {p.user}", f"用户 {p.user} 登录被拒绝")
         except pika.exceptions.AMQPError as exc:
-            return f"broker unreachable ({type(exc).__name__}: {exc or 'no answer'})"
+            why = f"{type(exc).__name__}: {exc or 'no answer'}"
+            return Say(f"broker unreachable ({why})", f"无法连接 MQ（{why}）")
         except OSError as exc:
-            return f"broker unreachable ({exc.strerror or exc})"
+            why = exc.strerror or str(exc)
+            return Say(f"broker unreachable ({why})", f"无法连接 MQ（{why}）")
         return None
 
     def _inspect(self, api: _Api, p: MqParams, metrics: dict[str, Metric],
-                 findings: list[tuple[Status, str]]) -> None:
+                 findings: list[Finding]) -> None:
         vhost = urllib.parse.quote(p.vhost, safe="")
         code, _ = api.get("/api/health/checks/alarms")
         metrics["management_ok"] = code in (200, 503)
         if code == 401:
-            findings.append((Status.UNKNOWN, f"management API refused user {p.user}"))
+            findings.append((Status.UNKNOWN, Say(f"management API refused user {p.user}",
+                                                 f"管理接口拒绝用户 {p.user}")))
             return
         if code == 503:
-            findings.append((Status.CRITICAL, "broker resource alarm: publishers are blocked"))
+            findings.append((Status.CRITICAL, Say(
+                "broker resource alarm: publishers are blocked",
+                "MQ 资源告警：发送方已被阻塞")))
         for q in p.queues:
             code, data = api.get(f"/api/queues/{vhost}/{urllib.parse.quote(q.name, safe='')}")
             if code == 404:
-                findings.append((Status.CRITICAL, f"queue {q.name} does not exist"))
+                findings.append((Status.CRITICAL, Say(f"queue {q.name} does not exist",
+                                                      f"队列 {q.name} 不存在")))
                 continue
             depth = int(data.get("messages") or 0)
             consumers = int(data.get("consumers") or 0)
@@ -157,16 +165,20 @@ class MqProbe(Probe):
                 f"deliver_rate:{m}": deliver, f"depth_rate:{m}": growth,
             })
             if consumers < q.min_consumers:
-                findings.append((Status.CRITICAL, f"queue {m}: {consumers} consumers "
-                                 f"(needs {q.min_consumers}), {depth} messages waiting"))
+                findings.append((Status.CRITICAL, Say(
+                    f"queue {m}: {consumers} consumers (needs {q.min_consumers}), "
+                    f"{depth} messages waiting",
+                    f"队列 {m} 无人接收：消费者 {consumers} 个（至少 {q.min_consumers} 个），"
+                    f"{depth} 条消息积压")))
             elif depth > 0 and growth > 0 and deliver == 0:
-                findings.append((Status.CRITICAL, f"queue {m} jammed: depth {depth} growing "
-                                 f"{growth:.1f}/s, nothing delivered — stop sending "
-                                 "(P4.3.1(1))"))
-            if depth >= q.depth_critical:
-                findings.append((Status.CRITICAL, f"queue {m} depth {depth}"))
-            elif depth >= q.depth_warning:
-                findings.append((Status.WARNING, f"queue {m} depth {depth}"))
+                findings.append((Status.CRITICAL, Say(
+                    f"queue {m} jammed: depth {depth} growing {growth:.1f}/s, nothing "
+                    "delivered — stop sending (P4.3.1(1))",
+                    f"队列 {m} 堵塞：积压 {depth} 条且每秒增加 {growth:.1f} 条，无投递——"
+                    "通知各方停止发送 MQ 数据（P4.3.1(1)）")))
+            if depth >= q.depth_warning:
+                findings.append((Status.CRITICAL if depth >= q.depth_critical else Status.WARNING,
+                                 Say(f"queue {m} depth {depth}", f"队列 {m} 积压 {depth} 条")))
         for u in p.parties:
             code, perm = api.get(f"/api/permissions/{vhost}/{urllib.parse.quote(u.user)}")
             paused = code == 200 and perm.get("write") == PAUSED

@@ -14,7 +14,7 @@ import socket
 from pydantic import Field
 
 from checks.base import CheckSpec, Probe, ProbeParams
-from checks.result import Metric, Result, Status
+from checks.result import Metric, Result, Say, Status
 from vigil.secrets import SecretField
 
 
@@ -77,11 +77,12 @@ class PowerProbe(Probe):
         except NutError as exc:
             unknown_ups = "UNKNOWN-UPS" in str(exc)
             return check.result(Status.CRITICAL if unknown_ups else Status.UNKNOWN,
-                                f"{target}: {exc}", target=target)
+                                Say(f"{target}: {exc}", f"{target}：{exc}"), target=target)
         except OSError as exc:
-            return check.result(Status.CRITICAL, f"{target}: NUT server unreachable "
-                                f"({exc.strerror or type(exc).__name__})", target=target,
-                                reachable=False)
+            why = exc.strerror or type(exc).__name__
+            return check.result(Status.CRITICAL, Say(f"{target}: NUT server unreachable ({why})",
+                                                     f"{target}：UPS 监控服务无法连接（{why}）"),
+                                target=target, reachable=False)
         flags = values.get("ups.status", "").split()
         charge = _num(values, "battery.charge")
         runtime = _num(values, "battery.runtime")
@@ -90,26 +91,35 @@ class PowerProbe(Probe):
             "battery_charge_percent": charge, "battery_runtime_s": runtime,
             "load_percent": _num(values, "ups.load"),
         }
-        notes = []
+        notes: list[Say] = []
         if "LB" in flags:
-            status, head = Status.CRITICAL, "low battery: shutdown imminent"
+            status = Status.CRITICAL
+            head = Say("low battery: shutdown imminent", "电池电量低：即将断电关机")
         elif "OB" in flags and runtime is not None and runtime < p.runtime_critical_s:
-            status, head = Status.CRITICAL, f"on battery, {runtime / 60:.0f} min left"
+            status = Status.CRITICAL
+            head = Say(f"on battery, {runtime / 60:.0f} min left",
+                       f"电池供电，仅剩约 {runtime / 60:.0f} 分钟")
         elif "OB" in flags:
-            status, head = Status.WARNING, "on battery: external power lost (P4.3.1)"
+            status = Status.WARNING
+            head = Say("on battery: external power lost (P4.3.1)",
+                       "外部供电中断，UPS 电池供电中（P4.3.1）")
         elif "OL" in flags:
-            status, head = Status.OK, "on line power"
+            status, head = Status.OK, Say("on line power", "市电供电正常")
         else:
-            status, head = Status.UNKNOWN, f"status {' '.join(flags) or 'missing'}"
-        for flag, text in (("ALARM", "alarm"), ("RB", "replace battery"),
-                           ("BYPASS", "on bypass: no protection"), ("OVER", "overloaded")):
+            shown = " ".join(flags) or "missing"
+            status, head = Status.UNKNOWN, Say(f"status {shown}", f"状态 {shown}")
+        for flag, say in (("ALARM", Say("alarm", "告警")),
+                          ("RB", Say("replace battery", "需更换电池")),
+                          ("BYPASS", Say("on bypass: no protection", "旁路运行：无保护")),
+                          ("OVER", Say("overloaded", "过载"))):
             if flag in flags:
-                notes.append(text)
+                notes.append(say)
                 if status is Status.OK:
                     status = Status.WARNING
         if charge is not None and charge < p.charge_warning and status is Status.OK:
-            status, notes = Status.WARNING, [*notes, f"battery {charge:.0f}%"]
-        detail = [f"charge {charge:.0f}%" if charge is not None else None,
-                  f"runtime {runtime / 60:.0f} min" if runtime is not None else None]
-        message = "; ".join([head, *notes, ", ".join(d for d in detail if d)])
-        return check.result(status, message, target=target, metrics=metrics)
+            status = Status.WARNING
+            notes.append(Say(f"battery {charge:.0f}%", f"电池电量 {charge:.0f}%"))
+        if charge is not None and runtime is not None:
+            notes.append(Say(f"charge {charge:.0f}%, runtime {runtime / 60:.0f} min",
+                             f"电量 {charge:.0f}%，可续航 {runtime / 60:.0f} 分钟"))
+        return check.result(status, Say.join([head, *notes]), target=target, metrics=metrics)

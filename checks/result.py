@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -37,6 +38,18 @@ def worst(statuses: list[Status]) -> Status:
     return max(statuses, key=lambda s: s.severity, default=Status.OK)
 
 
+@dataclass(frozen=True)
+class Say:
+    """What a probe tells an operator, in English and Chinese."""
+
+    en: str
+    zh: str
+
+    @staticmethod
+    def join(parts: list[Say]) -> Say:
+        return Say("; ".join(p.en for p in parts), "；".join(p.zh for p in parts))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -50,10 +63,14 @@ class Result(BaseModel):
     target: str
     fault_class: FaultClass
     status: Status
-    message: str
+    message: str  # English: stable for logs, scripts and grep
+    message_zh: str = ""
     metrics: dict[str, Metric] = Field(default_factory=dict)
     observed_at: datetime = Field(default_factory=utcnow)
     duration_s: float = 0.0
+
+    def text(self, lang: str = "zh") -> str:
+        return self.message_zh if lang == "zh" and self.message_zh else self.message
 
     @property
     def key(self) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from checks.base import CheckSpec
 from checks.registry import probe_for
-from checks.result import Result, Status
+from checks.result import Result, Say, Status
 
 # A probe gets its own timeout plus this grace to report a timeout itself.
 GRACE_S = 1.0
@@ -33,7 +33,8 @@ def run_one(check: CheckSpec) -> Result:
     try:
         return probe_for(check.kind)(check)
     except Exception as exc:
-        return check.result(Status.UNKNOWN, f"probe failed: {type(exc).__name__}: {exc}")
+        what = f"{type(exc).__name__}: {exc}"
+        return check.result(Status.UNKNOWN, Say(f"probe failed: {what}", f"检查程序出错：{what}"))
 
 
 def run_checks(checks: Sequence[CheckSpec], *, concurrency: int = 8,
@@ -70,8 +71,9 @@ def run_checks(checks: Sequence[CheckSpec], *, concurrency: int = 8,
                 finish(job, job.outcome)
             elif now >= deadline:
                 running.remove(job)
-                timed_out = job.check.result(
-                    Status.UNKNOWN, f"no answer within {job.check.timeout_s:g}s timeout")
+                limit = f"{job.check.timeout_s:g}"
+                timed_out = job.check.result(Status.UNKNOWN, Say(
+                    f"no answer within {limit}s timeout", f"超时：{limit} 秒内无应答"))
                 timed_out.duration_s = round(now - job.started, 4)
                 finish(job, timed_out)
         if running:

@@ -13,6 +13,7 @@ from pathlib import Path
 import paramiko
 from pydantic import BaseModel, ConfigDict
 
+from checks.result import Say
 from vigil.secrets import Secret, SecretMissing
 
 
@@ -34,12 +35,16 @@ class SshTarget(BaseModel):
 
 
 class SshFailure(Exception):
-    """Could not run a command; `message` is what an operator should read."""
+    """Could not run a command; `say` is what an operator should read."""
 
-    def __init__(self, message: str, *, host_key: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(self, say: Say, *, host_key: bool = False) -> None:
+        super().__init__(say.en)
+        self.say = say
         self.host_key = host_key  # a key problem is a security finding, not an outage
+
+    @property
+    def message(self) -> str:
+        return self.say.en
 
 
 @dataclass
@@ -64,35 +69,44 @@ def _connect(t: SshTarget, timeout: float) -> paramiko.SSHClient:
     try:
         client.load_host_keys(str(known))
     except OSError as exc:
-        raise SshFailure(f"known_hosts {known} unreadable ({exc.strerror})",
+        raise SshFailure(Say(f"known_hosts {known} unreadable ({exc.strerror})",
+                             f"无法读取 known_hosts 文件 {known}（{exc.strerror}）"),
                          host_key=True) from None
     client.set_missing_host_key_policy(paramiko.RejectPolicy())
     try:
         password = t.password.reveal() if t.password else None
     except SecretMissing as exc:
-        raise SshFailure(f"no SSH password: {exc}") from None
+        raise SshFailure(Say(f"no SSH password: {exc}", f"缺少 SSH 密码：{exc}")) from None
     try:
         client.connect(t.address, port=t.port, username=t.user, key_filename=t.key_file,
                        password=password, timeout=timeout, banner_timeout=timeout,
                        auth_timeout=timeout, look_for_keys=False, allow_agent=False)
     except paramiko.BadHostKeyException as exc:
-        raise SshFailure(
-            f"host key of {t.address} CHANGED: known_hosts has "
-            f"{exc.expected_key.get_name()} {exc.expected_key.fingerprint}, host offers "
-            f"{exc.key.get_name()} {exc.key.fingerprint} — refusing to connect "
-            "(possible interception; re-key only after checking on site)", host_key=True,
-        ) from None
+        was = f"{exc.expected_key.get_name()} {exc.expected_key.fingerprint}"
+        now = f"{exc.key.get_name()} {exc.key.fingerprint}"
+        raise SshFailure(Say(
+            f"host key of {t.address} CHANGED: known_hosts has {was}, host offers {now} — "
+            "refusing to connect (possible interception; re-key only after checking on site)",
+            f"{t.address} 的主机密钥已改变：记录为 {was}，现为 {now}——拒绝连接"
+            "（可能被冒充；须现场核实后才能更新密钥）"), host_key=True) from None
     except paramiko.AuthenticationException:
-        raise SshFailure(f"SSH authentication failed for {t.label}") from None
+        raise SshFailure(Say(f"SSH authentication failed for {t.label}",
+                             f"SSH 登录 {t.label} 认证失败")) from None
     except paramiko.SSHException as exc:
         if "not found in known_hosts" in str(exc):
-            raise SshFailure(f"host key of {t.address} is unknown: not in {known} "
-                             "— refusing to connect", host_key=True) from None
-        raise SshFailure(f"SSH to {t.label} failed: {exc}") from None
+            raise SshFailure(Say(
+                f"host key of {t.address} is unknown: not in {known} — refusing to connect",
+                f"{t.address} 的主机密钥未登记（不在 {known} 中）——拒绝连接"),
+                host_key=True) from None
+        raise SshFailure(Say(f"SSH to {t.label} failed: {exc}",
+                             f"SSH 连接 {t.label} 失败：{exc}")) from None
     except TimeoutError:
-        raise SshFailure(f"SSH to {t.label}: no answer within {timeout:g}s") from None
+        raise SshFailure(Say(f"SSH to {t.label}: no answer within {timeout:g}s",
+                             f"SSH 连接 {t.label}：{timeout:g} 秒内无应答")) from None
     except OSError as exc:
-        raise SshFailure(f"SSH to {t.label}: {exc.strerror or exc}") from None
+        reason = exc.strerror or str(exc)
+        raise SshFailure(Say(f"SSH to {t.label}: {reason}",
+                             f"SSH 无法连接 {t.label}：{reason}")) from None
     return client
 
 
@@ -131,5 +145,6 @@ def run(t: SshTarget, command: str, timeout: float) -> Output:
         except (paramiko.SSHException, EOFError, OSError) as exc:
             forget(t)
             if attempt == 2:
-                raise SshFailure(f"SSH command on {t.label} failed: {exc}") from None
+                raise SshFailure(Say(f"SSH command on {t.label} failed: {exc}",
+                                     f"在 {t.label} 上执行命令失败：{exc}")) from None
     raise AssertionError("unreachable")

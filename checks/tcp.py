@@ -8,7 +8,7 @@ import time
 from pydantic import Field
 
 from checks.base import CheckSpec, Probe, ProbeParams
-from checks.result import Result, Status
+from checks.result import Result, Say, Status
 
 
 class TcpParams(ProbeParams):
@@ -30,13 +30,17 @@ class TcpProbe(Probe):
             with socket.create_connection((address, p.port), timeout=check.timeout_s):
                 pass
         except TimeoutError:
-            return check.result(Status.CRITICAL, f"{target}: no answer within {check.timeout_s:g}s",
+            limit = f"{check.timeout_s:g}"
+            return check.result(Status.CRITICAL, Say(f"{target}: no answer within {limit}s",
+                                                     f"{target}：{limit} 秒内无应答"),
                                 target=target, reachable=False)
         except OSError as exc:
             reason = exc.strerror or exc.__class__.__name__
-            return check.result(Status.CRITICAL, f"{target}: {reason}", target=target,
-                                reachable=False)
+            return check.result(Status.CRITICAL, Say(f"{target}: {reason}",
+                                                     f"{target} 无法连接：{reason}"),
+                                target=target, reachable=False)
         rtt_ms = round((time.monotonic() - started) * 1000, 2)
         status = Status.WARNING if rtt_ms >= p.warning_ms else Status.OK
-        return check.result(status, f"{target} accepts connections ({rtt_ms:.1f} ms)",
+        return check.result(status, Say(f"{target} accepts connections ({rtt_ms:.1f} ms)",
+                                        f"{target} 连接正常（{rtt_ms:.1f} 毫秒）"),
                             target=target, reachable=True, connect_ms=rtt_ms)

@@ -144,7 +144,7 @@ def _print_results(inv: Inventory, results: list[Result], lang: Lang) -> None:
         system = inv.systems[r.system].name.get(lang) if r.system in inv.systems else r.system
         table.add_row(f"[{_STYLE[r.status]}]{t(f'status.{r.status.value}', lang)}[/]",
                       escape(system), t(f"class.{r.fault_class.value}", lang), escape(r.check),
-                      escape(r.target), escape(r.message), f"{r.duration_s:.2f}s")
+                      escape(r.target), escape(r.text(lang)), f"{r.duration_s:.2f}s")
     out.print(table)
     out.print(t("check.summary", lang, **{s.value: counts.get(s, 0) for s in Status}))
 

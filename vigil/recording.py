@@ -24,7 +24,8 @@ def record_results(store: Store, results: Iterable[Result]) -> list[Event]:
             tx.append("result", r.key, {
                 "check": r.check, "kind": r.kind, "system": r.system, "target": r.target,
                 "fault_class": r.fault_class.value, "status": r.status.value,
-                "previous": previous, "message": r.message, "metrics": r.metrics,
+                "previous": previous, "message": r.message, "message_zh": r.message_zh,
+                "metrics": r.metrics,
                 "observed_at": r.observed_at.isoformat(), "duration_s": r.duration_s,
             })
             tx.set_state(key, {"status": r.status.value, "since": r.observed_at.isoformat()})

@@ -44,6 +44,8 @@ def test_healthy_lab_is_all_ok(vigil: VigilRunner) -> None:
     assert {r["kind"] for r in results.values()} >= {
         "host", "tcp", "dbpair", "backups", "mq", "ca", "power", "links", "http"}
     assert not_ok(results) == {}
+    for r in results.values():  # every message reads in Chinese too
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in r["message_zh"]), r
     assert results["payment-db.dbpair"]["metrics"]["lag_bytes"] >= 0
     assert results["finance-router.host"]["metrics"]["clock_offset_s"] == pytest.approx(0, abs=0.5)
     assert results["finance-router.links"]["metrics"]["active_line"] == "primary"
@@ -65,6 +67,7 @@ def test_two_primaries_is_split_brain(vigil: VigilRunner) -> None:
     assert not_ok(results) == {"payment-db.dbpair": "critical"}
     dbpair = results["payment-db.dbpair"]
     assert "split brain" in dbpair["message"] and dbpair["metrics"]["primaries"] == 2
+    assert "脑裂" in dbpair["message_zh"]
 
 
 def test_primary_down_reports_standby_ready(vigil: VigilRunner) -> None:
@@ -216,6 +219,7 @@ def test_primary_line_cut_then_both(vigil: VigilRunner) -> None:
     assert not_ok(results) == {"finance-router.links": "critical"}
     links = results["finance-router.links"]
     assert "primary line down: switch to the backup line (P4.3.1(2))" in links["message"]
+    assert "主线路中断：应切换到备用线路（P4.3.1(2)）" in links["message_zh"]
     assert links["metrics"]["line_up:backup"] is True
 
     net.set_line("backup", up=False)  # type: ignore[attr-defined]
