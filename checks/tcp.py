@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import socket
+import asyncio
 import time
 
 from pydantic import Field
 
-from checks.base import CheckSpec, Probe, ProbeParams
+from checks.base import AsyncProbe, CheckSpec, ProbeParams
 from checks.result import Result, Say, Status
 
 
@@ -17,18 +17,18 @@ class TcpParams(ProbeParams):
     warning_ms: float = Field(500, gt=0)
 
 
-class TcpProbe(Probe):
+class TcpProbe(AsyncProbe):
     kind = "tcp"
     Params = TcpParams
 
-    def run(self, check: CheckSpec) -> Result:
+    async def arun(self, check: CheckSpec) -> Result:
         p: TcpParams = check.params
         address = p.address or check.address
         target = f"{address}:{p.port}"
         started = time.monotonic()
         try:
-            with socket.create_connection((address, p.port), timeout=check.timeout_s):
-                pass
+            async with asyncio.timeout(check.timeout_s):
+                _reader, writer = await asyncio.open_connection(address, p.port)
         except TimeoutError:
             limit = f"{check.timeout_s:g}"
             return check.result(Status.CRITICAL, Say(f"{target}: no answer within {limit}s",
@@ -40,6 +40,7 @@ class TcpProbe(Probe):
                                                      f"{target} 无法连接：{reason}"),
                                 target=target, reachable=False)
         rtt_ms = round((time.monotonic() - started) * 1000, 2)
+        writer.close()
         status = Status.WARNING if rtt_ms >= p.warning_ms else Status.OK
         return check.result(status, Say(f"{target} accepts connections ({rtt_ms:.1f} ms)",
                                         f"{target} 连接正常（{rtt_ms:.1f} 毫秒）"),
