@@ -110,9 +110,9 @@ def verdict(findings: list[Finding], healthy: Say) -> tuple[Status, Say]:
 
 
 def threshold(value: float, warning: float, critical: float) -> Status:
-    """Higher is worse."""
-    if value >= critical:
+    """Higher is worse; a value must exceed a threshold to reach it."""
+    if value > critical:
         return Status.CRITICAL
-    if value >= warning:
+    if value > warning:
         return Status.WARNING
     return Status.OK
