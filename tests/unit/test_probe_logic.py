@@ -1,0 +1,80 @@
+"""Probe logic that the lab cannot fault for real (a drifting clock) or that is pure."""
+
+from __future__ import annotations
+
+from checks.base import CheckSpec
+from checks.host import HostParams, evaluate, parse_remote
+from checks.links import LinksParams, LinksProbe
+from checks.result import Status
+from vigil.domain import FaultClass
+
+REMOTE = """@stat1
+cpu  100 0 100 800 0 0 0 0 0 0
+@stat2
+cpu  150 0 150 900 0 0 0 0 0 0
+@loadavg
+0.50 0.40 0.30 1/100 1234
+@nproc
+2
+@meminfo
+MemTotal:       1000000 kB
+MemAvailable:    250000 kB
+@df
+Filesystem     1-blocks      Used Available Capacity Mounted on
+/dev/vda   100 97 3 97% /
+@procs
+sshd
+voucherd
+@uptime
+120.5 200.0
+@time
+1000007.0
+"""
+
+
+def _spec(params: object, kind: str = "host") -> CheckSpec:
+    return CheckSpec(name="h.host", kind=kind, system="h", fault_class=FaultClass.INFRASTRUCTURE,
+                     host="h", address="192.0.2.5", params=params)
+
+
+def test_remote_facts_are_parsed_and_graded() -> None:
+    facts = parse_remote(REMOTE, local_midpoint=1000000.0)
+    assert round(facts.cpu_percent) == 50 and facts.cores == 2
+    assert facts.memory_percent == 75.0 and facts.disks == {"/": 97.0}
+    assert facts.clock_offset_s == 7.0 and facts.processes == {"sshd", "voucherd"}
+    result = evaluate(_spec(HostParams(processes=["voucherd", "ca-seal"])),
+                      HostParams(processes=["voucherd", "ca-seal"]), facts)
+    assert result.status is Status.CRITICAL
+    for text in ("disk / 97%", "process ca-seal not running", "clock off by +7.0s",
+                 "rebooted 2 min ago"):
+        assert text in result.message
+    assert "电子签名验证可能失败" in result.message_zh
+    assert result.metrics["clock_offset_s"] == 7.0
+
+
+def test_unreadable_remote_output_is_unknown_not_a_crash() -> None:
+    facts = parse_remote("@loadavg\n@nproc\n1\n", local_midpoint=0)
+    result = evaluate(_spec(HostParams()), HostParams(reboot_window_s=0), facts)
+    assert result.status is Status.UNKNOWN and "unreadable" in result.message
+
+
+def _links(out: str) -> tuple[Status, str, object]:
+    params = LinksParams(lines=[{"name": "primary", "interface": "p0", "target": "x"},
+                                {"name": "backup", "interface": "b0", "target": "x"}])
+    r = LinksProbe().evaluate(_spec(params, "links"), params, out)
+    return r.status, r.message, r.metrics["active_line"]
+
+
+def _ping(name: str, got: int) -> str:
+    return (f"@{name}\n3 packets transmitted, {got} received, {100 - got * 33}% packet loss\n"
+            + ("rtt min/avg/max/mdev = 0.1/0.2/0.3/0.1 ms\n" if got else ""))
+
+
+def test_failed_over_to_backup_then_primary_back() -> None:
+    status, message, active = _links(_ping("primary", 0) + _ping("backup", 3)
+                                     + "@route\ndefault via 10.0.0.1 dev b0 \n")
+    assert status is Status.CRITICAL and active == "backup"
+    assert "traffic already on the backup line" in message
+    status, message, _ = _links(_ping("primary", 3) + _ping("backup", 3)
+                                + "@route\ndefault via 10.0.0.1 dev b0 \n")
+    assert status is Status.WARNING and "fail back" in message
