@@ -288,8 +288,13 @@ def version() -> None:
     out.print(__version__)
 
 
+def _register() -> None:
+    from vigil import cli_watch  # noqa: F401 (registers watch, status, ack, incidents, ladder)
+
+
 def main() -> None:
     """Entry point: usage errors exit 3 (not click's 2, which means critical here)."""
+    _register()
     command = typer.main.get_command(app)
     try:
         code = command.main(prog_name="vigil", standalone_mode=False)

@@ -123,7 +123,8 @@ def _first_broken_yaml(root: Path) -> tuple[str, str] | None:
 
 def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, Any]]]) -> Inventory:
     _first_host, (_, first_vars) = next(iter(raw_hosts.items()))
-    site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts"))
+    site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts",
+                                  "vigil_escalation", "vigil_calendar", "vigil_ladder"))
     site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), site_raw, root,
                           where="group 'all'")
     parties = {p.id: p for p in site_vars.vigil_parties}
@@ -186,7 +187,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
     _refuse_cycles(systems, declared, root)
     return Inventory(path=str(root), site=site_vars.vigil_site, parties=parties,
                      contacts=site_vars.vigil_contacts, hosts=hosts, systems=systems,
-                     checks=checks)
+                     checks=checks, escalation=site_vars.vigil_escalation,
+                     calendar=site_vars.vigil_calendar, ladder=site_vars.vigil_ladder)
 
 
 def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int],

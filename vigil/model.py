@@ -7,6 +7,7 @@ name the file, the host or group, and the field.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -85,6 +86,57 @@ class SystemIn(Strict):
     checks: list[CheckIn] = []
 
 
+LevelMark = Literal["IV", "IV+", "III", "II", "I"]
+
+
+class LevelPolicy(Strict):
+    """Who is told when an incident reaches a mark of the ladder (P4.1, P4.2, P2)."""
+
+    roles: list[Role] = []
+    affected_party: bool = False  # every contact of the party whose system failed
+    all_parties: bool = False  # implementation-team contacts of every party
+    renotify_minutes: float | None = Field(None, gt=0)  # until acknowledged
+
+
+def _default_levels() -> dict[LevelMark, LevelPolicy]:
+    base = [Role.ONSITE_TECHNICIAN, Role.IMPLEMENTATION_TEAM]
+    return {
+        "IV": LevelPolicy(roles=base, affected_party=True),
+        "IV+": LevelPolicy(roles=base, affected_party=True),
+        "III": LevelPolicy(roles=[*base, Role.LEADERSHIP_GROUP], affected_party=True),
+        "II": LevelPolicy(roles=[*base, Role.LEADERSHIP_GROUP, Role.VENDOR],
+                          affected_party=True, all_parties=True),
+        "I": LevelPolicy(roles=[*base, Role.LEADERSHIP_GROUP, Role.VENDOR, Role.SUPERVISOR],
+                         affected_party=True, all_parties=True),
+    }
+
+
+class Escalation(Strict):
+    """The escalation policy: each mark adds to who was told at the marks below it."""
+
+    open_after: int = Field(2, ge=1, description="consecutive failing results to open")
+    recover_after: int = Field(2, ge=1, description="consecutive passing results to recover")
+    flap_window: int = Field(10, ge=4, description="recent results looked at for flapping")
+    flap_changes: int = Field(5, ge=2, description="status changes in the window = flapping")
+    renotify_minutes: float = Field(60, gt=0)
+    levels: dict[LevelMark, LevelPolicy] = Field(default_factory=_default_levels)
+
+
+class CalendarVars(Strict):
+    """Holidays and working days for years the chinese-calendar package does not know."""
+
+    holidays: list[dt.date] = []
+    workdays: list[dt.date] = []
+    complete_years: list[int] = []
+
+
+class LadderVars(Strict):
+    iv_confirmed_hours: float = Field(4, gt=0)
+    iii_hours: float = Field(24, gt=0)
+    ii_working_days: int = Field(2, ge=1)
+    i_working_days: int = Field(5, ge=1)
+
+
 class SiteVars(BaseModel):
     """Variables every host sees (group_vars/all)."""
 
@@ -92,6 +144,9 @@ class SiteVars(BaseModel):
     vigil_site: Site
     vigil_parties: list[Party] = Field(min_length=1)
     vigil_contacts: list[Contact] = []
+    vigil_escalation: Escalation = Escalation()
+    vigil_calendar: CalendarVars = CalendarVars()
+    vigil_ladder: LadderVars = LadderVars()
 
 
 class HostVars(BaseModel):
@@ -141,6 +196,9 @@ class Inventory(BaseModel):
     hosts: dict[str, Host]
     systems: dict[str, System]
     checks: list[CheckSpec]
+    escalation: Escalation = Escalation()
+    calendar: CalendarVars = CalendarVars()
+    ladder: LadderVars = LadderVars()
     warnings: list[str] = []
 
     def limit(self, pattern: str | None) -> list[CheckSpec]:

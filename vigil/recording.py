@@ -5,28 +5,32 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from checks.result import Result
-from vigil.store import Event, Store
+from vigil.store import Event, Store, Tx
 
 
 def state_key(result: Result) -> str:
     return f"check:{result.key}"
 
 
-def record_results(store: Store, results: Iterable[Result]) -> list[Event]:
+def record_in(tx: Tx, results: Iterable[Result]) -> None:
     """Append a `result` event for each Result whose status differs from the last recorded."""
+    for r in results:
+        key = state_key(r)
+        last = tx.get_state(key)
+        previous = last["status"] if last else None
+        if previous == r.status.value:
+            continue
+        tx.append("result", r.key, {
+            "check": r.check, "kind": r.kind, "system": r.system, "target": r.target,
+            "fault_class": r.fault_class.value, "status": r.status.value,
+            "previous": previous, "message": r.message, "message_zh": r.message_zh,
+            "metrics": r.metrics, "observed_at": r.observed_at.isoformat(),
+            "duration_s": r.duration_s,
+        })
+        tx.set_state(key, {"status": r.status.value, "since": r.observed_at.isoformat()})
+
+
+def record_results(store: Store, results: Iterable[Result]) -> list[Event]:
     with store.transaction() as tx:
-        for r in results:
-            key = state_key(r)
-            last = tx.get_state(key)
-            previous = last["status"] if last else None
-            if previous == r.status.value:
-                continue
-            tx.append("result", r.key, {
-                "check": r.check, "kind": r.kind, "system": r.system, "target": r.target,
-                "fault_class": r.fault_class.value, "status": r.status.value,
-                "previous": previous, "message": r.message, "message_zh": r.message_zh,
-                "metrics": r.metrics,
-                "observed_at": r.observed_at.isoformat(), "duration_s": r.duration_s,
-            })
-            tx.set_state(key, {"status": r.status.value, "since": r.observed_at.isoformat()})
+        record_in(tx, results)
         return list(tx.appended)

@@ -140,6 +140,12 @@ class Tx:
         if not updated:
             self.conn.execute(state_table.insert().values(key=key, value=payload, seq=self._seq))
 
+    def delete_state(self, key: str) -> None:
+        self.conn.execute(state_table.delete().where(state_table.c.key == key))
+
+    def states(self, prefix: str) -> dict[str, Any]:
+        return _states(self.conn, prefix)
+
     def _close(self) -> None:
         if not self.appended:
             return
@@ -202,6 +208,11 @@ class Store:
                                .where(state_table.c.key == key)).first()
         return json.loads(row.value) if row else None
 
+    def states(self, prefix: str) -> dict[str, Any]:
+        """Every state row whose key starts with `prefix`."""
+        with self.engine.connect() as conn:
+            return _states(conn, prefix)
+
     def verify(self) -> Verdict:
         """Walk the chain from the first event; name the first event that does not fit."""
         expected_seq, prev, count = 1, GENESIS, 0
@@ -235,6 +246,12 @@ class Store:
                            f"the chain head says {head.seq} events but {last} remain: "
                            f"events after {last} were deleted")
         return Verdict(True, count)
+
+
+def _states(conn: Connection, prefix: str) -> dict[str, Any]:
+    rows = conn.execute(select(state_table.c.key, state_table.c.value)
+                        .where(state_table.c.key.startswith(prefix, autoescape=True)))
+    return {r.key: json.loads(r.value) for r in rows}
 
 
 def _engine(url: str) -> Engine:

@@ -1,0 +1,266 @@
+"""Incidents: results become incidents per system and fault class, graded by the ladder.
+
+An incident opens after `open_after` consecutive failing results of a check (or when the
+check flaps), with its onset at the first failing observation; it recovers when every
+check that fed it has passed `recover_after` times in a row and none flaps. A fault of a
+system whose dependency (`depends_on`) already has an open incident joins that incident
+as a consequence and pages nobody. Every change is an event, and the incident's state is
+written in the same transaction as the event and the messages it causes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import Callable, Iterable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from alerting import outbox
+from alerting.calendar import WorkCalendar
+from alerting.ladder import LadderConfig, Rung, rungs
+from alerting.messages import Facts, incident_message, recovery_message
+from alerting.policy import recipients, renotify_minutes
+from checks.result import Result, Status
+from vigil.domain import FaultClass
+from vigil.model import Contact, Inventory
+from vigil.recording import record_in
+from vigil.store import Store, Tx
+
+FAILING = (Status.CRITICAL, Status.UNKNOWN)
+
+
+def calendar_for(inv: Inventory) -> WorkCalendar:
+    return WorkCalendar(extra_holidays=set(inv.calendar.holidays),
+                        extra_workdays=set(inv.calendar.workdays),
+                        complete_years=set(inv.calendar.complete_years))
+
+
+def _changes(history: list[str]) -> int:
+    return sum(1 for a, b in itertools.pairwise(history) if a != b)
+
+
+class Tracker:
+    def __init__(self, inv: Inventory, store: Store) -> None:
+        self.inv, self.store = inv, store
+        self.tz = ZoneInfo(inv.site.timezone)
+        self.calendar = calendar_for(inv)
+        self.ladder = LadderConfig(**inv.ladder.model_dump())
+        self.contacts = {c.id: c for c in inv.contacts}
+        self.open: dict[str, dict[str, Any]] = {}
+        self._rungs: dict[str, list[Rung]] = {}
+        for inc in store.states("incident:").values():
+            if inc["status"] == "open":
+                self.open[inc["id"]] = inc
+
+    # --- the ladder, cached per incident: it depends on the onset only ---------------
+
+    def rungs_of(self, inc: dict[str, Any]) -> list[Rung]:
+        cached = self._rungs.get(inc["id"])
+        if cached is None:
+            cached = rungs(dt.datetime.fromisoformat(inc["onset"]), self.calendar, self.tz,
+                           self.ladder)
+            self._rungs[inc["id"]] = cached
+        return cached
+
+    def reached(self, inc: dict[str, Any], now: dt.datetime) -> tuple[Rung, Rung | None]:
+        ladder = self.rungs_of(inc)
+        done = [r for r in ladder if r.at <= now]
+        ahead = [r for r in ladder if r.at > now]
+        return (done[-1] if done else ladder[0]), (ahead[0] if ahead else None)
+
+    # --- results in ---------------------------------------------------------------------
+
+    def observe(self, results: Iterable[Result], now: dt.datetime) -> None:
+        """Record results, open and recover incidents, then move the ladder."""
+        with self.store.transaction() as tx:
+            results = list(results)
+            record_in(tx, results)
+            for r in results:
+                self._track(tx, r, now)
+            self._tick(tx, now)
+
+    def tick(self, now: dt.datetime) -> None:
+        with self.store.transaction() as tx:
+            self._tick(tx, now)
+
+    def _track(self, tx: Tx, r: Result, now: dt.datetime) -> None:
+        esc = self.inv.escalation
+        key = f"track:{r.key}"
+        st = tx.get_state(key) or {"history": [], "fails": 0, "passes": 0, "first_fail": None}
+        failing = r.status in FAILING
+        st["history"] = [*st["history"], "f" if failing else "p"][-esc.flap_window:]
+        st["flapping"] = _changes(st["history"]) >= esc.flap_changes
+        if failing:
+            st["fails"], st["passes"] = st["fails"] + 1, 0
+            st["first_fail"] = st["first_fail"] or r.observed_at.isoformat()
+        else:
+            st["fails"], st["passes"] = 0, st["passes"] + 1
+            if st["passes"] >= esc.recover_after and not st["flapping"]:
+                st["first_fail"] = None
+        st["system"], st["fault_class"] = r.system, r.fault_class.value
+        tx.set_state(key, st)
+
+        inc_id = tx.get_state(f"open:{r.system}:{r.fault_class.value}")
+        if inc_id is None:
+            if failing and (st["fails"] >= esc.open_after or st["flapping"]):
+                self._open(tx, r, st, now)
+            return
+        inc = self.open.get(inc_id)
+        if inc is None:
+            return
+        if r.key not in inc["checks"]:
+            inc["checks"].append(r.key)
+        if failing:
+            inc["detail"] = [r.message_zh or r.message, r.message]
+            tx.set_state(f"incident:{inc_id}", inc)
+        elif self._all_passing(tx, inc):
+            self._recover(tx, inc, now)
+
+    def _all_passing(self, tx: Tx, inc: dict[str, Any]) -> bool:
+        for check in inc["checks"]:
+            st = tx.get_state(f"track:{check}") or {}
+            if st.get("passes", 0) < self.inv.escalation.recover_after or st.get("flapping"):
+                return False
+        return True
+
+    # --- opening, explaining, recovering ------------------------------------------------
+
+    def _depends_on(self, system: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(self.inv.systems[system].depends_on) if system in self.inv.systems else []
+        while todo:
+            s = todo.pop()
+            if s not in seen:
+                seen.add(s)
+                todo.extend(self.inv.systems[s].depends_on if s in self.inv.systems else [])
+        return seen
+
+    def _root(self, inc_id: str) -> str:
+        while self.open.get(inc_id, {}).get("cause"):
+            inc_id = self.open[inc_id]["cause"]
+        return inc_id
+
+    def _open(self, tx: Tx, r: Result, st: dict[str, Any], now: dt.datetime) -> None:
+        onset = dt.datetime.fromisoformat(st["first_fail"] or r.observed_at.isoformat())
+        inc_id = f"{r.system}.{r.fault_class.value}.{onset.astimezone(self.tz):%Y%m%dT%H%M%S}"
+        deps = self._depends_on(r.system)
+        cause = next((self._root(i) for i, inc in self.open.items()
+                      if inc["system"] in deps), None)
+        system = self.inv.systems.get(r.system)
+        inc = {"id": inc_id, "system": r.system, "fault_class": r.fault_class.value,
+               "party": system.party if system else None, "onset": onset.isoformat(),
+               "opened_at": now.isoformat(), "status": "open", "mark": None,
+               "checks": [r.key], "cause": cause, "flapping": st["flapping"],
+               "detail": [r.message_zh or r.message, r.message], "told": [],
+               "last_told": None, "reminders": 0}
+        self.open[inc_id] = inc
+        tx.append("incident.opened", inc_id, {
+            "system": r.system, "fault_class": r.fault_class.value, "onset": inc["onset"],
+            "check": r.key, "cause": cause, "flapping": st["flapping"], "message": r.message})
+        tx.set_state(f"open:{r.system}:{r.fault_class.value}", inc_id)
+        # Faults already open below this system are consequences of it.
+        for other in self.open.values():
+            if other is not inc and other["cause"] is None and r.system in \
+                    self._depends_on(other["system"]):
+                other["cause"] = inc_id
+                tx.append("incident.explained", other["id"], {"cause": inc_id})
+                tx.set_state(f"incident:{other['id']}", other)
+        if cause is None:
+            self._advance(tx, inc, now, opened=True)
+        tx.set_state(f"incident:{inc_id}", inc)
+
+    def _recover(self, tx: Tx, inc: dict[str, Any], now: dt.datetime) -> None:
+        inc["status"], inc["recovered_at"] = "recovered", now.isoformat()
+        tx.append("incident.recovered", inc["id"], {
+            "after_s": round((now - dt.datetime.fromisoformat(inc["onset"])).total_seconds()),
+            "mark": inc["mark"]})
+        tx.delete_state(f"open:{inc['system']}:{inc['fault_class']}")
+        del self.open[inc["id"]]
+        if inc["cause"] is None and inc["told"]:
+            facts = self._facts(inc, now)
+            for contact in (self.contacts[c] for c in inc["told"] if c in self.contacts):
+                title, body = recovery_message(facts, contact.lang)
+                self._queue(tx, inc, contact, "recovered", "", title, body, now)
+        tx.set_state(f"incident:{inc['id']}", inc)
+        for other in list(self.open.values()):  # its consequences now stand on their own
+            if other["cause"] == inc["id"]:
+                other["cause"] = None
+                tx.append("incident.unexplained", other["id"], {"former_cause": inc["id"]})
+                self._advance(tx, other, now, opened=True)
+                tx.set_state(f"incident:{other['id']}", other)
+
+    # --- the ladder and the people --------------------------------------------------------
+
+    def _tick(self, tx: Tx, now: dt.datetime) -> None:
+        acks = tx.states("ack:")
+        for inc in list(self.open.values()):
+            if inc["cause"] is None:
+                self._advance(tx, inc, now, ack=acks.get(f"ack:{inc['id']}"))
+
+    def _advance(self, tx: Tx, inc: dict[str, Any], now: dt.datetime, *, opened: bool = False,
+                 ack: dict[str, Any] | None = None) -> None:
+        rung, _ = self.reached(inc, now)
+        if rung.mark != inc["mark"] or opened:
+            if rung.mark != inc["mark"]:
+                tx.append("incident.level", inc["id"], {"mark": rung.mark,
+                                                        "level": rung.level.value,
+                                                        "rule": rung.rule_en})
+            kind = "opened" if opened or inc["mark"] is None else "level"
+            inc["mark"], inc["reminders"] = rung.mark, 0
+            self._notify(tx, inc, kind, now)
+            tx.set_state(f"incident:{inc['id']}", inc)
+            return
+        if ack and ack.get("mark") == inc["mark"]:
+            return  # acknowledged at this level: no repeats until the next level
+        last = dt.datetime.fromisoformat(inc["last_told"]) if inc["last_told"] else None
+        if last and now - last >= dt.timedelta(minutes=renotify_minutes(self.inv, rung.mark)):
+            inc["reminders"] += 1
+            self._notify(tx, inc, "reminder", now)
+            tx.set_state(f"incident:{inc['id']}", inc)
+
+    def _facts(self, inc: dict[str, Any], now: dt.datetime) -> Facts:
+        _, ahead = self.reached(inc, now)
+        system = self.inv.systems.get(inc["system"])
+        names = (system.name.zh, system.name.get("en")) if system else (inc["system"],) * 2
+        return Facts(incident=inc["id"], system_name=names,
+                     fault_class=FaultClass(inc["fault_class"]), mark=inc["mark"] or "IV",
+                     onset=dt.datetime.fromisoformat(inc["onset"]), now=now,
+                     next_mark=ahead.mark if ahead else None,
+                     next_at=ahead.at if ahead else None,
+                     detail=(inc["detail"][0], inc["detail"][1]), tz=self.tz)
+
+    def _notify(self, tx: Tx, inc: dict[str, Any], kind: str, now: dt.datetime) -> None:
+        facts = self._facts(inc, now)
+        for contact in recipients(self.inv, inc["party"] or "", inc["mark"]):
+            title, body = incident_message(facts, kind, contact.lang)
+            self._queue(tx, inc, contact, kind, f"{inc['mark']}/{inc['reminders']}", title,
+                        body, now)
+            if contact.id not in inc["told"]:
+                inc["told"].append(contact.id)
+        inc["last_told"] = now.isoformat()
+
+    def _queue(self, tx: Tx, inc: dict[str, Any], contact: Contact, kind: str, step: str,
+               title: str, body: str, now: dt.datetime) -> None:
+        for index in range(len(contact.channels)):
+            outbox.queue(tx, key=f"{inc['id']}/{kind}/{step}/{contact.id}#{index}",
+                         contact=contact, channel=index, title=title, body=body,
+                         incident=inc["id"], kind=kind, now=now)
+
+
+def acknowledge(store: Store, inv: Inventory, incident: str, person: str,
+                now: dt.datetime, lookup: Callable[[str], dict[str, Any] | None]) -> str:
+    """Record that `person` acknowledged `incident` at its current level; returns the mark."""
+    inc = lookup(incident)
+    if inc is None:
+        raise LookupError(f"no incident {incident!r}")
+    if inc["status"] != "open":
+        raise LookupError(f"incident {incident!r} is {inc['status']}")
+    if person not in {c.id for c in inv.contacts}:
+        raise PermissionError(f"{person!r} is not a contact in the inventory")
+    with store.transaction() as tx:
+        tx.append("incident.acked", incident, {"by": person, "mark": inc["mark"],
+                                               "at": now.isoformat()})
+        tx.set_state(f"ack:{incident}", {"by": person, "mark": inc["mark"],
+                                         "at": now.isoformat()})
+    return str(inc["mark"])

@@ -1,0 +1,96 @@
+"""The escalation ladder of P4.1, as a pure function of onset, now and the calendar.
+
+Every fault is level IV when it occurs (and "IV confirmed" once it has lasted 4 hours),
+level III after 24 hours, level II after 2 working days and level I after 5 working
+days. Nothing is stored but the onset, so a restart never resets a clock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from alerting.calendar import WorkCalendar
+
+
+class Level(StrEnum):
+    IV = "IV"
+    III = "III"
+    II = "II"
+    I = "I"  # noqa: E741 (the plan's name)
+
+    @property
+    def rank(self) -> int:
+        """Higher is more serious."""
+        return {"IV": 1, "III": 2, "II": 3, "I": 4}[self.value]
+
+    @property
+    def zh(self) -> str:
+        return {"IV": "四级", "III": "三级", "II": "二级", "I": "一级"}[self.value]
+
+
+class LadderConfig(BaseModel):
+    """Thresholds (P4.1); a site may change them in its inventory (P6)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    iv_confirmed_hours: float = Field(4, gt=0)
+    iii_hours: float = Field(24, gt=0)
+    ii_working_days: int = Field(2, ge=1)
+    i_working_days: int = Field(5, ge=1)
+
+
+DEFAULT = LadderConfig()
+
+
+@dataclass(frozen=True)
+class Rung:
+    mark: str  # "IV", "IV+", "III", "II", "I"
+    level: Level
+    at: dt.datetime  # in the site's time zone
+    rule_en: str
+    rule_zh: str
+
+
+def rungs(onset: dt.datetime, calendar: WorkCalendar, tz: ZoneInfo,
+          config: LadderConfig = DEFAULT) -> list[Rung]:
+    """When each mark of the ladder is reached, for a fault that began at `onset`."""
+    local = onset.astimezone(tz)
+    c = config
+    out = [
+        Rung("IV", Level.IV, local, "at onset (every fault is first level IV)",
+             "发生即定为四级"),
+        Rung("IV+", Level.IV, local + dt.timedelta(hours=c.iv_confirmed_hours),
+             f"{c.iv_confirmed_hours:g} hours unrecovered (level IV confirmed)",
+             f"持续 {c.iv_confirmed_hours:g} 小时未恢复（确认四级）"),
+        Rung("III", Level.III, local + dt.timedelta(hours=c.iii_hours),
+             f"{c.iii_hours:g} hours unrecovered", f"持续 {c.iii_hours:g} 小时未恢复"),
+        Rung("II", Level.II, calendar.add_working_days(local, c.ii_working_days),
+             f"{c.ii_working_days} working days unrecovered",
+             f"持续 {c.ii_working_days} 个工作日未恢复"),
+        Rung("I", Level.I, calendar.add_working_days(local, c.i_working_days),
+             f"{c.i_working_days} working days unrecovered",
+             f"持续 {c.i_working_days} 个工作日未恢复"),
+    ]
+    # A rung is never earlier than the one below it, whatever the thresholds say.
+    for i in range(1, len(out)):
+        if out[i].at < out[i - 1].at:
+            prev = out[i - 1].at
+            out[i] = Rung(out[i].mark, out[i].level, prev, out[i].rule_en, out[i].rule_zh)
+    return out
+
+
+def reached(onset: dt.datetime, now: dt.datetime, calendar: WorkCalendar, tz: ZoneInfo,
+            config: LadderConfig = DEFAULT) -> Rung:
+    """The highest rung reached by `now`."""
+    done = [r for r in rungs(onset, calendar, tz, config) if r.at <= now.astimezone(tz)]
+    return done[-1] if done else rungs(onset, calendar, tz, config)[0]
+
+
+def next_rung(onset: dt.datetime, now: dt.datetime, calendar: WorkCalendar, tz: ZoneInfo,
+              config: LadderConfig = DEFAULT) -> Rung | None:
+    ahead = [r for r in rungs(onset, calendar, tz, config) if r.at > now.astimezone(tz)]
+    return ahead[0] if ahead else None

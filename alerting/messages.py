@@ -1,0 +1,101 @@
+"""What people read: in Chinese by default, in English for contacts who ask for it.
+
+Every message names the system, fault class, level, since when, the time to the next
+level, what the plan says to do now with its clause IDs, and how to acknowledge.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from remediations.runbook import load_runbook
+from vigil.domain import FaultClass
+from vigil.i18n import t
+
+
+@dataclass(frozen=True)
+class Facts:
+    incident: str
+    system_name: tuple[str, str]  # (zh, en)
+    fault_class: FaultClass
+    mark: str
+    onset: dt.datetime
+    now: dt.datetime
+    next_mark: str | None
+    next_at: dt.datetime | None
+    detail: tuple[str, str]  # what the checks said (zh, en)
+    tz: ZoneInfo
+
+
+def _duration(seconds: float, lang: str) -> str:
+    minutes = int(seconds // 60)
+    days, rest = divmod(minutes, 1440)
+    hours, mins = divmod(rest, 60)
+    if lang == "en":
+        parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{mins} min"]
+        return " ".join(p for p in parts if p)
+    parts = [f"{days} 天" if days else "", f"{hours} 小时" if hours else "", f"{mins} 分钟"]
+    return "".join(p for p in parts if p)
+
+
+def _level_name(mark: str, lang: str) -> str:
+    zh = {"IV": "四级", "IV+": "四级（已持续4小时）", "III": "三级", "II": "二级", "I": "一级"}
+    en = {"IV": "level IV", "IV+": "level IV (confirmed, 4 h)", "III": "level III",
+          "II": "level II", "I": "level I"}
+    return (en if lang == "en" else zh)[mark]
+
+
+def _plan(f: Facts, lang: str, level: str) -> list[str]:
+    steps = load_runbook().steps(f.fault_class, level)
+    return [f"· {s.text(lang)}（{s.clause}）" if lang == "zh" else f"- {s.text(lang)} ({s.clause})"
+            for s in steps]
+
+
+def incident_message(f: Facts, kind: str, lang: str) -> tuple[str, str]:
+    """(title, body) for kind opened | level | reminder."""
+    zh = lang != "en"
+    system = f.system_name[0] if zh else f.system_name[1]
+    klass = t(f"class.{f.fault_class.value}", "zh" if zh else "en")
+    level = _level_name(f.mark, lang)
+    onset = f.onset.astimezone(f.tz).strftime("%Y-%m-%d %H:%M")
+    lasted = _duration((f.now - f.onset).total_seconds(), lang)
+    tag = {"opened": ("新故障", "new fault"), "level": ("升级", "escalated"),
+           "reminder": ("未确认提醒", "unacknowledged")}[kind]
+    title = (f"【Vigil {tag[0]}】{level}：{system}（{klass}）" if zh
+             else f"[Vigil {tag[1]}] {level}: {system} ({klass})")
+    lines = []
+    if zh:
+        lines.append(f"系统：{system}；故障类别：{klass}（{f.fault_class.clause}）；当前级别：{level}")
+        lines.append(f"发生时间：{onset}（已持续 {lasted}）")
+    else:
+        lines.append(f"System: {system}; fault class: {klass} ({f.fault_class.clause}); "
+                     f"level: {level}")
+        lines.append(f"Since: {onset} ({lasted})")
+    if f.next_mark and f.next_at:
+        at = f.next_at.astimezone(f.tz).strftime("%Y-%m-%d %H:%M")
+        left = _duration((f.next_at - f.now).total_seconds(), lang)
+        lines.append(f"下一级：{_level_name(f.next_mark, lang)}，于 {at}（还有 {left}）" if zh
+                     else f"Next: {_level_name(f.next_mark, lang)} at {at} (in {left})")
+    lines.append(("现象：" if zh else "Seen: ") + (f.detail[0] if zh else f.detail[1]))
+    plan_level = "IV" if f.mark == "IV+" else f.mark
+    lines.append("预案要求：" if zh else "The plan says:")
+    lines.extend(_plan(f, lang, plan_level))
+    lines.append(f"确认（停止重复提醒）：vigil ack {f.incident} --as 姓名" if zh
+                 else f"Acknowledge (stops repeats): vigil ack {f.incident} --as NAME")
+    return title, "\n".join(lines)
+
+
+def recovery_message(f: Facts, lang: str) -> tuple[str, str]:
+    zh = lang != "en"
+    system = f.system_name[0] if zh else f.system_name[1]
+    lasted = _duration((f.now - f.onset).total_seconds(), lang)
+    title = (f"【Vigil 已恢复】{system}" if zh else f"[Vigil recovered] {system}")
+    lines = [f"{system} 已恢复，故障持续 {lasted}，最高级别 {_level_name(f.mark, lang)}。" if zh
+             else f"{system} recovered after {lasted}; highest level {_level_name(f.mark, lang)}."]
+    after = _plan(f, lang, "recovery")
+    if after:
+        lines.append("恢复后须完成：" if zh else "After recovery:")
+        lines.extend(after)
+    return title, "\n".join(lines)

@@ -1,0 +1,37 @@
+"""Who is told at each mark of the ladder, from the inventory's escalation policy.
+
+Each mark adds to the marks below it (P4.1: III adds the leadership group; II and I add
+every party). "Whoever finds it reports it" (P4.2): every opened incident reaches the
+implementation team, whatever the policy says.
+"""
+
+from __future__ import annotations
+
+from vigil.domain import Role
+from vigil.model import Contact, Inventory
+
+MARKS = ("IV", "IV+", "III", "II", "I")
+
+
+def recipients(inv: Inventory, party: str, mark: str) -> list[Contact]:
+    chosen: dict[str, Contact] = {}
+    levels = inv.escalation.levels
+    for m in MARKS[: MARKS.index(mark) + 1]:
+        policy = levels.get(m)  # type: ignore[call-overload]
+        if policy is None:
+            continue
+        for c in inv.contacts:
+            if (set(c.roles) & set(policy.roles)
+                    or (policy.affected_party and c.party == party)
+                    or (policy.all_parties and Role.IMPLEMENTATION_TEAM in c.roles)):
+                chosen.setdefault(c.id, c)
+    for c in inv.contacts_with(Role.IMPLEMENTATION_TEAM):  # P4.2
+        chosen.setdefault(c.id, c)
+    return list(chosen.values())
+
+
+def renotify_minutes(inv: Inventory, mark: str) -> float:
+    policy = inv.escalation.levels.get(mark)  # type: ignore[call-overload]
+    if policy is not None and policy.renotify_minutes:
+        return float(policy.renotify_minutes)
+    return inv.escalation.renotify_minutes
