@@ -126,8 +126,8 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
                                     ensure_ascii=False, indent=2) + "\n")
         return
     zh = lg == "zh"
-    out.print((f"站点：{inv.site.name.get(lg)}；未恢复事件 {len(rows)} 个；待发送消息 {pending} 条；"
-               f"守护进程{'运行中' if running else '未运行'}") if zh else
+    out.print((f"站点：{inv.site.name.get(lg)}；未恢复事件 {len(rows)} 个；"
+               f"待发送消息 {pending} 条；守护进程{'运行中' if running else '未运行'}") if zh else
               (f"Site: {inv.site.name.get(lg)}; open incidents {len(rows)}; messages pending "
                f"{pending}; daemon {'running' if running else 'not running'}"))
     for en, zh_text in warnings:
@@ -215,7 +215,7 @@ def ladder_explain(onset: Annotated[str, typer.Option(help="When the fault began
     calendar = calendar_for(inv)
     start, moment = _when(onset, tz, "--onset"), _when(now, tz, "--now")
     ladder = rungs(start, calendar, tz, LadderConfig(**inv.ladder.model_dump()))
-    days = []
+    days: list[dict[str, Any]] = []
     day = start.astimezone(tz).date()
     while day < ladder[-1].at.date():
         day += dt.timedelta(days=1)
@@ -245,8 +245,8 @@ def ladder_explain(onset: Annotated[str, typer.Option(help="When the fault began
     for col in (("日期", "Date"), ("工作日", "Working day"), ("原因", "Why")):
         counted.add_column(col[0] if zh else col[1])
     for d in days:
-        counted.add_row(d["date"], ("是" if zh else "yes") if d["working"] else
-                        ("否" if zh else "no"), d["why"])
+        working = ("是" if zh else "yes") if d["working"] else ("否" if zh else "no")
+        counted.add_row(str(d["date"]), working, str(d["why"]))
     out.print(counted)
     for w in warnings:
         err.print(f"[yellow]{escape(w)}[/]")
