@@ -231,21 +231,22 @@ def ladder_explain(onset: Annotated[str, typer.Option(help="When the fault began
                                      "rungs": rows, "days": days, "warnings": warnings},
                                     ensure_ascii=False, indent=2) + "\n")
         return
-    zh = lg == "zh"
-    table = Table(title=(f"故障发生于 {start.astimezone(tz):%Y-%m-%d %H:%M %Z}" if zh
+    is_zh = lg == "zh"
+    table = Table(title=(f"故障发生于 {start.astimezone(tz):%Y-%m-%d %H:%M %Z}" if is_zh
                          else f"Fault since {start.astimezone(tz):%Y-%m-%d %H:%M %Z}"),
                   title_justify="left")
     for col in (("级别", "Level"), ("到达时间", "Reached at"), ("规则", "Rule"), ("", "")):
-        table.add_column(col[0] if zh else col[1])
+        table.add_column(col[0] if is_zh else col[1])
     for r, row in zip(ladder, rows, strict=True):
-        mark = ("已到达" if zh else "reached") if row["reached"] else ""
-        table.add_row(_level_name(r.mark, lg), f"{r.at:%Y-%m-%d %H:%M %a}", row["rule"], mark)
+        mark = ("已到达" if is_zh else "reached") if row["reached"] else ""
+        table.add_row(_level_name(r.mark, lg), f"{r.at:%Y-%m-%d %H:%M %a}", str(row["rule"]),
+                      mark)
     out.print(table)
-    counted = Table(title="日历" if zh else "Calendar", title_justify="left")
+    counted = Table(title="日历" if is_zh else "Calendar", title_justify="left")
     for col in (("日期", "Date"), ("工作日", "Working day"), ("原因", "Why")):
-        counted.add_column(col[0] if zh else col[1])
+        counted.add_column(col[0] if is_zh else col[1])
     for d in days:
-        working = ("是" if zh else "yes") if d["working"] else ("否" if zh else "no")
+        working = ("是" if is_zh else "yes") if d["working"] else ("否" if is_zh else "no")
         counted.add_row(str(d["date"]), working, str(d["why"]))
     out.print(counted)
     for w in warnings:
