@@ -37,7 +37,7 @@ def vigil(store_path: Path) -> VigilRunner:
     def run(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Run:
         full_env = {**os.environ, "VIGIL_STORE": str(store_path), "COLUMNS": "200",
                     **(env or {})}
-        proc = subprocess.run([sys.executable, "-m", "vigil.cli", *args], cwd=ROOT,
+        proc = subprocess.run([sys.executable, "-m", "vigil", *args], cwd=ROOT,
                               capture_output=True, text=True, env=full_env, timeout=timeout)
         return Run(proc.returncode, proc.stdout, proc.stderr)
 

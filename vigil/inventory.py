@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from checks.base import BindError, CheckSpec
 from checks.registry import probe_for
 from checks.ssh import SshTarget
-from vigil.model import Host, HostVars, Inventory, SiteVars, System
+from vigil.model import CheckDefaults, Host, HostVars, Inventory, SiteVars, System
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -124,7 +124,8 @@ def _first_broken_yaml(root: Path) -> tuple[str, str] | None:
 def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, Any]]]) -> Inventory:
     _first_host, (_, first_vars) = next(iter(raw_hosts.items()))
     site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts",
-                                  "vigil_escalation", "vigil_calendar", "vigil_ladder"))
+                                  "vigil_escalation", "vigil_calendar", "vigil_ladder",
+                                  "vigil_check_defaults"))
     site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), site_raw, root,
                           where="group 'all'")
     parties = {p.id: p for p in site_vars.vigil_parties}
@@ -170,7 +171,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
                       f"system {s.id!r} has no known party (set vigil_party or party)")
             names = []
             for j, c in enumerate(s.checks):
-                spec = _check_spec(raw, root, where, (i, j), hosts, name, s, c, checks)
+                spec = _check_spec(raw, root, where, (i, j), hosts, name, s, c, checks,
+                                   site_vars.vigil_check_defaults)
                 checks.append(spec)
                 names.append(spec.name)
             systems[s.id] = System(id=s.id, name=s.name, fault_class=s.fault_class,
@@ -193,7 +195,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
 
 def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int],
                 hosts: dict[str, Host], host_name: str, system: Any, check: Any,
-                existing: list[CheckSpec]) -> CheckSpec:
+                existing: list[CheckSpec], defaults: CheckDefaults) -> CheckSpec:
     i, j = at
     host = hosts[host_name]
     probe = probe_for(check.kind)
@@ -216,8 +218,9 @@ def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int]
         name, n = f"{system.id}.{check.kind}.{n}", n + 1
     return CheckSpec(name=name, kind=check.kind, system=system.id,
                      fault_class=system.fault_class, host=host.name, address=host.address,
-                     ssh=host.ssh, params=params, interval_s=check.interval,
-                     timeout_s=check.timeout)
+                     ssh=host.ssh, params=params,
+                     interval_s=check.interval or defaults.interval,
+                     timeout_s=check.timeout or defaults.timeout)
 
 
 def _refuse_cycles(systems: dict[str, System], declared: dict[str, tuple[str, dict[str, Any]]],

@@ -66,8 +66,8 @@ class CheckIn(Strict):
     kind: str
     name: str | None = None
     params: dict[str, Any] = {}
-    interval: float = Field(60, gt=0, description="seconds between runs")
-    timeout: float = Field(10, gt=0, description="seconds before the check is unknown")
+    interval: float | None = Field(None, gt=0, description="seconds between runs")
+    timeout: float | None = Field(None, gt=0, description="seconds before it is unknown")
 
     @field_validator("kind")
     @classmethod
@@ -137,6 +137,13 @@ class LadderVars(Strict):
     i_working_days: int = Field(5, ge=1)
 
 
+class CheckDefaults(Strict):
+    """For checks that do not say: how often and how long."""
+
+    interval: float = Field(60, gt=0)
+    timeout: float = Field(10, gt=0)
+
+
 class SiteVars(BaseModel):
     """Variables every host sees (group_vars/all)."""
 
@@ -147,6 +154,7 @@ class SiteVars(BaseModel):
     vigil_escalation: Escalation = Escalation()
     vigil_calendar: CalendarVars = CalendarVars()
     vigil_ladder: LadderVars = LadderVars()
+    vigil_check_defaults: CheckDefaults = CheckDefaults()
 
 
 class HostVars(BaseModel):
