@@ -83,7 +83,8 @@ class Outbox:
             error = self._send(key, msg)
             with self.store.transaction() as tx:
                 if error is None:
-                    tx.append("message.sent", key, {"attempts": msg["attempts"] + 1})
+                    tx.append("message.sent", key, {"attempts": msg["attempts"] + 1,
+                                                    "incident": msg["incident"]})
                     tx.set_state(f"msg:{key}", {**msg, "status": "sent",
                                                 "attempts": msg["attempts"] + 1})
                     tx.delete_state(f"pending:{key}")
@@ -112,7 +113,8 @@ class Outbox:
         self.failures_total += 1
         retry_at = now + dt.timedelta(seconds=backoff(attempts))
         tx.append("message.failed", key, {"attempts": attempts, "error": error,
-                                          "retry_at": retry_at.isoformat()})
+                                          "retry_at": retry_at.isoformat(),
+                                          "incident": msg["incident"]})
         tx.set_state(f"msg:{key}", {**msg, "attempts": attempts, "last_error": error})
         tx.set_state(f"pending:{key}", {"due": retry_at.isoformat()})
         log.warning("delivery failed", extra={"key": key, "attempts": attempts, "error": error})

@@ -21,8 +21,11 @@ def recipients(inv: Inventory, party: str, mark: str) -> list[Contact]:
         if policy is None:
             continue
         for c in inv.contacts:
+            # A party's leaders are told when the policy names the leadership group,
+            # not merely because their party is affected.
+            operational = set(c.roles) - {Role.LEADERSHIP_GROUP}
             if (set(c.roles) & set(policy.roles)
-                    or (policy.affected_party and c.party == party)
+                    or (policy.affected_party and c.party == party and operational)
                     or (policy.all_parties and Role.IMPLEMENTATION_TEAM in c.roles)):
                 chosen.setdefault(c.id, c)
     for c in inv.contacts_with(Role.IMPLEMENTATION_TEAM):  # P4.2

@@ -42,12 +42,17 @@ app.add_typer(ladder_app, name="ladder")
 def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
           metrics_port: Annotated[int | None, typer.Option(
               help="Serve Prometheus metrics on 127.0.0.1:PORT.")] = None,
+          limit: Annotated[str | None, typer.Option(
+              "--limit", "-l", help="Only these hosts, groups, systems or checks (globs).")]
+          = None,
           vault_password_file: VaultOpt = None) -> None:
     """The daemon: run checks on schedule, grade incidents, deliver messages. Stops on SIGTERM."""
     from vigil.daemon import Daemon, setup_logging
 
     lg = _lang(None)
     inv = _load(inventory, vault_password_file, lg)
+    if limit:
+        inv = inv.model_copy(update={"checks": inv.limit(limit)})
     setup_logging()
     Daemon(inv, _open_store(store, lg), metrics_port=metrics_port).run()
 

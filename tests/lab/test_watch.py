@@ -1,0 +1,216 @@
+"""`vigil watch` on the real lab: faults become incidents, incidents become messages at
+real receivers, and a daemon killed at any instant loses and duplicates nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+from tests.receivers import SmtpReceiver, WebhookReceiver
+from vigil import lab
+from vigil.store import Store
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("restore_lab")]
+LIMIT = "payment-db*"
+
+
+class Watch:
+    """One `vigil watch` process at a time over a private copy of the lab inventory."""
+
+    def __init__(self, tmp: Path, webhook: WebhookReceiver, smtp: SmtpReceiver) -> None:
+        self.inventory = tmp / "inv"
+        shutil.copytree(ROOT / "inventory/lab", self.inventory)
+        self.fallback = tmp / "fallback.log"
+        (self.inventory / "group_vars/all/zz-test.yml").write_text(yaml.safe_dump({
+            "vigil_lab_dir": str(lab.lab_dir()),
+            "vigil_check_defaults": {"interval": 1, "timeout": 3},
+            "vigil_escalation": {"open_after": 2, "recover_after": 2, "renotify_minutes": 600},
+            "vigil_contacts": [
+                {"id": "duty", "name": "值班员", "party": "finance",
+                 "roles": ["implementation_team", "onsite_technician"],
+                 "channels": [webhook.url]},
+                {"id": "leader", "name": "领导小组", "party": "finance",
+                 "roles": ["leadership_group"], "channels": [smtp.url("leader@lab.local")]},
+                {"id": "backup-ops", "name": "备岗", "party": "finance",
+                 "roles": ["implementation_team"], "channels": [f"file://{self.fallback}"]},
+            ]}, allow_unicode=True))
+        self.store_path = tmp / "watch.db"
+        self.clock_file = tmp / "clock-offset"
+        self.clock_file.write_text("0")
+        self.log = (tmp / "watch.log").open("ab")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "VIGIL_STORE": str(self.store_path),
+                "VIGIL_CLOCK_OFFSET_FILE": str(self.clock_file)}
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil", "watch", "--inventory", str(self.inventory),
+             "--limit", LIMIT], cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log)
+
+    def kill(self) -> None:
+        assert self.proc
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> int:
+        assert self.proc
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+    def jump(self, hours: float) -> None:
+        self.clock_file.write_text(str(float(self.clock_file.read_text()) + hours * 3600))
+
+    def store(self) -> Store:
+        return Store(str(self.store_path))
+
+    def open_incidents(self) -> list[dict]:
+        return [i for i in self.store().states("incident:").values() if i["status"] == "open"]
+
+    def queued(self, channel_prefix: str = "") -> set[str]:
+        return {e.subject for e in self.store().events(kind="message.queued")
+                if e.data["contact"].startswith(channel_prefix)}
+
+
+def wait_until(what: str, predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for: {what}")
+
+
+@pytest.fixture
+def receivers() -> Iterator[tuple[WebhookReceiver, SmtpReceiver]]:
+    webhook, smtp = WebhookReceiver().start(), SmtpReceiver().start()
+    yield webhook, smtp
+    webhook.stop()
+    smtp.stop()
+
+
+@pytest.fixture
+def watch(tmp_path: Path, receivers: tuple[WebhookReceiver, SmtpReceiver]) -> Iterator[Watch]:
+    w = Watch(tmp_path, *receivers)
+    yield w
+    if w.proc and w.proc.poll() is None:
+        w.kill()
+
+
+def test_fault_escalation_ack_and_recovery_reach_people(
+        watch: Watch, receivers: tuple[WebhookReceiver, SmtpReceiver]) -> None:
+    webhook, smtp = receivers
+    watch.start()
+    wait_until("daemon started", lambda: bool(watch.store().events(kind="daemon.started")))
+    time.sleep(2)
+    assert watch.open_incidents() == []
+
+    lab.component("pg").stop_node("standby")  # type: ignore[attr-defined]
+    wait_until("a level-IV page at the webhook",
+               lambda: any("四级" in t and "支付系统数据库（主）" in t for t in webhook.titles()))
+    (inc,) = [i for i in watch.open_incidents() if i["system"] == "payment-db"]
+    page = next(m for m in webhook.received if f"vigil ack {inc['id']}" in m["message"])
+    assert "四级" in page["title"] and "P4.3.2" in page["message"]
+    assert "standby pg-b down" in page["message"] or "备库 pg-b 故障" in page["message"]
+    assert smtp.messages == []  # the leadership group hears from level III on
+
+    watch.jump(25)  # a day later: level III, the leadership group by email
+    wait_until("level III email", lambda: any("三级" in m["subject"] for m in smtp.messages))
+    run = subprocess.run([sys.executable, "-m", "vigil", "ack", inc["id"], "--as", "duty",
+                          "--inventory", str(watch.inventory)], env=watch.env, cwd=ROOT,
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+
+    lab.up(["pg"], progress=lambda _m: None)
+    wait_until("recovery messages", lambda: any("已恢复" in t for t in webhook.titles()) and
+               any("已恢复" in m["subject"] for m in smtp.messages), timeout=90)
+    assert watch.stop() == 0
+    kinds = [e.kind for e in watch.store().events()
+             if e.subject == inc["id"] or e.data.get("incident") == inc["id"]]
+    for kind in ("incident.opened", "incident.level", "incident.acked", "incident.recovered",
+                 "message.sent"):
+        assert kind in kinds
+    assert watch.store().verify().ok
+
+
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
+        watch: Watch, receivers: tuple[WebhookReceiver, SmtpReceiver]) -> None:
+    webhook, smtp = receivers
+    rng = random.Random(20261128)
+    pg = lab.component("pg")
+    standby_down = False
+    for i in range(20):
+        watch.start()
+        if i % 4 == 1:  # faults come and go while the daemon keeps dying
+            if standby_down:
+                lab.up(["pg"], progress=lambda _m: None)
+            else:
+                pg.stop_node("standby")  # type: ignore[attr-defined]
+            standby_down = not standby_down
+        if i == 10:
+            watch.jump(25)
+        time.sleep(rng.uniform(0.3, 2.5))
+        watch.kill()
+    if standby_down:
+        lab.up(["pg"], progress=lambda _m: None)
+    watch.start()  # the last life: let it settle
+    wait_until("all incidents recovered and every message delivered", lambda: (
+        watch.open_incidents() == [] and not watch.store().states("pending:")), timeout=120)
+    assert watch.stop() == 0
+
+    store = watch.store()
+    assert store.verify().ok, "the hash chain survives every kill"
+    opened = store.events(kind="incident.opened")
+    assert opened, "the injected faults were seen"
+    queued_hook = watch.queued("duty")
+    queued_mail = watch.queued("leader")
+    got_hook, got_mail = webhook.keys(), smtp.keys()
+    assert queued_hook and set(got_hook) == queued_hook  # every message arrived; no stranger
+    assert set(got_mail) == queued_mail
+    # Effects are counted once per idempotency key: what a deduplicating receiver applies.
+    assert len(set(got_hook)) == len(queued_hook)
+    for e in store.events(kind="message.queued"):
+        assert store.get_state(f"msg:{e.subject}")["status"] == "sent"
+    levels = {e.subject: e.data["mark"] for e in store.events(kind="incident.level")}
+    assert "III" in levels.values(), "the jumped clock escalated an incident to level III"
+
+
+def test_webhook_down_messages_wait_and_the_failure_is_reported(
+        watch: Watch, receivers: tuple[WebhookReceiver, SmtpReceiver]) -> None:
+    webhook, _ = receivers
+    port = webhook.port
+    webhook.stop()
+    watch.start()
+    lab.component("pg").stop_node("standby")  # type: ignore[attr-defined]
+    wait_until("channel failure reported", lambda: bool(
+        watch.store().events(kind="channel.failing")), timeout=90)
+    wait_until("fallback message delivered to the other implementation-team contact",
+               lambda: watch.fallback.exists() and "渠道故障" in watch.fallback.read_text(),
+               timeout=30)
+    failures = watch.store().events(kind="message.failed")
+    assert failures and all("json delivery failed" in e.data["error"] for e in failures)
+
+    back = WebhookReceiver(port).start()
+    try:
+        wait_until("queued pages delivered once the receiver is back", lambda: (
+            watch.queued("duty") and set(back.keys()) >= watch.queued("duty")), timeout=60)
+    finally:
+        back.stop()
+    metrics = [json.loads(line) for line in
+               (watch.store_path.parent / "watch.log").read_text().splitlines()
+               if line.startswith("{")]
+    assert any(m["msg"] == "delivery failed" for m in metrics), "failures are logged as JSON"

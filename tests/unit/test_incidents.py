@@ -1,0 +1,135 @@
+"""The incident tracker's logic, driven by Results and a moving clock (real store, real
+policy and messages; the sender records instead of delivering)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from alerting.incidents import Tracker, acknowledge
+from alerting.outbox import Outbox
+from checks.result import Result, Status
+from tests.conftest import ROOT
+from vigil.domain import FaultClass
+from vigil.inventory import load_inventory
+from vigil.model import Inventory
+from vigil.store import Store
+
+T0 = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)  # Wednesday 10:00 in Shanghai
+
+
+@pytest.fixture(scope="module")
+def inv() -> Inventory:
+    return load_inventory(ROOT / "inventory/lab")
+
+
+class Harness:
+    def __init__(self, inv: Inventory, store: Store) -> None:
+        self.inv, self.store = inv, store
+        self.tracker = Tracker(inv, store)
+        self.sent: list[tuple[str, str]] = []  # (key, title)
+        self.outbox = Outbox(inv, store, sender=self._send)
+        self.now = T0
+
+    def _send(self, url: str, title: str, body: str, key: str) -> str | None:
+        self.sent.append((key, title))
+        return None
+
+    def see(self, system: str, status: Status, minutes: float = 1,
+            check: str | None = None, fault_class: FaultClass = FaultClass.DATABASE) -> None:
+        self.now += dt.timedelta(minutes=minutes)
+        r = Result(check=check or f"{system}.probe", kind="tcp", system=system,
+                   target="t", fault_class=fault_class, status=status, message="seen",
+                   message_zh="看到", observed_at=self.now)
+        self.tracker.observe([r], self.now)
+        self.outbox.deliver(self.now)
+
+    def wait(self, minutes: float) -> None:
+        self.now += dt.timedelta(minutes=minutes)
+        self.tracker.tick(self.now)
+        self.outbox.deliver(self.now)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.store.events() if e.kind.startswith("incident.")]
+
+
+@pytest.fixture
+def h(inv: Inventory, tmp_path: Path) -> Harness:
+    return Harness(inv, Store(str(tmp_path / "s.db")))
+
+
+def test_opens_after_n_failures_with_onset_at_the_first(h: Harness) -> None:
+    h.see("payment-db", Status.CRITICAL)
+    assert h.tracker.open == {}
+    first = h.now
+    h.see("payment-db", Status.CRITICAL)
+    (inc,) = h.tracker.open.values()
+    assert dt.datetime.fromisoformat(inc["onset"]) == first and inc["mark"] == "IV"
+    titles = [t for _, t in h.sent]
+    assert titles and all("四级" in t and "支付系统数据库（主）" in t for t in titles)
+    # "whoever finds it reports it": the implementation team is told at once (P4.2)
+    assert any("lab-duty" in k for k, _ in h.sent)
+    assert not any("lab-leader" in k for k, _ in h.sent)  # leadership only from III
+
+
+def test_flapping_opens_once_and_does_not_recover_while_flapping(h: Harness) -> None:
+    for _ in range(6):
+        h.see("payment-db", Status.CRITICAL)
+        h.see("payment-db", Status.OK)
+    assert h.kinds().count("incident.opened") == 1
+    assert h.kinds().count("incident.recovered") == 0
+    for _ in range(12):
+        h.see("payment-db", Status.OK)
+    assert h.kinds().count("incident.recovered") == 1
+
+
+def test_escalation_reminders_ack_and_recovery(h: Harness) -> None:
+    h.see("payment-db", Status.CRITICAL)
+    h.see("payment-db", Status.CRITICAL)
+    (inc_id,) = h.tracker.open
+    h.wait(61)  # renotify interval 60 min: a reminder
+    assert any("/reminder/IV/1/" in k for k, _ in h.sent)
+    acknowledge(h.store, h.inv, inc_id, "lab-duty", h.now,
+                lambda i: h.store.get_state(f"incident:{i}"))
+    before = len(h.sent)
+    h.wait(61)
+    assert len(h.sent) == before, "ack stops repeats at this level"
+    h.wait(4 * 60)  # 4 h mark: IV confirmed, everyone at IV told again
+    assert h.tracker.open[inc_id]["mark"] == "IV+"
+    h.wait(20 * 60)  # 24 h: level III adds the leadership group
+    assert h.tracker.open[inc_id]["mark"] == "III"
+    assert any("/level/III/0/lab-leader" in k for k, _ in h.sent)
+    h.see("payment-db", Status.OK)
+    h.see("payment-db", Status.OK)
+    assert inc_id not in h.tracker.open
+    recovered = [k for k, _ in h.sent if "/recovered/" in k]
+    assert {k.split("/")[-1].split("#")[0] for k in recovered} == {"lab-duty", "lab-leader"}
+
+
+def test_a_dead_line_explains_the_faults_behind_it(h: Harness) -> None:
+    infra = FaultClass.INFRASTRUCTURE
+    h.see("finance-router", Status.CRITICAL, fault_class=infra)
+    h.see("finance-router", Status.CRITICAL, fault_class=infra)
+    pages = len(h.sent)
+    # mq-broker and voucher-library depend on finance-router
+    for _ in range(2):
+        h.see("mq-broker", Status.CRITICAL, fault_class=FaultClass.MQ_NETWORK)
+    mq = next(i for i in h.tracker.open.values() if i["system"] == "mq-broker")
+    assert mq["cause"] and mq["cause"].startswith("finance-router")
+    assert len(h.sent) == pages, "a consequence pages nobody"
+    for _ in range(2):  # the line comes back, the MQ fault stays: now it is its own
+        h.see("finance-router", Status.OK, fault_class=infra)
+    assert mq["cause"] is None and "incident.unexplained" in h.kinds()
+    assert any(k.startswith(mq["id"]) for k, _ in h.sent[pages:])
+
+
+def test_state_survives_a_restart(h: Harness, inv: Inventory) -> None:
+    h.see("payment-db", Status.CRITICAL)
+    h.see("payment-db", Status.CRITICAL)
+    (inc_id,) = h.tracker.open
+    again = Tracker(inv, h.store)  # a new process
+    assert list(again.open) == [inc_id]
+    rung, _ = again.reached(again.open[inc_id], h.now + dt.timedelta(hours=25))
+    assert rung.mark == "III"
