@@ -27,8 +27,15 @@ class WorkCalendar:
     extra_workdays: set[dt.date] = field(default_factory=set)
     complete_years: set[int] = field(default_factory=set)  # inventory covers these fully
     guessed_years: set[int] = field(default_factory=set)  # filled when a guess was needed
+    _memo: dict[dt.date, bool] = field(default_factory=dict, repr=False)
 
     def is_workday(self, day: dt.date) -> bool:
+        known = self._memo.get(day)
+        if known is None:
+            known = self._memo[day] = self._is_workday(day)
+        return known
+
+    def _is_workday(self, day: dt.date) -> bool:
         if day in self.extra_workdays:
             return True
         if day in self.extra_holidays:

@@ -49,6 +49,9 @@ class Tracker:
         self.contacts = {c.id: c for c in inv.contacts}
         self.open: dict[str, dict[str, Any]] = {}
         self._rungs: dict[str, list[Rung]] = {}
+        # When each open incident next needs a look (its next rung or reminder), so a
+        # tick over thousands of quiet incidents is a comparison each.
+        self._due: dict[str, dt.datetime] = {}
         for inc in store.states("incident:").values():
             if inc["status"] == "open":
                 self.open[inc["id"]] = inc
@@ -193,10 +196,25 @@ class Tracker:
     # --- the ladder and the people --------------------------------------------------------
 
     def _tick(self, tx: Tx, now: dt.datetime) -> None:
-        acks = tx.states("ack:")
+        acks: dict[str, Any] | None = None
         for inc in list(self.open.values()):
-            if inc["cause"] is None:
-                self._advance(tx, inc, now, ack=acks.get(f"ack:{inc['id']}"))
+            due = self._due.get(inc["id"])
+            if inc["cause"] is not None or (due is not None and now < due):
+                continue
+            if acks is None:
+                acks = tx.states("ack:")
+            self._advance(tx, inc, now, ack=acks.get(f"ack:{inc['id']}"))
+
+    def _schedule(self, inc: dict[str, Any], now: dt.datetime) -> None:
+        _, ahead = self.reached(inc, now)
+        due = [ahead.at] if ahead else []
+        if inc["last_told"]:
+            due.append(dt.datetime.fromisoformat(inc["last_told"]) +
+                       dt.timedelta(minutes=renotify_minutes(self.inv, inc["mark"] or "IV")))
+        if due:
+            self._due[inc["id"]] = min(due)
+        else:
+            self._due.pop(inc["id"], None)
 
     def _advance(self, tx: Tx, inc: dict[str, Any], now: dt.datetime, *, opened: bool = False,
                  ack: dict[str, Any] | None = None) -> None:
@@ -210,14 +228,21 @@ class Tracker:
             inc["mark"], inc["reminders"] = rung.mark, 0
             self._notify(tx, inc, kind, now)
             tx.set_state(f"incident:{inc['id']}", inc)
+        elif ack and ack.get("mark") == inc["mark"]:
+            _, ahead = self.reached(inc, now)  # acknowledged: quiet until the next level
+            if ahead:
+                self._due[inc["id"]] = ahead.at
+            else:
+                self._due.pop(inc["id"], None)
             return
-        if ack and ack.get("mark") == inc["mark"]:
-            return  # acknowledged at this level: no repeats until the next level
-        last = dt.datetime.fromisoformat(inc["last_told"]) if inc["last_told"] else None
-        if last and now - last >= dt.timedelta(minutes=renotify_minutes(self.inv, rung.mark)):
-            inc["reminders"] += 1
-            self._notify(tx, inc, "reminder", now)
-            tx.set_state(f"incident:{inc['id']}", inc)
+        else:
+            last = dt.datetime.fromisoformat(inc["last_told"]) if inc["last_told"] else None
+            every = dt.timedelta(minutes=renotify_minutes(self.inv, rung.mark))
+            if last and now - last >= every:
+                inc["reminders"] += 1
+                self._notify(tx, inc, "reminder", now)
+                tx.set_state(f"incident:{inc['id']}", inc)
+        self._schedule(inc, now)
 
     def _facts(self, inc: dict[str, Any], now: dt.datetime) -> Facts:
         _, ahead = self.reached(inc, now)
