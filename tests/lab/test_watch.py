@@ -214,3 +214,40 @@ def test_webhook_down_messages_wait_and_the_failure_is_reported(
                (watch.store_path.parent / "watch.log").read_text().splitlines()
                if line.startswith("{")]
     assert any(m["msg"] == "delivery failed" for m in metrics), "failures are logged as JSON"
+
+
+def test_status_and_metrics_while_watching(watch: Watch) -> None:
+    from tests.receivers import free_port
+
+    port = free_port()
+    assert watch.proc is None
+    watch.proc = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "watch", "--inventory", str(watch.inventory),
+         "--limit", LIMIT, "--metrics-port", str(port)], cwd=ROOT, env=watch.env,
+        stdout=watch.log, stderr=watch.log)
+    lab.component("pg").stop_node("standby")  # type: ignore[attr-defined]
+    wait_until("incidents open", lambda: len(watch.open_incidents()) >= 1)
+
+    import urllib.request
+
+    def scrape() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    wait_until("metrics show the incident", lambda: 'vigil_incidents_open{mark="IV"} 0.0'
+               not in scrape())
+    text = scrape()
+    assert "vigil_check_runs_total" in text and "vigil_outbox_pending" in text
+    run = subprocess.run([sys.executable, "-m", "vigil", "status", "--json", "--inventory",
+                          str(watch.inventory)], env=watch.env, cwd=ROOT, capture_output=True,
+                         text=True)
+    status = json.loads(run.stdout)
+    assert status["daemon_running"] is True
+    assert {i["system"] for i in status["open_incidents"]} >= {"payment-db"}
+    inc = status["open_incidents"][0]
+    assert inc["mark"] == "IV" and inc["next_mark"] == "IV+"
+    table = subprocess.run([sys.executable, "-m", "vigil", "status", "--inventory",
+                            str(watch.inventory)], env={**watch.env, "COLUMNS": "200"},
+                           cwd=ROOT, capture_output=True, text=True).stdout
+    assert "守护进程运行中" in table and "四级" in table
+    assert watch.stop() == 0
