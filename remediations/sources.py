@@ -1,0 +1,95 @@
+"""Where vouchers come from: a party's voucher-library database or an export file.
+
+Every source yields vouchers in ascending voucher number, streaming: memory does not
+grow with the number of vouchers. The SQL query is the site's (each vendor's schema
+differs) and must return the canonical columns ordered by number; files must be sorted
+too, which the reader checks as it goes.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from remediations.vouchers import Voucher, voucher_from
+
+BATCH = 5000
+
+
+class SourceError(Exception):
+    """A source cannot be read; the message names it and says why."""
+
+
+def _checked_order(name: str, vouchers: Iterator[Voucher]) -> Iterator[Voucher]:
+    last = None
+    for position, v in enumerate(vouchers, 1):
+        if last is not None and v.number <= last:
+            what = "repeated" if v.number == last else "out of order"
+            raise SourceError(f"{name}: voucher {v.number} at record {position} is {what} "
+                              "(a source must be sorted by voucher number, without repeats)")
+        last = v.number
+        yield v
+
+
+def from_sql(name: str, dsn: str, query: str, params: dict[str, Any]) -> Iterator[Voucher]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    try:
+        with psycopg.connect(dsn, autocommit=False) as conn, \
+                conn.cursor(name="vigil_vouchers", row_factory=dict_row) as cur:
+            cur.itersize = BATCH
+            cur.execute(query, params)  # a server-side cursor: rows arrive in batches
+            for row in _rows(name, cur):
+                yield row
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SourceError(f"{name}: database: {first}") from None
+
+
+def _rows(name: str, cur: Any) -> Iterator[Voucher]:
+    for position, row in enumerate(cur, 1):
+        try:
+            yield voucher_from(row)
+        except ValueError as exc:
+            raise SourceError(f"{name}: row {position}: {exc}") from None
+
+
+def from_file(name: str, path: Path) -> Iterator[Voucher]:
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            if path.suffix in (".jsonl", ".ndjson"):
+                for line_no, line in enumerate(fh, 1):
+                    if line.strip():
+                        yield _parse(name, path, line_no, json.loads(line))
+            else:
+                for line_no, row in enumerate(csv.DictReader(fh), 2):
+                    yield _parse(name, path, line_no, row)
+    except OSError as exc:
+        raise SourceError(f"{name}: {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise SourceError(f"{name}: {path}:{exc.lineno}: not JSON ({exc.msg})") from None
+
+
+def _parse(name: str, path: Path, line_no: int, row: dict[str, Any]) -> Voucher:
+    try:
+        return voucher_from(row)
+    except ValueError as exc:
+        raise SourceError(f"{name}: {path}:{line_no}: {exc}") from None
+
+
+def window(date: dt.date | None, since: dt.datetime | None,
+           until: dt.datetime | None) -> dict[str, Any]:
+    """Query parameters for a business date or a time window."""
+    if date:
+        return {"since": date, "until": date}
+    return {"since": (since or dt.datetime(1970, 1, 1)).date(),
+            "until": (until or dt.datetime(9999, 12, 31)).date()}
+
+
+def ordered(name: str, vouchers: Iterator[Voucher]) -> Iterator[Voucher]:
+    return _checked_order(name, vouchers)

@@ -1,0 +1,67 @@
+"""Electronic vouchers as each party's voucher library (电子凭证库) sees them.
+
+A voucher's content (number, type, business date, amount, payer and payee) is what the
+parties must agree on; its digest is SHA-256 over that content in a canonical form, so
+two libraries can compare millions of vouchers without shipping them. The state flags
+are one party's view: signed, sent, received, receipt returned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+CONTENT_FIELDS = ("number", "type", "business_date", "amount", "payer_account", "payee_account")
+STATE_FIELDS = ("signed", "sent", "received", "receipt_returned")
+
+
+@dataclass(frozen=True, slots=True)
+class Voucher:
+    number: str
+    type: str
+    business_date: dt.date
+    amount: Decimal  # exact: money is never a float
+    payer_account: str
+    payee_account: str
+    signed: bool = False
+    sent: bool = False
+    received: bool = False
+    receipt_returned: bool = False
+    digest: str = field(default="", compare=False)
+
+    def content(self) -> str:
+        return "|".join([self.number, self.type, self.business_date.isoformat(),
+                         f"{self.amount:.2f}", self.payer_account, self.payee_account])
+
+    def content_digest(self) -> str:
+        return self.digest or hashlib.sha256(self.content().encode("utf-8")).hexdigest()
+
+    def differences(self, other: Voucher) -> list[str]:
+        return [f for f in CONTENT_FIELDS[1:] if getattr(self, f) != getattr(other, f)]
+
+
+def parse_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() in ("1", "t", "true", "y", "yes", "是")
+
+
+def voucher_from(row: dict[str, object]) -> Voucher:
+    """Build a voucher from a row whose keys are the canonical column names."""
+    try:
+        date = row["business_date"]
+        if not isinstance(date, dt.date):
+            date = dt.date.fromisoformat(str(date))
+        amount = row["amount"]
+        amount = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+        return Voucher(
+            number=str(row["number"]), type=str(row["type"]), business_date=date,
+            amount=amount.quantize(Decimal("0.01")), payer_account=str(row["payer_account"]),
+            payee_account=str(row["payee_account"]),
+            **{f: parse_bool(row.get(f, False)) for f in STATE_FIELDS})
+    except KeyError as exc:
+        raise ValueError(f"missing column {exc.args[0]}") from None
+    except (ArithmeticError, ValueError) as exc:
+        raise ValueError(f"bad value ({exc})") from None
