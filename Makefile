@@ -28,7 +28,9 @@ lab-up: $(BIN)/.installed
 lab-down: $(BIN)/.installed
 	$(BIN)/vigil lab down
 
-test: lab-up lint
+test: lint
+	lab/install-packages.sh
+	$(BIN)/vigil lab up || { $(BIN)/vigil lab down; exit 1; }
 	VIGIL_REQUIRE_LAB=1 $(BIN)/pytest; code=$$?; $(BIN)/vigil lab down; exit $$code
 
 clean: lab-down

@@ -44,8 +44,7 @@ def from_sql(name: str, dsn: str, query: str, params: dict[str, Any]) -> Iterato
                 conn.cursor(name="vigil_vouchers", row_factory=dict_row) as cur:
             cur.itersize = BATCH
             cur.execute(query, params)  # a server-side cursor: rows arrive in batches
-            for row in _rows(name, cur):
-                yield row
+            yield from _rows(name, cur)
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise SourceError(f"{name}: database: {first}") from None

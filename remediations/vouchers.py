@@ -60,7 +60,9 @@ def voucher_from(row: dict[str, object]) -> Voucher:
             number=str(row["number"]), type=str(row["type"]), business_date=date,
             amount=amount.quantize(Decimal("0.01")), payer_account=str(row["payer_account"]),
             payee_account=str(row["payee_account"]),
-            **{f: parse_bool(row.get(f, False)) for f in STATE_FIELDS})
+            signed=parse_bool(row.get("signed", False)), sent=parse_bool(row.get("sent", False)),
+            received=parse_bool(row.get("received", False)),
+            receipt_returned=parse_bool(row.get("receipt_returned", False)))
     except KeyError as exc:
         raise ValueError(f"missing column {exc.args[0]}") from None
     except (ArithmeticError, ValueError) as exc:

@@ -289,7 +289,7 @@ def version() -> None:
 
 
 def _register() -> None:
-    from vigil import cli_watch  # noqa: F401 (registers watch, status, ack, incidents, ladder)
+    from vigil import cli_reconcile, cli_watch  # noqa: F401 (they register their commands)
 
 
 def main() -> None:

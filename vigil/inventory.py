@@ -125,10 +125,14 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
     _first_host, (_, first_vars) = next(iter(raw_hosts.items()))
     site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts",
                                   "vigil_escalation", "vigil_calendar", "vigil_ladder",
-                                  "vigil_check_defaults"))
+                                  "vigil_check_defaults", "vigil_voucher_libraries"))
     site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), site_raw, root,
                           where="group 'all'")
     parties = {p.id: p for p in site_vars.vigil_parties}
+    for i, library in enumerate(site_vars.vigil_voucher_libraries):
+        if library.party not in parties:
+            _fail(site_raw, ("vigil_voucher_libraries", i, "party"), root, "group 'all'",
+                  f"unknown party {library.party!r}")
     for i, contact in enumerate(site_vars.vigil_contacts):
         if contact.party not in parties:
             _fail(site_raw, ("vigil_contacts", i, "party"), root, "group 'all'",
@@ -190,7 +194,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
     return Inventory(path=str(root), site=site_vars.vigil_site, parties=parties,
                      contacts=site_vars.vigil_contacts, hosts=hosts, systems=systems,
                      checks=checks, escalation=site_vars.vigil_escalation,
-                     calendar=site_vars.vigil_calendar, ladder=site_vars.vigil_ladder)
+                     calendar=site_vars.vigil_calendar, ladder=site_vars.vigil_ladder,
+                     voucher_libraries=site_vars.vigil_voucher_libraries)
 
 
 def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int],

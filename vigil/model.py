@@ -144,6 +144,25 @@ class CheckDefaults(Strict):
     timeout: float = Field(10, gt=0)
 
 
+class VoucherLibrary(Strict):
+    """Where a party's vouchers can be read: its voucher-library database or an export."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    party: str
+    source: Literal["sql", "file"]
+    dsn: SecretField | None = None  # sql: a libpq connection string (may hold a password)
+    query: str | None = None  # sql: canonical columns, %(since)s / %(until)s, ORDER BY number
+    path: str | None = None  # file: CSV or JSON lines, sorted by number
+
+    @model_validator(mode="after")
+    def _complete(self) -> VoucherLibrary:
+        if self.source == "sql" and not (self.dsn and self.query):
+            raise ValueError("a sql source needs dsn and query")
+        if self.source == "file" and not self.path:
+            raise ValueError("a file source needs path")
+        return self
+
+
 class SiteVars(BaseModel):
     """Variables every host sees (group_vars/all)."""
 
@@ -155,6 +174,7 @@ class SiteVars(BaseModel):
     vigil_calendar: CalendarVars = CalendarVars()
     vigil_ladder: LadderVars = LadderVars()
     vigil_check_defaults: CheckDefaults = CheckDefaults()
+    vigil_voucher_libraries: list[VoucherLibrary] = []
 
 
 class HostVars(BaseModel):
@@ -207,6 +227,7 @@ class Inventory(BaseModel):
     escalation: Escalation = Escalation()
     calendar: CalendarVars = CalendarVars()
     ladder: LadderVars = LadderVars()
+    voucher_libraries: list[VoucherLibrary] = []
     warnings: list[str] = []
 
     def limit(self, pattern: str | None) -> list[CheckSpec]:

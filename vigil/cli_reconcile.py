@@ -1,0 +1,137 @@
+"""`vigil reconcile`: pairwise reconciliation of voucher libraries (P4.3.5(3)d, P4.3.6)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from remediations.reconcile import KINDS, MEANING, Report, reconcile
+from remediations.sources import SourceError, from_file, from_sql, ordered, window
+from remediations.vouchers import Voucher
+from vigil import clock
+from vigil.cli import (
+    EXIT_ERROR,
+    InventoryOpt,
+    JsonOpt,
+    LangOpt,
+    StoreOpt,
+    VaultOpt,
+    _fail,
+    _lang,
+    _load,
+    _open_store,
+    app,
+    out,
+)
+from vigil.domain import PartyKind
+from vigil.model import Inventory
+from vigil.secrets import SecretMissing
+
+
+def _source(inv: Inventory, name: str, params: dict[str, Any]) -> Iterator[Voucher]:
+    path = Path(name)
+    if path.suffix in (".csv", ".jsonl", ".ndjson") and path.exists():
+        return ordered(path.stem, from_file(path.stem, path))
+    library = next((lib for lib in inv.voucher_libraries if lib.party == name), None)
+    if library is None:
+        known = ", ".join(lib.party for lib in inv.voucher_libraries) or "none"
+        raise SourceError(f"no voucher library for {name!r} in the inventory (known: {known}; "
+                          "or give a .csv / .jsonl export)")
+    if library.source == "file":
+        assert library.path
+        return ordered(name, from_file(name, Path(library.path)))
+    assert library.dsn and library.query
+    try:
+        dsn = library.dsn.reveal()
+    except SecretMissing as exc:
+        raise SourceError(f"{name}: {exc}") from None
+    return ordered(name, from_sql(name, dsn, library.query, params))
+
+
+def _print(report: Report, lang: str) -> None:
+    zh = lang == "zh"
+    table = Table(title=(f"对账：{report.a} ↔ {report.b}（比对 {report.compared} 张凭证）" if zh
+                         else f"Reconciliation {report.a} <-> {report.b} "
+                              f"({report.compared} vouchers)"), title_justify="left")
+    table.add_column("差异" if zh else "Discrepancy")
+    table.add_column("数量" if zh else "Count", justify="right")
+    table.add_column("示例" if zh else "Examples", overflow="fold")
+    for kind in KINDS:
+        text = MEANING[kind][0 if zh else 1].format(a=report.a, b=report.b)
+        examples = ", ".join(s["number"] for s in report.samples.get(kind, [])[:5])
+        table.add_row(text, str(report.counts[kind]), escape(examples))
+    out.print(table)
+    verdict = (("一致" if report.consistent else "不一致") if zh
+               else ("consistent" if report.consistent else "NOT consistent"))
+    out.print(f"{'结论' if zh else 'Result'}: {verdict}")
+    for what, path in report.files.items():
+        out.print(f"  {what}: {escape(path)}")
+
+
+@app.command("reconcile")
+def reconcile_cmd(
+        a: Annotated[str | None, typer.Argument(help="A party with a voucher library, or an "
+                                                     "export file (.csv / .jsonl).")] = None,
+        b: Annotated[str | None, typer.Argument(help="The other party or export.")] = None,
+        all_: Annotated[bool, typer.Option("--all", help="Finance against every other "
+                                           "voucher library (three-way and more).")] = False,
+        date: Annotated[str | None, typer.Option(help="One business date (YYYY-MM-DD).")]
+        = None,
+        since: Annotated[str | None, typer.Option(help="From this date or time.")] = None,
+        until: Annotated[str | None, typer.Option(help="Until this date or time.")] = None,
+        out_dir: Annotated[Path | None, typer.Option("--out", help="Where the discrepancy "
+                                                     "log and resend lists go.")] = None,
+        inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
+        lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """Compare voucher libraries pairwise; exit 1 when they are not consistent."""
+    lg = _lang(lang)
+    inv = _load(inventory, vault_password_file, lg)
+    try:
+        params = window(dt.date.fromisoformat(date) if date else None,
+                        dt.datetime.fromisoformat(since) if since else None,
+                        dt.datetime.fromisoformat(until) if until else None)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--date/--since/--until") from None
+    if all_:
+        hub = next((lib.party for lib in inv.voucher_libraries
+                    if inv.parties[lib.party].kind is PartyKind.FINANCE_BUREAU), None)
+        if hub is None:
+            _fail("--all needs the finance bureau's voucher library in the inventory")
+        pairs = [(hub, lib.party) for lib in inv.voucher_libraries if lib.party != hub]
+    elif a and b:
+        pairs = [(a, b)]
+    else:
+        raise typer.BadParameter("give two parties (or exports), or --all")
+    folder = out_dir or Path(f"reconcile-{clock.now():%Y%m%dT%H%M%S}")
+    reports = []
+    for left, right in pairs:
+        try:
+            reports.append(reconcile(Path(left).stem, _source(inv, left, params),
+                                     Path(right).stem, _source(inv, right, params), folder))
+        except SourceError as exc:
+            _fail(str(exc))
+    db = _open_store(store, lg)
+    with db.transaction() as tx:
+        for r in reports:
+            tx.append("reconcile.done", f"{r.a}<->{r.b}",
+                      {"compared": r.compared, "consistent": r.consistent,
+                       "counts": dict(r.counts), "window": {k: str(v) for k, v in params.items()},
+                       "files": r.files})
+    if json_out:
+        sys.stdout.write(json.dumps([r.as_dict() for r in reports], ensure_ascii=False,
+                                    indent=2) + "\n")
+    else:
+        for r in reports:
+            _print(r, lg)
+    raise typer.Exit(0 if all(r.consistent for r in reports) else 1)
+
+
+__all__ = ["EXIT_ERROR", "reconcile_cmd"]
