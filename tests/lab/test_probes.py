@@ -248,14 +248,14 @@ def test_changed_host_key_is_refused(vigil: VigilRunner) -> None:
     assert not_ok(results) == {"voucher-library.host": "critical",
                                "payment-db-backups.backups": "warning"}
     message = results["voucher-library.host"]["message"]
-    assert "host key of 10.88.0.11 CHANGED" in message and "refusing to connect" in message
+    assert "host key of 10.77.0.11 CHANGED" in message and "refusing to connect" in message
     assert "CHANGED" in results["payment-db-backups.backups"]["message"]
 
 
 def test_unknown_host_key_is_refused(vigil: VigilRunner) -> None:
     known = lab_dir() / "net" / "known_hosts"
     known.write_text("".join(line for line in known.read_text().splitlines(keepends=True)
-                             if not line.startswith("10.88.0.11 ")))
+                             if not line.startswith("10.77.0.11 ")))
     result = check_lab(vigil, "voucher-library")["voucher-library.host"]
     assert result["status"] == "critical" and "is unknown" in result["message"]
 

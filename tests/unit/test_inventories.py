@@ -37,7 +37,7 @@ def test_county_is_a_complete_reference_site() -> None:
 
 def test_lab_inventory_points_at_the_lab() -> None:
     inv = load_inventory(ROOT / "inventory/lab")
-    assert inv.hosts["lab-router"].address == "10.88.0.1"
+    assert inv.hosts["lab-router"].address == "10.77.0.1"
     standby = next(c for c in inv.checks if c.name == "payment-db.standby-port")
     assert standby.params.port == 5434  # templated from the host's vigil_pg_port
 

@@ -1,9 +1,9 @@
 """Test hosts in network namespaces: SSH hosts and a site router with two lines.
 
-    monitoring server (root ns) 10.88.0.254 ── bridge vgl-br0 ──┬── vgl-app1   10.88.0.11 (sshd)
-                                                                 └── vgl-router 10.88.0.1  (sshd)
-    vgl-router ── primary0 10.89.1.1/30 ═ primary line ═ 10.89.1.2 wan-primary ─┐ vgl-upstream
-               └─ backup0  10.89.2.1/30 ═ backup line  ═ 10.89.2.2 wan-backup ──┘ 10.89.0.1
+    monitoring server (root ns) 10.77.0.254 ── bridge vgl-br0 ──┬── vgl-app1   10.77.0.11 (sshd)
+                                                                 └── vgl-router 10.77.0.1  (sshd)
+    vgl-router ── primary0 10.78.1.1/30 ═ primary line ═ 10.78.1.2 wan-primary ─┐ vgl-upstream
+               └─ backup0  10.78.2.1/30 ═ backup line  ═ 10.78.2.2 wan-backup ──┘ 10.78.0.1
 
 Traffic stays inside these namespaces. A line is cut by taking its far end down.
 """
@@ -19,9 +19,9 @@ from vigil.lab.base import Component, Health
 from vigil.lab.procs import LabError, alive, port_open, read_pid, run, spawn, stop, wait_for
 
 BRIDGE = "vgl-br0"
-MONITOR_ADDR = "10.88.0.254"
+MONITOR_ADDR = "10.77.0.254"
 UPSTREAM = "vgl-upstream"
-UPSTREAM_ADDR = "10.89.0.1"
+UPSTREAM_ADDR = "10.78.0.1"
 ROUTER = "vgl-router"
 VOUCHER_PORT = 8080
 
@@ -32,11 +32,11 @@ class SshHost:
     address: str
 
 
-SSH_HOSTS = (SshHost("vgl-app1", "10.88.0.11"), SshHost(ROUTER, "10.88.0.1"))
+SSH_HOSTS = (SshHost("vgl-app1", "10.77.0.11"), SshHost(ROUTER, "10.77.0.1"))
 # line name -> (router side, router address, upstream side, upstream address)
 LINES = {
-    "primary": ("primary0", "10.89.1.1", "wan-primary", "10.89.1.2"),
-    "backup": ("backup0", "10.89.2.1", "wan-backup", "10.89.2.2"),
+    "primary": ("primary0", "10.78.1.1", "wan-primary", "10.78.1.2"),
+    "backup": ("backup0", "10.78.2.1", "wan-backup", "10.78.2.2"),
 }
 
 
@@ -95,6 +95,7 @@ class LabNetwork(Component):
     def _bridge(self) -> None:
         if not Path(f"/sys/class/net/{BRIDGE}").exists():
             ip("link", "add", BRIDGE, "type", "bridge")
+        if f"{MONITOR_ADDR}/24" not in ip("-o", "addr", "show", "dev", BRIDGE):
             ip("addr", "add", f"{MONITOR_ADDR}/24", "dev", BRIDGE)
         ip("link", "set", BRIDGE, "up")
 
@@ -106,8 +107,8 @@ class LabNetwork(Component):
         if not Path(f"/sys/class/net/{outer}").exists():
             ip("link", "add", outer, "type", "veth", "peer", "name", "mgmt0",
                "netns", host.netns)
-            ip("link", "set", outer, "master", BRIDGE)
             ip("addr", "add", f"{host.address}/24", "dev", "mgmt0", netns=host.netns)
+        ip("link", "set", outer, "master", BRIDGE)  # again: a bridge rebuilt loses its ports
         ip("link", "set", outer, "up")
         ip("link", "set", "mgmt0", "up", netns=host.netns)
 

@@ -1,0 +1,1 @@
+../../line_failover/library/default_route.py
