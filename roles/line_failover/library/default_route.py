@@ -6,6 +6,8 @@ Idempotent, supports check mode and diff, so a dry run shows the route it would 
 
 from __future__ import annotations
 
+from ansible.module_utils.basic import AnsibleModule
+
 DOCUMENTATION = r"""
 module: default_route
 short_description: Point the default route at a gateway on an interface
@@ -14,8 +16,6 @@ options:
   interface: {description: Outgoing interface, type: str, required: true}
   metric: {description: Route metric, type: int, required: false}
 """
-
-from ansible.module_utils.basic import AnsibleModule
 
 
 def current(module: AnsibleModule) -> str:
