@@ -4,7 +4,10 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint lab-up lab-down clean
+.PHONY: demo test lint lab-up lab-down molecule images clean
+
+# Scenarios that run in podman containers, and those that drive the running lab.
+SCENARIOS := service_restart line_failover mq_sending
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -28,10 +31,19 @@ lab-up: $(BIN)/.installed
 lab-down: $(BIN)/.installed
 	$(BIN)/vigil lab down
 
-test: lint
+images:
+	molecule/images/install-podman.sh
+	molecule/images/build.sh
+
+# Needs the lab up (some scenarios drive it) and the images built.
+molecule: $(BIN)/.installed images
+	for s in $(SCENARIOS); do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s $$s || exit 1; done
+
+test: lint images
 	lab/install-packages.sh
 	$(BIN)/vigil lab up || { $(BIN)/vigil lab down; exit 1; }
-	VIGIL_REQUIRE_LAB=1 $(BIN)/pytest; code=$$?; $(BIN)/vigil lab down; exit $$code
+	VIGIL_REQUIRE_LAB=1 $(BIN)/pytest && $(MAKE) --no-print-directory molecule; \
+	  code=$$?; $(BIN)/vigil lab down; exit $$code
 
 clean: lab-down
 	rm -rf .lab $(VENV)
