@@ -23,6 +23,7 @@ demo: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint -q --profile production roles/ playbooks/ molecule/
 
 lab-up: $(BIN)/.installed
 	lab/install-packages.sh
