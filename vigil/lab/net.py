@@ -104,6 +104,11 @@ class LabNetwork(Component):
             ip("netns", "add", host.netns)
         ip("link", "set", "lo", "up", netns=host.netns)
         outer = f"{host.netns[:11]}-m"
+        inner_missing = "does not exist" in run(["ip", "-n", host.netns, "link", "show",
+                                                 "mgmt0"], check=False).stderr
+        if inner_missing and Path(f"/sys/class/net/{outer}").exists():
+            # Its peer lives in a namespace of an earlier lab that some process kept alive.
+            ip("link", "del", outer)
         if not Path(f"/sys/class/net/{outer}").exists():
             ip("link", "add", outer, "type", "veth", "peer", "name", "mgmt0",
                "netns", host.netns)
@@ -185,7 +190,14 @@ class LabNetwork(Component):
             stop(self._sshd_pid(host), "sshd")
         for ns in (UPSTREAM, *(h.netns for h in SSH_HOSTS)):
             if netns_exists(ns):
+                # Whatever still runs inside (an SSH session Ansible keeps open, say) would
+                # keep the namespace and its links alive after `ip netns del`.
+                for pid in run(["ip", "netns", "pids", ns], check=False).stdout.split():
+                    stop(int(pid), "", timeout=5)
                 ip("netns", "del", ns, check=False)
+        for host in SSH_HOSTS:
+            if Path(f"/sys/class/net/{host.netns[:11]}-m").exists():
+                ip("link", "del", f"{host.netns[:11]}-m", check=False)
         if Path(f"/sys/class/net/{BRIDGE}").exists():
             ip("link", "del", BRIDGE, check=False)
 
