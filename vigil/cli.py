@@ -282,6 +282,30 @@ def lab_line(line: Annotated[str, typer.Argument(help="primary or backup")],
         _fail(str(exc))
 
 
+@lab_app.command("vouchers")
+def lab_vouchers(count: Annotated[int, typer.Option(help="Vouchers finance sent.")] = 1000,
+                 day: Annotated[str, typer.Option(help="Business date.")] = "2026-11-27",
+                 missing: int = 0, extra: int = 0, altered: int = 0, not_received: int = 0,
+                 no_receipt: int = 0, seed: int = 1, json_out: JsonOpt = False) -> None:
+    """Fill the lab's three voucher libraries, injecting discrepancies into pboc and bank-a."""
+    import datetime as dt
+
+    from vigil.lab import vouchers
+
+    try:
+        expected = vouchers.generate(count, dt.date.fromisoformat(day), seed=seed,
+                                     missing=missing, extra=extra, altered=altered,
+                                     not_received=not_received, no_receipt=no_receipt)
+    except Exception as exc:  # the lab's PostgreSQL may be down: say so, briefly
+        _fail(f"lab vouchers: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    report = {k: {p: sorted(v) for p, v in getattr(expected, k).items()}
+              for k in ("resend_to", "resend_from", "differs", "missing")}
+    if json_out:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        out.print(f"{count} vouchers for {day}; injected: {json.dumps(report)[:2000]}")
+
+
 @app.command()
 def version() -> None:
     """Print Vigil's version."""

@@ -135,3 +135,66 @@ def reconcile_cmd(
 
 
 __all__ = ["EXIT_ERROR", "reconcile_cmd"]
+
+
+supplementary_app = typer.Typer(no_args_is_help=True,
+                                help="Supplementary vouchers after an outage (P4.3.5(3)d).")
+app.add_typer(supplementary_app, name="supplementary")
+
+
+@supplementary_app.command("plan")
+def supplementary_plan(
+        outage_start: Annotated[str, typer.Option(help="Outage start (date or date-time).")],
+        outage_end: Annotated[str, typer.Option(help="Outage end (date or date-time).")],
+        party: Annotated[list[str] | None, typer.Option(
+            help="Receiving parties (default: every other voucher library).")] = None,
+        out_dir: Annotated[Path | None, typer.Option("--out")] = None,
+        inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
+        lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """What finance must re-sign and send as supplementary vouchers, party by party.
+
+    Leaves out what a party already holds (it would be paid twice) and flags vouchers it
+    holds with other content for people; marking is idempotent. Exit 1 when conflicts
+    need a person.
+    """
+    from remediations.supplementary import plan
+
+    lg = _lang(lang)
+    inv = _load(inventory, vault_password_file, lg)
+    try:
+        start, end = dt.datetime.fromisoformat(outage_start), dt.datetime.fromisoformat(outage_end)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--outage-start/--outage-end") from None
+    if end < start:
+        raise typer.BadParameter("the outage ends before it starts", param_hint="--outage-end")
+    params = window(None, start, end)
+    hub = next((lib.party for lib in inv.voucher_libraries
+                if inv.parties[lib.party].kind is PartyKind.FINANCE_BUREAU), None)
+    if hub is None:
+        _fail("no voucher library of the finance bureau in the inventory")
+    parties = party or [lib.party for lib in inv.voucher_libraries if lib.party != hub]
+    db = _open_store(store, lg)
+    folder = out_dir or Path(f"supplementary-{clock.now():%Y%m%dT%H%M%S}")
+    plans = []
+    for name in parties:
+        try:
+            plans.append(plan(db, name, _source(inv, hub, params), _source(inv, name, params),
+                              folder, f"{start.isoformat()}/{end.isoformat()}"))
+        except SourceError as exc:
+            _fail(str(exc))
+    if json_out:
+        sys.stdout.write(json.dumps([pl.__dict__ for pl in plans], ensure_ascii=False,
+                                    indent=2) + "\n")
+    else:
+        zh = lg == "zh"
+        for pl in plans:
+            out.print(
+                (f"{pl.party}：新标记补录凭证 {len(pl.supplementary)} 张，此前已标记 "
+                 f"{pl.already_marked} 张，对方已有（不得重发）{pl.already_held} 张，"
+                 f"内容冲突需人工处理 {len(pl.conflicts)} 张；清单 {pl.file}") if zh else
+                (f"{pl.party}: {len(pl.supplementary)} newly marked supplementary, "
+                 f"{pl.already_marked} marked before, {pl.already_held} already held (not "
+                 f"resent), {len(pl.conflicts)} conflicts for people; list {pl.file}"))
+            for number, fields in pl.conflicts[:20]:
+                out.print(f"  ! {number}: {fields}")
+    raise typer.Exit(1 if any(pl.conflicts for pl in plans) else 0)

@@ -64,3 +64,26 @@ def test_missing_database_is_a_clear_error(vigil: VigilRunner, tmp_path: Path) -
                 "--out", str(tmp_path))
     assert run.code == 3 and "no voucher library for 'nobody'" in run.err
     assert "Traceback" not in run.err
+
+
+def test_supplementary_plan_leaves_out_what_is_held_and_marks_once(
+        vigil: VigilRunner, tmp_path: Path) -> None:
+    expected = vouchers.generate(300, DAY, seed=11, missing=4, altered=1, not_received=2,
+                                 parties=("pboc",))
+    args = ["supplementary", "plan", "--outage-start", f"{DAY}T00:00", "--outage-end",
+            f"{DAY}T23:59", "--party", "pboc", "--inventory", "inventory/lab", "--json"]
+    first = vigil(*args, "--out", str(tmp_path / "1"))
+    assert first.code == 1, first.err  # a conflict needs a person
+    (plan,) = json.loads(first.out)
+    missing = expected.missing["pboc"]
+    assert set(plan["supplementary"]) == missing and len(missing) == 4
+    assert plan["already_held"] == 300 - 4 - 1  # never sent twice: it would be paid twice
+    assert [c[0] for c in plan["conflicts"]] == sorted(expected.differs["pboc"])
+    with open(plan["file"], encoding="utf-8") as fh:
+        assert {row["number"] for row in csv.DictReader(fh)} == missing
+
+    again = json.loads(vigil(*args, "--out", str(tmp_path / "2")).out)[0]
+    assert again["supplementary"] == [] and again["already_marked"] == 4
+    events = json.loads(vigil("events", "list", "--kind", "voucher.supplementary",
+                              "--json").out)
+    assert sorted(e["subject"] for e in events) == sorted(missing)

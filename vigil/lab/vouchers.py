@@ -51,6 +51,7 @@ class Expected:
     resend_to: dict[str, set[str]] = field(default_factory=dict)  # finance -> party
     resend_from: dict[str, set[str]] = field(default_factory=dict)  # party -> finance
     differs: dict[str, set[str]] = field(default_factory=dict)
+    missing: dict[str, set[str]] = field(default_factory=dict)  # the party lacks them
 
 
 def _connect(database: str) -> Any:
@@ -129,4 +130,5 @@ def generate(count: int, day: dt.date, *, seed: int = 1, missing: int = 0, extra
         expected.resend_to[party] = gone | unreceived
         expected.resend_from[party] = unreceipted | {s[0] for s in strangers}
         expected.differs[party] = changed
+        expected.missing[party] = gone
     return expected
