@@ -29,7 +29,7 @@ class Facts:
     tz: ZoneInfo
 
 
-def _duration(seconds: float, lang: str) -> str:
+def duration_text(seconds: float, lang: str) -> str:
     minutes = int(seconds // 60)
     days, rest = divmod(minutes, 1440)
     hours, mins = divmod(rest, 60)
@@ -40,7 +40,7 @@ def _duration(seconds: float, lang: str) -> str:
     return "".join(p for p in parts if p)
 
 
-def _level_name(mark: str, lang: str) -> str:
+def level_name(mark: str, lang: str) -> str:
     zh = {"IV": "四级", "IV+": "四级（已持续4小时）", "III": "三级", "II": "二级", "I": "一级"}
     en = {"IV": "level IV", "IV+": "level IV (confirmed, 4 h)", "III": "level III",
           "II": "level II", "I": "level I"}
@@ -58,9 +58,9 @@ def incident_message(f: Facts, kind: str, lang: str) -> tuple[str, str]:
     zh = lang != "en"
     system = f.system_name[0] if zh else f.system_name[1]
     klass = t(f"class.{f.fault_class.value}", "zh" if zh else "en")
-    level = _level_name(f.mark, lang)
+    level = level_name(f.mark, lang)
     onset = f.onset.astimezone(f.tz).strftime("%Y-%m-%d %H:%M")
-    lasted = _duration((f.now - f.onset).total_seconds(), lang)
+    lasted = duration_text((f.now - f.onset).total_seconds(), lang)
     tag = {"opened": ("新故障", "new fault"), "level": ("升级", "escalated"),
            "reminder": ("未确认提醒", "unacknowledged")}[kind]
     title = (f"【Vigil {tag[0]}】{level}：{system}（{klass}）" if zh
@@ -75,9 +75,9 @@ def incident_message(f: Facts, kind: str, lang: str) -> tuple[str, str]:
         lines.append(f"Since: {onset} ({lasted})")
     if f.next_mark and f.next_at:
         at = f.next_at.astimezone(f.tz).strftime("%Y-%m-%d %H:%M")
-        left = _duration((f.next_at - f.now).total_seconds(), lang)
-        lines.append(f"下一级：{_level_name(f.next_mark, lang)}，于 {at}（还有 {left}）" if zh
-                     else f"Next: {_level_name(f.next_mark, lang)} at {at} (in {left})")
+        left = duration_text((f.next_at - f.now).total_seconds(), lang)
+        lines.append(f"下一级：{level_name(f.next_mark, lang)}，于 {at}（还有 {left}）" if zh
+                     else f"Next: {level_name(f.next_mark, lang)} at {at} (in {left})")
     lines.append(("现象：" if zh else "Seen: ") + (f.detail[0] if zh else f.detail[1]))
     plan_level = "IV" if f.mark == "IV+" else f.mark
     lines.append("预案要求：" if zh else "The plan says:")
@@ -90,10 +90,10 @@ def incident_message(f: Facts, kind: str, lang: str) -> tuple[str, str]:
 def recovery_message(f: Facts, lang: str) -> tuple[str, str]:
     zh = lang != "en"
     system = f.system_name[0] if zh else f.system_name[1]
-    lasted = _duration((f.now - f.onset).total_seconds(), lang)
+    lasted = duration_text((f.now - f.onset).total_seconds(), lang)
     title = (f"【Vigil 已恢复】{system}" if zh else f"[Vigil recovered] {system}")
-    lines = [f"{system} 已恢复，故障持续 {lasted}，最高级别 {_level_name(f.mark, lang)}。" if zh
-             else f"{system} recovered after {lasted}; highest level {_level_name(f.mark, lang)}."]
+    lines = [f"{system} 已恢复，故障持续 {lasted}，最高级别 {level_name(f.mark, lang)}。" if zh
+             else f"{system} recovered after {lasted}; highest level {level_name(f.mark, lang)}."]
     after = _plan(f, lang, "recovery")
     if after:
         lines.append("恢复后须完成：" if zh else "After recovery:")

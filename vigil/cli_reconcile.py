@@ -18,7 +18,6 @@ from remediations.sources import SourceError, from_file, from_sql, ordered, wind
 from remediations.vouchers import Voucher
 from vigil import clock
 from vigil.cli import (
-    EXIT_ERROR,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -133,8 +132,6 @@ def reconcile_cmd(
             _print(r, lg)
     raise typer.Exit(0 if all(r.consistent for r in reports) else 1)
 
-
-__all__ = ["EXIT_ERROR", "reconcile_cmd"]
 
 
 supplementary_app = typer.Typer(no_args_is_help=True,

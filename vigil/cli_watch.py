@@ -14,7 +14,7 @@ from rich.table import Table
 
 from alerting.incidents import Tracker, acknowledge, calendar_for
 from alerting.ladder import LadderConfig, rungs
-from alerting.messages import _duration, _level_name
+from alerting.messages import duration_text, level_name
 from vigil import clock
 from vigil.cli import (
     InventoryOpt,
@@ -97,14 +97,14 @@ def _print_incidents(rows: list[dict[str, Any]], tz: ZoneInfo, now: dt.datetime,
         nxt = ""
         if r["next_at"]:
             at = dt.datetime.fromisoformat(r["next_at"])
-            left = _duration((at - now).total_seconds(), lang)
-            nxt = f"{_level_name(r['next_mark'], lang)} {at.astimezone(tz):%m-%d %H:%M}（{left}）"
-        level = _level_name(r["mark"], lang) if r["mark"] else "-"
+            left = duration_text((at - now).total_seconds(), lang)
+            nxt = f"{level_name(r['next_mark'], lang)} {at.astimezone(tz):%m-%d %H:%M}（{left}）"
+        level = level_name(r["mark"], lang) if r["mark"] else "-"
         if r["status"] != "open":
             level += "，已恢复" if zh else ", recovered"
         table.add_row(escape(r["id"]), level,
                       f"{dt.datetime.fromisoformat(r['onset']).astimezone(tz):%Y-%m-%d %H:%M}",
-                      _duration(r["age_s"], lang), nxt, escape(r["cause"] or ""))
+                      duration_text(r["age_s"], lang), nxt, escape(r["cause"] or ""))
     out.print(table)
 
 
@@ -203,8 +203,8 @@ def ack(incident: Annotated[str, typer.Argument(help="Incident id.")],
                            lambda i: db.get_state(f"incident:{i}"))
     except (LookupError, PermissionError) as exc:
         _fail(str(exc))
-    out.print(f"已确认 {incident}（{_level_name(mark, lg)}），确认人 {as_}" if lg == "zh"
-              else f"acknowledged {incident} at {_level_name(mark, lg)} as {as_}")
+    out.print(f"已确认 {incident}（{level_name(mark, lg)}），确认人 {as_}" if lg == "zh"
+              else f"acknowledged {incident} at {level_name(mark, lg)} as {as_}")
 
 
 @ladder_app.command("explain")
@@ -244,7 +244,7 @@ def ladder_explain(onset: Annotated[str, typer.Option(help="When the fault began
         table.add_column(col[0] if is_zh else col[1])
     for r, row in zip(ladder, rows, strict=True):
         mark = ("已到达" if is_zh else "reached") if row["reached"] else ""
-        table.add_row(_level_name(r.mark, lg), f"{r.at:%Y-%m-%d %H:%M %a}", str(row["rule"]),
+        table.add_row(level_name(r.mark, lg), f"{r.at:%Y-%m-%d %H:%M %a}", str(row["rule"]),
                       mark)
     out.print(table)
     counted = Table(title="日历" if is_zh else "Calendar", title_justify="left")
