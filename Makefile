@@ -38,7 +38,11 @@ images:
 
 # Needs the lab up (some scenarios drive it) and the images built.
 molecule: $(BIN)/.installed images
-	for s in $(SCENARIOS); do PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s $$s || exit 1; done
+	# reset first: a scenario on the lab keeps no instance, so stale state (e.g.
+	# "already prepared") would otherwise survive from an earlier run on this machine.
+	for s in $(SCENARIOS); do \
+	  PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule reset -s $$s >/dev/null 2>&1; \
+	  PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/molecule test -s $$s || exit 1; done
 
 test: lint images
 	lab/install-packages.sh
