@@ -313,7 +313,7 @@ def version() -> None:
 
 
 def _register() -> None:
-    from vigil import cli_reconcile, cli_watch  # noqa: F401 (they register their commands)
+    from vigil import cli_plan, cli_reconcile, cli_watch  # noqa: F401 (they register commands)
 
 
 def main() -> None:

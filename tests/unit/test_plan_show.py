@@ -1,0 +1,31 @@
+"""`vigil plan show` renders the runbook with clause IDs, in Chinese and English."""
+
+from __future__ import annotations
+
+import json
+
+from remediations.runbook import load_runbook
+from tests.conftest import VigilRunner
+from vigil.domain import FaultClass
+
+
+def test_every_fault_class_has_steps_at_every_level() -> None:
+    runbook = load_runbook()
+    for klass in FaultClass:
+        for level in ("IV", "III", "II", "I"):
+            steps = runbook.steps(klass, level)
+            assert steps, f"{klass} {level}"
+            assert all(s.clause.startswith(klass.clause) for s in steps)
+
+
+def test_database_level_iv_says_start_the_standby_at_once(vigil: VigilRunner) -> None:
+    run = vigil("plan", "show", "--class", "database", "--level", "IV", "--json")
+    assert run.code == 0, run.err
+    steps = json.loads(run.out)
+    assert steps[0]["clause"] == "P4.3.2" and steps[0]["kind"] == "auto"
+    assert "立即" in steps[0]["text"] and "备用数据库" in steps[0]["text"]
+    en = vigil("plan", "show", "--class", "mq_network", "--lang", "en")
+    assert "handover record" in en.out and "P4.3.7" in en.out
+    zh = vigil("plan", "show", "--class", "voucher_library", "--level", "recovery")
+    assert "补录凭证" in zh.out and "恢复后" in zh.out
+    assert vigil("plan", "show", "--level", "V").code == 3
