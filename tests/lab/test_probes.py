@@ -194,8 +194,7 @@ def test_ocsp_responder_stopped(vigil: VigilRunner) -> None:
 # --- power (P4.3.1) ------------------------------------------------------------------
 
 def _ups(values: dict[str, str]) -> None:
-    lab.component("nut").set_ups(values)  # type: ignore[attr-defined]
-    time.sleep(1.5)  # the dummy driver re-reads its file about once a second
+    lab.component("nut").set_ups(values)  # type: ignore[attr-defined]  (waits for upsd)
 
 
 def test_ups_on_battery_then_low_battery(vigil: VigilRunner) -> None:

@@ -35,10 +35,14 @@ class NutServer(Component):
         return {"NUT_CONFPATH": str(self.etc), "NUT_STATEPATH": str(self.state),
                 "NUT_ALTPIDPATH": str(self.state)}
 
-    def set_ups(self, values: dict[str, str]) -> None:
-        """Write the dummy UPS's variables; the driver notices within a second."""
+    def set_ups(self, values: dict[str, str], *, wait: bool = True) -> None:
+        """Write the dummy UPS's variables and wait until upsd serves the new status (the
+        driver re-reads its file every second or two)."""
         merged = {**HEALTHY, **values}
         (self.etc / f"{UPS}.dev").write_text("".join(f"{k}: {v}\n" for k, v in merged.items()))
+        if wait and self._pids():
+            wait_for(lambda: self._var("ups.status") == merged["ups.status"],
+                     f"UPS status {merged['ups.status']}", timeout=20)
 
     def up(self) -> None:
         if self._pids() and port_open("127.0.0.1", PORT):
@@ -54,7 +58,7 @@ class NutServer(Component):
         (self.etc / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {PORT}\n")
         (self.etc / "upsd.users").write_text(
             f"[{ADMIN[0]}]\n  password = {ADMIN[1]}\n  actions = SET\n  instcmds = ALL\n")
-        self.set_ups({})
+        self.set_ups({}, wait=False)
         for f in self.etc.iterdir():
             shutil.chown(f, "root", "nut")
             f.chmod(0o640)
@@ -69,7 +73,6 @@ class NutServer(Component):
     def _heal(self) -> None:
         """Put the dummy UPS back on line power after a drill, and wait until upsd says so."""
         self.set_ups({})
-        wait_for(lambda: self._var("ups.status") == "OL", "UPS back on line power", 15)
 
     def _var(self, name: str) -> str:
         out = run(["upsc", f"{UPS}@127.0.0.1:{PORT}", name], check=False)
