@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import time
 from pathlib import Path
 
 from vigil.lab.base import Component, Health
-from vigil.lab.procs import alive, port_open, read_pid, run, stop, wait_for
+from vigil.lab.procs import LabError, alive, port_open, read_pid, run, stop, wait_for
 
 PORT = 3493
 UPS = "ups1"
@@ -36,13 +39,25 @@ class NutServer(Component):
                 "NUT_ALTPIDPATH": str(self.state)}
 
     def set_ups(self, values: dict[str, str], *, wait: bool = True) -> None:
-        """Write the dummy UPS's variables and wait until upsd serves the new status (the
-        driver re-reads its file every second or two)."""
+        """Write the dummy UPS's variables and wait until upsd serves the new status.
+
+        The driver re-reads its file when the file's modification time changes, in whole
+        seconds: two writes within one second look like one. So each write moves the time
+        forward, and a write the driver has not picked up after a while is made again."""
         merged = {**HEALTHY, **values}
-        (self.etc / f"{UPS}.dev").write_text("".join(f"{k}: {v}\n" for k, v in merged.items()))
-        if wait and self._pids():
-            wait_for(lambda: self._var("ups.status") == merged["ups.status"],
-                     f"UPS status {merged['ups.status']}", timeout=20)
+        dev = self.etc / f"{UPS}.dev"
+        for _attempt in range(6):
+            before = dev.stat().st_mtime if dev.exists() else 0.0
+            dev.write_text("".join(f"{k}: {v}\n" for k, v in merged.items()))
+            stamp = max(time.time(), before + 1.0)
+            os.utime(dev, (stamp, stamp))
+            if not wait or not self._pids():
+                return
+            with contextlib.suppress(LabError):
+                wait_for(lambda: self._var("ups.status") == merged["ups.status"],
+                         f"UPS status {merged['ups.status']}", timeout=5)
+                return
+        raise LabError(f"upsd never served UPS status {merged['ups.status']}")
 
     def up(self) -> None:
         if self._pids() and port_open("127.0.0.1", PORT):
