@@ -39,6 +39,11 @@ class PostgresPair(Component):
         self.sockets.mkdir(exist_ok=True)
         shutil.chown(self.dir, "postgres", "postgres")
         shutil.chown(self.sockets, "postgres", "postgres")
+        if (self.node_dir("primary") / "standby.signal").exists():
+            # A drill left the pair reversed (the roles' failover without the way back):
+            # start again from the lab's shape rather than guess at its history.
+            self.down()
+            shutil.rmtree(self.node_dir("primary"))
         if not (self.node_dir("primary") / "PG_VERSION").exists():
             self._init_primary()
         self._start("primary", PRIMARY_PORT)
@@ -86,7 +91,8 @@ class PostgresPair(Component):
             f"port = {PRIMARY_PORT}",
             f"unix_socket_directories = '{self.sockets}'",
             "wal_level = replica", "max_wal_senders = 10", "max_replication_slots = 10",
-            "hot_standby = on", "wal_keep_size = 64MB", "fsync = on", ""]))
+            "hot_standby = on", "wal_keep_size = 64MB", "fsync = on",
+            "wal_log_hints = on  # pg_rewind, for standby_rebuild", ""]))
         (data / "pg_hba.conf").write_text(
             "local all all trust\n"
             "host all all 127.0.0.1/32 trust\n"
