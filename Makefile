@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint lab-up lab-down molecule images clean
 
 # Scenarios that run in podman containers, and those that drive the running lab.
-SCENARIOS := service_restart line_failover mq_sending backup_rotation standby_activation
+SCENARIOS := service_restart line_failover mq_sending backup_rotation queue_draining standby_activation
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
