@@ -24,7 +24,11 @@ def recipients(inv: Inventory, party: str, mark: str) -> list[Contact]:
             # A party's leaders are told when the policy names the leadership group,
             # not merely because their party is affected.
             operational = set(c.roles) - {Role.LEADERSHIP_GROUP}
-            if (set(c.roles) & set(policy.roles)
+            # Onsite technicians work for their own party: another party's are told when
+            # every party is (II and I), not for a fault that is not theirs.
+            roles = set(c.roles) if c.party == party or policy.all_parties else \
+                set(c.roles) - {Role.ONSITE_TECHNICIAN}
+            if (roles & set(policy.roles)
                     or (policy.affected_party and c.party == party and operational)
                     or (policy.all_parties and Role.IMPLEMENTATION_TEAM in c.roles)):
                 chosen.setdefault(c.id, c)

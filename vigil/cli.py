@@ -313,7 +313,12 @@ def version() -> None:
 
 
 def _register() -> None:
-    from vigil import cli_plan, cli_reconcile, cli_watch  # noqa: F401 (they register commands)
+    from vigil import (  # noqa: F401 (they register commands)
+        cli_plan,
+        cli_reconcile,
+        cli_steps,
+        cli_watch,
+    )
 
 
 def main() -> None:

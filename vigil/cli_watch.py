@@ -45,16 +45,28 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
           limit: Annotated[str | None, typer.Option(
               "--limit", "-l", help="Only these hosts, groups, systems or checks (globs).")]
           = None,
+          dry_run: Annotated[bool, typer.Option(
+              "--dry-run", help="Run remediation playbooks in check mode only.")] = False,
+          observe_only: Annotated[bool, typer.Option(
+              "--observe-only", help="Run no remediation; record what would run.")] = False,
           vault_password_file: VaultOpt = None) -> None:
-    """The daemon: run checks on schedule, grade incidents, deliver messages. Stops on SIGTERM."""
+    """The daemon: run checks on schedule, grade incidents, carry out the runbook, deliver
+    messages. Stops on SIGTERM."""
+    from remediations.executor import Executor
+    from remediations.runbook import RunbookError
     from vigil.daemon import Daemon, setup_logging
 
     lg = _lang(None)
     inv = _load(inventory, vault_password_file, lg)
     if limit:
         inv = inv.model_copy(update={"checks": inv.limit(limit)})
+    db = _open_store(store, lg)
+    try:
+        executor = Executor(inv, db, dry_run=dry_run, observe_only=observe_only or None)
+    except RunbookError as exc:
+        _fail(str(exc))
     setup_logging()
-    Daemon(inv, _open_store(store, lg), metrics_port=metrics_port).run()
+    Daemon(inv, db, metrics_port=metrics_port, executor=executor).run()
 
 
 def _when(value: str | None, tz: ZoneInfo, what: str) -> dt.datetime:
@@ -123,8 +135,12 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
     stopped = db.events(kind="daemon.stopped")
     running = bool(started) and (not stopped or stopped[-1].seq < started[-1].seq)
     warnings = tracker.calendar.warnings(now.astimezone(tracker.tz).date())
+    from vigil.cli_steps import print_steps, step_rows
+
+    under_way = step_rows(db, None, False)  # runs, approvals and people's tasks not finished
     if json_out:
-        sys.stdout.write(json.dumps({"open_incidents": rows, "outbox_pending": pending,
+        sys.stdout.write(json.dumps({"open_incidents": rows, "steps": under_way,
+                                     "outbox_pending": pending,
                                      "daemon_started": started[-1].at if started else None,
                                      "daemon_running": running,
                                      "calendar_warnings": [w[0] for w in warnings]},
@@ -139,6 +155,8 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
         err.print(f"[yellow]{escape(zh_text if zh else en)}[/]")
     if rows:
         _print_incidents(rows, tracker.tz, now, lg)
+    if under_way:
+        print_steps(under_way, lg)
 
 
 @incidents_app.command("list")

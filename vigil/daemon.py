@@ -21,6 +21,7 @@ from typing import Any
 from alerting.incidents import Tracker
 from alerting.outbox import Outbox
 from checks.runner import run_checks
+from remediations.executor import Executor
 from vigil import clock
 from vigil.model import Inventory
 from vigil.store import Store
@@ -74,10 +75,12 @@ class Metrics:
 
 class Daemon:
     def __init__(self, inv: Inventory, store: Store, *, metrics_port: int | None = None,
-                 now: Callable[[], dt.datetime] = clock.now, tick_s: float = 1.0) -> None:
+                 now: Callable[[], dt.datetime] = clock.now, tick_s: float = 1.0,
+                 executor: Executor | None = None) -> None:
         self.inv, self.store, self.now, self.tick_s = inv, store, now, tick_s
         self.tracker = Tracker(inv, store)
         self.outbox = Outbox(inv, store)
+        self.executor = executor or Executor(inv, store, now=now)
         self.metrics = Metrics(metrics_port)
         self.stopping = threading.Event()
         start = now()
@@ -125,6 +128,7 @@ class Daemon:
                 log.info("incident recovered", extra={"incident": closed})
         else:
             self.tracker.tick(now)
+        self.executor.tick(now)
         self.outbox.deliver(now)
         self._export()
 

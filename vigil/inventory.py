@@ -195,7 +195,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
                      contacts=site_vars.vigil_contacts, hosts=hosts, systems=systems,
                      checks=checks, escalation=site_vars.vigil_escalation,
                      calendar=site_vars.vigil_calendar, ladder=site_vars.vigil_ladder,
-                     voucher_libraries=site_vars.vigil_voucher_libraries)
+                     voucher_libraries=site_vars.vigil_voucher_libraries,
+                     runbook=site_vars.vigil_runbook)
 
 
 def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int],

@@ -163,6 +163,14 @@ class VoucherLibrary(Strict):
         return self
 
 
+class RunbookVars(Strict):
+    """A site's changes to the runbook (P6) and how its executor may act."""
+
+    observe_only: bool = False  # record what would run; run nothing
+    overrides: dict[str, dict[str, Any]] = {}  # "class.level.id" -> fields to change
+    add: dict[str, dict[str, list[dict[str, Any]]]] = {}  # class -> level -> more steps
+
+
 class SiteVars(BaseModel):
     """Variables every host sees (group_vars/all)."""
 
@@ -175,6 +183,7 @@ class SiteVars(BaseModel):
     vigil_ladder: LadderVars = LadderVars()
     vigil_check_defaults: CheckDefaults = CheckDefaults()
     vigil_voucher_libraries: list[VoucherLibrary] = []
+    vigil_runbook: RunbookVars = RunbookVars()
 
 
 class HostVars(BaseModel):
@@ -228,6 +237,7 @@ class Inventory(BaseModel):
     calendar: CalendarVars = CalendarVars()
     ladder: LadderVars = LadderVars()
     voucher_libraries: list[VoucherLibrary] = []
+    runbook: RunbookVars = RunbookVars()
     warnings: list[str] = []
 
     def limit(self, pattern: str | None) -> list[CheckSpec]:

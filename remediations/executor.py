@@ -1,0 +1,201 @@
+"""The executor: when an incident reaches a level or recovers, its runbook steps start.
+
+Auto steps (and approved steps that run something) go through ansible-runner in a worker
+thread, one run at a time per lock, with a timeout, in check mode on `--dry-run`, never
+when the site observes only. A run counts only when verified afterwards (the incident's
+checks pass again, or the playbook verified itself); a step gets `attempts` tries, then
+people are told and Vigil stops trying. Records and events are committed before anything
+runs, so a crash at any instant loses no step: a run cut off by a crash is retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from checks.base import CheckSpec
+from checks.result import Result, Status
+from checks.runner import run_checks
+from remediations import steps
+from remediations.playbook_run import Outcome, Runner, run_playbook
+from remediations.runbook import Runbook, Step, site_runbook
+from vigil import clock
+from vigil.domain import FaultClass
+from vigil.model import Inventory
+from vigil.store import Store
+
+log = logging.getLogger("vigil.executor")
+
+RETRY_AFTER_S = 30.0
+# A recovery older than this (a store from before the executor) gets no recovery steps.
+STALE = dt.timedelta(hours=1)
+WATCHED = ("incident.level", "incident.recovered")
+Verifier = Callable[[list[CheckSpec]], list[Result]]
+
+
+class Executor:
+    def __init__(self, inv: Inventory, store: Store, *, dry_run: bool = False,
+                 observe_only: bool | None = None, runner: Runner = run_playbook,
+                 verifier: Verifier = run_checks, runbook: Runbook | None = None,
+                 now: Callable[[], dt.datetime] = clock.now) -> None:
+        self.inv, self.store, self.dry_run, self.now = inv, store, dry_run, now
+        self.observe_only = inv.runbook.observe_only if observe_only is None else observe_only
+        self.runbook = runbook or site_runbook(inv.runbook.overrides, inv.runbook.add)
+        self.runner, self.verifier = runner, verifier
+        self.checks = {c.name: c for c in inv.checks}
+        self.workers: dict[str, threading.Thread] = {}
+        self.locks: dict[str, str] = {}  # lock -> step key
+        self.mutex = threading.Lock()
+        self._resume()
+
+    # --- after a restart --------------------------------------------------------------
+
+    def _resume(self) -> None:
+        """A run that was going when the daemon died is retried (the roles are idempotent)."""
+        with self.store.transaction() as tx:
+            for rec in tx.states("step:").values():
+                if rec["status"] == "running":
+                    rec["status"] = "pending"
+                    tx.append("step.interrupted", rec["key"], {"incident": rec["incident"],
+                                                               "attempt": rec["attempts"]})
+                    tx.set_state(f"step:{rec['key']}", rec)
+
+    # --- the daemon's tick ---------------------------------------------------------------
+
+    def tick(self, now: dt.datetime) -> None:
+        self.plan(now)
+        self.advance(now)
+
+    def plan(self, now: dt.datetime) -> None:
+        """Plan the steps of what the tracker did since the last look (a cursor in the store,
+        moved in the same transaction as the plans)."""
+        with self.store.transaction() as tx:
+            cursor = tx.get_state("executor:cursor") or 0
+        events = [e for kind in WATCHED for e in self.store.events(kind=kind, after=cursor)]
+        if not events:
+            return
+        with self.store.transaction() as tx:
+            for e in sorted(events, key=lambda e: e.seq):
+                inc = tx.get_state(f"incident:{e.subject}")
+                if inc is None or inc.get("cause"):
+                    continue  # a consequence: its cause's steps are the remedy
+                if e.kind == "incident.level" and inc["status"] == "open":
+                    levels = steps.LEVELS_UP_TO[e.data["mark"]]
+                elif e.kind == "incident.recovered" and inc.get("mark") and \
+                        now - dt.datetime.fromisoformat(inc["recovered_at"]) < STALE:
+                    levels = ["recovery"]
+                else:
+                    continue
+                steps.plan(tx, self.inv, self.runbook, inc, levels, now,
+                           observe_only=self.observe_only)
+            tx.set_state("executor:cursor", max(e.seq for e in events))
+
+    def advance(self, now: dt.datetime) -> None:
+        for key, rec in self.store.states("step:").items():
+            if rec["status"] == "awaiting":
+                with self.store.transaction() as tx:
+                    steps.expire(tx, rec, now)
+            elif rec["status"] == "pending" and now >= dt.datetime.fromisoformat(
+                    rec["not_before"]):
+                self._start(key.removeprefix("step:"), rec, now)
+
+    def busy(self) -> bool:
+        with self.mutex:
+            return any(t.is_alive() for t in self.workers.values())
+
+    def wait(self, timeout: float | None = None) -> None:
+        for t in list(self.workers.values()):
+            t.join(timeout)
+
+    # --- one run ---------------------------------------------------------------------------
+
+    def _start(self, key: str, rec: dict[str, Any], now: dt.datetime) -> None:
+        step = self.runbook.step(FaultClass(rec["fault_class"]), rec["level"], rec["step"])
+        if step is None or step.run is None:
+            return
+        lock = step.run.lock or step.run.playbook
+        with self.mutex:
+            worker = self.workers.get(key)
+            if (worker and worker.is_alive()) or self.locks.get(lock, key) != key:
+                return  # running, or another step holds the target
+            self.locks[lock] = key
+        inc = self.store.get_state(f"incident:{rec['incident']}") or {"id": rec["incident"],
+                                                                     "checks": []}
+        with self.store.transaction() as tx:
+            rec = tx.get_state(f"step:{key}")
+            rec["status"], rec["attempts"] = "running", rec["attempts"] + 1
+            tx.append("step.run.started", key, {
+                "incident": rec["incident"], "clause": rec["clause"], "attempt": rec["attempts"],
+                "playbook": step.run.playbook, "check_mode": self.dry_run})
+            tx.set_state(f"step:{key}", rec)
+        worker = threading.Thread(target=self._run, args=(key, step, rec, inc, lock),
+                                  name=f"step {key}", daemon=True)
+        self.workers[key] = worker
+        worker.start()
+
+    def _run(self, key: str, step: Step, rec: dict[str, Any], inc: dict[str, Any],
+             lock: str) -> None:
+        assert step.run is not None
+        ident = f"{key.replace('/', '_')}_{rec['attempts']}"
+
+        def on_task(item: dict[str, Any]) -> None:
+            self.store.append("step.run.task", key, {"incident": rec["incident"], **item})
+
+        try:
+            outcome = self.runner(step.run, self.inv.path, ident, self.dry_run, step.timeout_s,
+                                  on_task)
+        except Exception as exc:  # a runner crash is a failed attempt, not a dead daemon
+            outcome = Outcome(status="error", rc=None, failed_tasks=[f"{type(exc).__name__}: "
+                                                                     f"{exc}"])
+        verified, why = self._verify(step, inc, outcome)
+        self._finish(key, step, inc, outcome, verified, why)
+        with self.mutex:
+            self.locks.pop(lock, None)
+
+    def _verify(self, step: Step, inc: dict[str, Any], outcome: Outcome) -> tuple[bool, str]:
+        if not outcome.ok:
+            detail = "; ".join(outcome.failed_tasks) or f"rc {outcome.rc}"
+            return False, f"playbook {outcome.status}: {detail}"
+        if self.dry_run or step.verify == "playbook":
+            return True, "verified by the playbook" if not self.dry_run else "check mode"
+        names = {k.split("@", 1)[0] for k in inc.get("checks", [])}
+        specs = [self.checks[n] for n in sorted(names) if n in self.checks]
+        if not specs:
+            return True, "no check to re-run"
+        failing = [r for r in self.verifier(specs) if r.status in (Status.CRITICAL,
+                                                                   Status.UNKNOWN)]
+        if failing:
+            return False, "still failing: " + "; ".join(f"{r.check}: {r.message}"
+                                                        for r in failing)
+        return True, f"{len(specs)} check(s) pass again"
+
+    def _finish(self, key: str, step: Step, inc: dict[str, Any], outcome: Outcome,
+                verified: bool, why: str) -> None:
+        now = self.now()
+        with self.store.transaction() as tx:
+            rec = tx.get_state(f"step:{key}")
+            tx.append("step.run.finished", key, {
+                "incident": rec["incident"], "attempt": rec["attempts"],
+                "status": outcome.status, "rc": outcome.rc, "changed": outcome.changed,
+                "verified": verified, "why": why})
+            if self.dry_run:
+                rec["status"] = "dry-run"
+            elif verified:
+                rec["status"] = "succeeded"
+                tx.append("step.succeeded", key, {"incident": rec["incident"],
+                                                  "clause": rec["clause"], "why": why})
+            elif rec["attempts"] < step.attempts:
+                rec["status"] = "pending"
+                rec["not_before"] = (now + dt.timedelta(seconds=RETRY_AFTER_S *
+                                                        rec["attempts"])).isoformat()
+            else:
+                rec["status"] = "failed"
+                tx.append("step.failed", key, {"incident": rec["incident"],
+                                               "attempts": rec["attempts"], "why": why})
+                steps.escalate(tx, self.inv, step, rec, inc, now, why)
+            rec["last"] = why
+            tx.set_state(f"step:{key}", rec)
+        log.info("step finished", extra={"step": key, "status": rec["status"], "why": why})

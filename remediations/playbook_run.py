@@ -1,0 +1,77 @@
+"""Run one playbook of `playbooks/` through ansible-runner, streaming task results."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from remediations.runbook import Run
+
+REPO = Path(__file__).resolve().parent.parent
+TASK_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed",
+               "runner_on_unreachable": "unreachable", "runner_on_skipped": "skipped"}
+
+
+@dataclass
+class Outcome:
+    status: str  # successful | failed | timeout | canceled | error
+    rc: int | None
+    failed_tasks: list[str] = field(default_factory=list)
+    changed: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful"
+
+
+TaskSink = Callable[[dict[str, Any]], None]
+Runner = Callable[[Run, str, str, bool, float, TaskSink], Outcome]
+
+
+def runs_dir() -> Path:
+    return Path(os.environ.get("VIGIL_RUNS_DIR") or Path(tempfile.gettempdir()) / "vigil-runs")
+
+
+def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: float,
+                 on_task: TaskSink) -> Outcome:
+    """Run `run.playbook`; `on_task` gets each task result (never its module output, which
+    may hold secrets: the task, host, status, changed and a failure message only)."""
+    import ansible_runner
+
+    failed: list[str] = []
+    changed = 0
+
+    def handler(event: dict[str, Any]) -> bool:
+        nonlocal changed
+        status = TASK_EVENTS.get(event.get("event", ""))
+        if status is None:
+            return False
+        data = event.get("event_data", {})
+        result = data.get("res") or {}
+        item = {"task": data.get("task", ""), "host": data.get("host", ""), "status": status,
+                "changed": bool(result.get("changed"))}
+        changed += item["changed"]
+        if status in ("failed", "unreachable") and not data.get("ignore_errors"):
+            item["message"] = str(result.get("msg", ""))[:500]
+            failed.append(f"{item['task']} @ {item['host']}")
+        on_task(item)
+        return False  # not kept in the artifact folder: the event log has what matters
+
+    cmdline = "--check --diff" if check else ""
+    vault = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
+    if vault:
+        cmdline += f" --vault-password-file {vault}"
+    folder = runs_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    r = ansible_runner.run(
+        private_data_dir=str(folder), ident=ident, project_dir=str(REPO / "playbooks"),
+        playbook=run.playbook, inventory=inventory, extravars=dict(run.vars),
+        cmdline=cmdline.strip() or None, quiet=True, timeout=int(timeout_s),
+        rotate_artifacts=50, event_handler=handler,
+        envvars={"ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+                 "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+    return Outcome(status=r.status, rc=r.rc, failed_tasks=failed, changed=changed)

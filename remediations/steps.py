@@ -1,0 +1,271 @@
+"""The runbook's steps as durable records of an incident: planned when the incident
+reaches a level (or recovers), then run, approved, denied, expired or ticked off.
+
+A record lives in the store as `step:<incident>/<level>/<step id>` and every change is an
+event in the same transaction, so a crash loses no approval and no ticked-off task.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from typing import Any
+
+from alerting import outbox
+from remediations.runbook import Runbook, Step
+from vigil.domain import FaultClass, PartyKind, Role
+from vigil.model import Contact, Inventory
+from vigil.store import Store, Tx
+
+LEVELS_UP_TO = {"IV": ["IV"], "IV+": ["IV"], "III": ["IV", "III"], "II": ["IV", "III", "II"],
+                "I": ["IV", "III", "II", "I"]}
+# The parties that exchange vouchers: "every party" of the notify steps (P2).
+EXCHANGING = {PartyKind.FINANCE_BUREAU, PartyKind.CENTRAL_BANK_BRANCH, PartyKind.AGENT_BANK,
+              PartyKind.PAYROLL_BANK, PartyKind.FISCAL_ACCOUNT_BANK}
+FINAL = {"succeeded", "failed", "denied", "expired", "done", "sent", "observed", "dry-run"}
+
+
+class StepError(Exception):
+    """A step cannot do what was asked (it is not waiting, it expired, ...)."""
+
+
+def step_key(incident: str, level: str, step_id: str) -> str:
+    return f"{incident}/{level}/{step_id}"
+
+
+def _initial(step: Step, observe_only: bool) -> str:
+    return {"auto": "observed" if observe_only else "pending", "approval": "awaiting",
+            "manual": "open", "notify": "sent"}[step.kind]
+
+
+def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: dict[str, Any], levels: list[str],
+         now: dt.datetime, *, observe_only: bool = False) -> list[dict[str, Any]]:
+    """Create the records of `levels` not yet planned for `inc`; queue their messages."""
+    made = []
+    klass = FaultClass(inc["fault_class"])
+    for level in levels:
+        for step in runbook.steps(klass, level):
+            key = step_key(inc["id"], level, step.id)
+            if tx.get_state(f"step:{key}") is not None:
+                continue
+            rec = {"key": key, "incident": inc["id"], "level": level, "step": step.id,
+                   "fault_class": klass.value, "clause": step.clause, "kind": step.kind,
+                   "status": _initial(step, observe_only), "attempts": 0, "approvals": [],
+                   "planned_at": now.isoformat(), "not_before": now.isoformat()}
+            if step.kind == "approval":
+                rec["expires_at"] = (now + dt.timedelta(minutes=step.expires_minutes)).isoformat()
+            tx.append("step.planned", key, {"incident": inc["id"], "clause": step.clause,
+                                            "kind": step.kind, "status": rec["status"],
+                                            "text": step.en, "text_zh": step.zh})
+            if step.kind == "auto" and observe_only:
+                tx.append("step.observed", key, {"incident": inc["id"], "would_run":
+                                                 step.run.playbook if step.run else None})
+            tx.set_state(f"step:{key}", rec)
+            _announce(tx, inv, step, rec, inc, now)
+            made.append(rec)
+    return made
+
+
+# --- who hears of a step --------------------------------------------------------------
+
+def every_party(inv: Inventory) -> list[Contact]:
+    return [c for c in inv.contacts
+            if c.party in inv.parties and inv.parties[c.party].kind in EXCHANGING]
+
+
+def approvers(inv: Inventory, step: Step) -> list[Contact]:
+    roles = set(step.approvers) | set(step.two_person)
+    return [c for c in inv.contacts if roles & set(c.roles)]
+
+
+def _announce(tx: Tx, inv: Inventory, step: Step, rec: dict[str, Any], inc: dict[str, Any],
+              now: dt.datetime) -> None:
+    if step.kind == "notify":
+        _tell(tx, every_party(inv), rec, inc, "notify", step, now)
+    elif step.kind == "approval":
+        _tell(tx, approvers(inv, step), rec, inc, "approval", step, now)
+
+
+def _tell(tx: Tx, contacts: list[Contact], rec: dict[str, Any], inc: dict[str, Any],
+          kind: str, step: Step, now: dt.datetime, note: str = "") -> None:
+    for contact in contacts:
+        title, body = notice(kind, step, rec, inc, contact.lang, note)
+        for index in range(len(contact.channels)):
+            outbox.queue(tx, key=f"{rec['key']}/{kind}/{rec['attempts']}/{contact.id}#{index}",
+                         contact=contact, channel=index, title=title, body=body,
+                         incident=inc["id"], kind=f"step.{kind}", now=now)
+
+
+def notice(kind: str, step: Step, rec: dict[str, Any], inc: dict[str, Any], lang: str,
+           note: str = "") -> tuple[str, str]:
+    """The message about a step, in the contact's language, citing the clause."""
+    zh = lang != "en"
+    text = step.text(lang)
+    where = f"{'事件' if zh else 'Incident'} {inc['id']}"
+    if kind == "notify":
+        title = (f"【通知各方】{text}（{step.clause}）" if zh
+                 else f"[All parties] {text} ({step.clause})")
+        body = f"{where}\n{'依据' if zh else 'Per'} {step.clause}: {text}"
+    elif kind == "approval":
+        title = (f"【待审批】{text}（{step.clause}）" if zh
+                 else f"[Approval needed] {text} ({step.clause})")
+        two = (("需两人分别批准：" if zh else "Needs two people, one of each role: ") +
+               ", ".join(r.value for r in step.two_person)) if step.two_person else ""
+        body = "\n".join(x for x in (
+            where, f"{step.clause}: {text}", two,
+            (f"批准：vigil approve {rec['key']} --as <你的编号>；"
+             f"拒绝：vigil deny {rec['key']} --as <你的编号>"
+             if zh else f"Approve: vigil approve {rec['key']} --as <your id>; deny: "
+                        f"vigil deny {rec['key']} --as <your id>"),
+            (f"有效期至 {rec.get('expires_at', '')[:16]}" if zh
+             else f"Expires {rec.get('expires_at', '')[:16]}")) if x)
+    else:  # escalated: an automatic remedy gave up
+        title = (f"【需人工处理】自动处置未成功：{text}（{step.clause}）" if zh
+                 else f"[People needed] automatic remedy failed: {text} ({step.clause})")
+        body = (f"{where}\n{'已尝试' if zh else 'Attempts'}: {rec['attempts']}\n{note}\n" +
+                ("Vigil 不再自动重试，请按预案人工处理。" if zh else
+                 "Vigil will not retry again: carry out the plan's step by hand."))
+    return title, body
+
+
+def escalate(tx: Tx, inv: Inventory, step: Step, rec: dict[str, Any], inc: dict[str, Any],
+             now: dt.datetime, why: str) -> None:
+    people = [c for c in inv.contacts
+              if {Role.IMPLEMENTATION_TEAM, Role.LEADERSHIP_GROUP} & set(c.roles)]
+    tx.append("step.escalated", rec["key"], {"incident": inc["id"], "attempts": rec["attempts"],
+                                             "why": why, "to": [c.id for c in people]})
+    _tell(tx, people, rec, inc, "escalated", step, now, note=why)
+
+
+# --- people act on steps ---------------------------------------------------------------
+
+def find(store: Store, ref: str, statuses: set[str]) -> dict[str, Any]:
+    """A record by its full key, or by a step id that only one waiting record has."""
+    rec = store.get_state(f"step:{ref}")
+    if rec is not None:
+        return dict(rec)
+    hits = [r for r in store.states("step:").values()
+            if r["step"] == ref and r["status"] in statuses]
+    if len(hits) == 1:
+        return dict(hits[0])
+    if not hits:
+        raise StepError(f"no step {ref!r} is waiting (give INCIDENT/LEVEL/STEP; see vigil steps)")
+    raise StepError(f"{ref!r} is waiting in {len(hits)} incidents: give INCIDENT/LEVEL/STEP "
+                    f"({', '.join(sorted(h['key'] for h in hits))})")
+
+
+def _contact(inv: Inventory, person: str) -> Contact:
+    for c in inv.contacts:
+        if c.id == person:
+            return c
+    raise PermissionError(f"{person!r} is not a contact in the inventory")
+
+
+def _step_of(runbook: Runbook, rec: dict[str, Any]) -> Step:
+    step = runbook.step(FaultClass(rec["fault_class"]), rec["level"], rec["step"])
+    if step is None:
+        raise StepError(f"{rec['key']}: the runbook no longer has this step")
+    return step
+
+
+def _expire_if_due(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
+    if rec["status"] == "awaiting" and now >= dt.datetime.fromisoformat(rec["expires_at"]):
+        rec["status"] = "expired"
+        tx.append("step.expired", rec["key"], {"incident": rec["incident"],
+                                               "approvals": rec["approvals"]})
+        tx.set_state(f"step:{rec['key']}", rec)
+        return True
+    return False
+
+
+def satisfied(step: Step, approvals: list[dict[str, Any]]) -> bool:
+    if not step.two_person:
+        return bool(approvals)
+    # Each role of the rule by a different person (P4.3.3(4)).
+    for chosen in itertools.permutations(approvals, len(step.two_person)):
+        if len({a["by"] for a in chosen}) == len(chosen) and \
+                all(role in a["roles"] for role, a in zip(step.two_person, chosen, strict=True)):
+            return True
+    return False
+
+
+def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str,
+            now: dt.datetime) -> dict[str, Any]:
+    rec = find(store, ref, {"awaiting"})
+    step = _step_of(runbook, rec)
+    contact = _contact(inv, person)
+    allowed = set(step.approvers) | set(step.two_person)
+    held = sorted(r.value for r in set(contact.roles) & allowed)
+    with store.transaction() as tx:
+        rec = tx.get_state(f"step:{rec['key']}")
+        if _expire_if_due(tx, rec, now):
+            return rec
+        if rec["status"] != "awaiting":
+            raise StepError(f"{rec['key']} is {rec['status']}, not waiting for approval")
+        if not held:
+            tx.append("step.approval_refused", rec["key"], {
+                "by": person, "roles": [r.value for r in contact.roles],
+                "needs": sorted(r.value for r in allowed)})
+            refused = PermissionError(
+                f"{person} ({', '.join(r.value for r in contact.roles)}) may not approve "
+                f"{rec['key']}: it needs {' and '.join(sorted(r.value for r in allowed))}")
+        elif any(a["by"] == person for a in rec["approvals"]):
+            raise StepError(f"{person} already approved {rec['key']}; "
+                            f"the two-person rule needs somebody else")
+        else:
+            refused = None
+            rec["approvals"].append({"by": person, "roles": held, "at": now.isoformat()})
+            tx.append("step.approved", rec["key"], {"incident": rec["incident"], "by": person,
+                                                    "roles": held, "clause": rec["clause"]})
+            if satisfied(step, rec["approvals"]):
+                rec["status"] = "pending" if step.run else "done"
+                tx.append("step.authorised", rec["key"], {
+                    "incident": rec["incident"], "by": [a["by"] for a in rec["approvals"]],
+                    "next": "run" if step.run else "carry out"})
+            tx.set_state(f"step:{rec['key']}", rec)
+    if refused:
+        raise refused
+    return rec
+
+
+def deny(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, reason: str,
+         now: dt.datetime) -> dict[str, Any]:
+    rec = find(store, ref, {"awaiting"})
+    step = _step_of(runbook, rec)
+    contact = _contact(inv, person)
+    if not (set(contact.roles) & (set(step.approvers) | set(step.two_person))):
+        raise PermissionError(f"{person} may not decide on {rec['key']}")
+    with store.transaction() as tx:
+        rec = tx.get_state(f"step:{rec['key']}")
+        if _expire_if_due(tx, rec, now):
+            return rec
+        if rec["status"] != "awaiting":
+            raise StepError(f"{rec['key']} is {rec['status']}, not waiting for approval")
+        rec["status"], rec["denied_by"], rec["reason"] = "denied", person, reason
+        tx.append("step.denied", rec["key"], {"incident": rec["incident"], "by": person,
+                                              "reason": reason})
+        tx.set_state(f"step:{rec['key']}", rec)
+    return rec
+
+
+def done(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, note: str,
+         now: dt.datetime) -> dict[str, Any]:
+    rec = find(store, ref, {"open"})
+    step = _step_of(runbook, rec)
+    contact = _contact(inv, person)
+    if step.owners and not set(contact.roles) & set(step.owners):
+        raise PermissionError(f"{person} may not tick off {rec['key']}: it is for "
+                              f"{', '.join(r.value for r in step.owners)}")
+    with store.transaction() as tx:
+        rec = tx.get_state(f"step:{rec['key']}")
+        if rec["status"] != "open":
+            raise StepError(f"{rec['key']} is {rec['status']}, not an open task")
+        rec["status"], rec["done_by"], rec["done_at"] = "done", person, now.isoformat()
+        tx.append("step.done", rec["key"], {"incident": rec["incident"], "by": person,
+                                            "note": note, "clause": rec["clause"]})
+        tx.set_state(f"step:{rec['key']}", rec)
+    return rec
+
+
+def expire(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
+    return _expire_if_due(tx, rec, now)

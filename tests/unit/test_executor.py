@@ -1,0 +1,218 @@
+"""The runbook executor's logic: steps planned per level, runs bounded and verified,
+approvals by role (two people for P4.3.3(4)), expiry, people's tasks, notices to every
+party. A real store and the real lab inventory; the playbook runner and the re-run of
+checks are stand-ins here (the lab drills in tests/lab run the real ones)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerting.incidents import Tracker
+from checks.result import Result, Status
+from remediations import steps
+from remediations.executor import Executor
+from remediations.playbook_run import Outcome
+from remediations.runbook import Run, RunbookError, site_runbook
+from tests.conftest import ROOT
+from vigil.domain import FaultClass
+from vigil.inventory import load_inventory
+from vigil.model import Inventory
+from vigil.store import Store
+
+T0 = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)  # Wednesday 10:00 in Shanghai
+
+
+@pytest.fixture(scope="module")
+def inv() -> Inventory:
+    return load_inventory(ROOT / "inventory/lab")
+
+
+class Drill:
+    def __init__(self, inv: Inventory, store: Store, *, verify_ok: bool = True,
+                 observe_only: bool = False) -> None:
+        self.store, self.now = store, T0
+        self.runs: list[str] = []
+        self.verify_ok = verify_ok
+        self.tracker = Tracker(inv, store)
+        self.executor = Executor(inv, store, runner=self._runner, verifier=self._verifier,
+                                 observe_only=observe_only, now=lambda: self.now)
+
+    def _runner(self, run: Run, inventory: str, ident: str, check: bool, timeout: float,
+                on_task: Any) -> Outcome:
+        self.runs.append(run.playbook)
+        on_task({"task": "Do it", "host": "lab", "status": "ok", "changed": True})
+        return Outcome(status="successful", rc=0, changed=1)
+
+    def _verifier(self, specs: list[Any]) -> list[Result]:
+        status = Status.OK if self.verify_ok else Status.CRITICAL
+        return [Result(check=s.name, kind=s.kind, system=s.system, target="t",
+                       fault_class=s.fault_class, status=status, message="again",
+                       observed_at=self.now) for s in specs]
+
+    def fail(self, system: str, klass: FaultClass, check: str, times: int = 2) -> None:
+        for _ in range(times):
+            self.now += dt.timedelta(minutes=1)
+            self.tracker.observe([Result(check=check, kind="tcp", system=system, target="t",
+                                         fault_class=klass, status=Status.CRITICAL,
+                                         message="down", observed_at=self.now)], self.now)
+        self.step()
+
+    def recover(self, system: str, klass: FaultClass, check: str) -> None:
+        for _ in range(2):
+            self.now += dt.timedelta(minutes=1)
+            self.tracker.observe([Result(check=check, kind="tcp", system=system, target="t",
+                                         fault_class=klass, status=Status.OK, message="up",
+                                         observed_at=self.now)], self.now)
+        self.step()
+
+    def wait(self, minutes: float) -> None:
+        self.now += dt.timedelta(minutes=minutes)
+        self.tracker.tick(self.now)
+        self.step()
+
+    def step(self) -> None:
+        self.executor.tick(self.now)
+        self.executor.wait(10)
+
+    def rec(self, suffix: str) -> dict[str, Any]:
+        (hit,) = [r for k, r in self.store.states("step:").items() if k.endswith(suffix)]
+        return hit
+
+    def kinds(self, key: str) -> list[str]:
+        return [e.kind for e in self.store.events() if e.subject == key]
+
+
+@pytest.fixture
+def drill(inv: Inventory, tmp_path: Path) -> Drill:
+    return Drill(inv, Store(str(tmp_path / "s.db")))
+
+
+def test_database_fault_activates_the_standby_at_once_and_lists_the_vendor_task(
+        drill: Drill) -> None:
+    drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    assert drill.runs == ["db-failover.yml"]  # P4.3.2: at once, at level IV
+    auto = drill.rec("/IV/activate-standby")
+    assert auto["status"] == "succeeded" and auto["clause"] == "P4.3.2"
+    assert drill.kinds(auto["key"]) == ["step.planned", "step.run.started", "step.run.task",
+                                        "step.run.finished", "step.succeeded"]
+    assert drill.rec("/IV/call-vendor")["status"] == "open"
+    drill.wait(10)
+    assert drill.runs == ["db-failover.yml"]  # planned once, run once
+
+
+def test_a_remedy_that_fails_verification_is_tried_twice_then_given_to_people(
+        inv: Inventory, tmp_path: Path) -> None:
+    drill = Drill(inv, Store(str(tmp_path / "s.db")), verify_ok=False)
+    drill.fail("voucher-library", FaultClass.VOUCHER_LIBRARY, "voucher-library.health")
+    rec = drill.rec("/IV/restart-service")
+    assert rec["status"] == "pending" and rec["attempts"] == 1
+    assert "still failing" in rec["last"]
+    drill.wait(0.2)
+    assert drill.runs == ["restart-service.yml"]  # not before the retry delay
+    for _ in range(5):
+        drill.wait(5)
+    rec = drill.rec("/IV/restart-service")
+    assert drill.runs == ["restart-service.yml"] * 2 and rec["status"] == "failed"
+    escalated = [e for e in drill.store.events(kind="step.escalated")]
+    assert escalated and set(escalated[0].data["to"]) == {"lab-duty", "lab-leader"}
+    titles = [m["title"] for m in drill.store.states("msg:").values()
+              if m["kind"] == "step.escalated"]
+    assert titles and all("自动处置未成功" in t and "P4.3.5(1)" in t for t in titles)
+
+
+def test_every_party_is_told_to_stop_sending_and_to_resume_after_recovery(drill: Drill) -> None:
+    drill.fail("finance-router", FaultClass.INFRASTRUCTURE, "finance-router.links")
+    told = {m["contact"] for m in drill.store.states("msg:").values() if m["kind"] == "step.notify"}
+    assert told == {"lab-duty", "lab-leader", "lab-pboc", "lab-bank-a"}  # not the supervisor
+    english = [m["title"] for m in drill.store.states("msg:").values()
+               if m["kind"] == "step.notify" and m["contact"] == "lab-bank-a"]
+    assert english == ["[All parties] Tell every party at once to stop sending MQ data so the "
+                       "queues do not jam (P4.3.1(1))"]
+    assert drill.runs == []  # the backup line waits for level III
+    drill.wait(24 * 60)
+    assert drill.runs == ["line-failover.yml"]
+    drill.recover("finance-router", FaultClass.INFRASTRUCTURE, "finance-router.links")
+    resume = [m["title"] for m in drill.store.states("msg:").values()
+              if m["kind"] == "step.notify" and "恢复" in m["title"]]
+    assert len(resume) == 3 and all("P4.3.1(2)" in t for t in resume)
+    assert drill.runs == ["line-failover.yml", "line-failback.yml"]
+
+
+def _peripheral_at(drill: Drill, level_days: int) -> None:
+    drill.fail("voucher-library", FaultClass.PERIPHERAL, "peripheral.probe")
+    drill.wait(level_days * 24 * 60)
+
+
+def test_approval_refused_for_the_wrong_role_then_denied(drill: Drill, inv: Inventory) -> None:
+    _peripheral_at(drill, 3)  # Wednesday + 2 working days: level II
+    book = drill.executor.runbook
+    key = drill.rec("/II/stop-auto-processing")["key"]
+    with pytest.raises(PermissionError, match="needs leadership_group"):
+        steps.approve(drill.store, inv, book, key, "lab-pboc", drill.now)
+    assert drill.kinds(key)[-1] == "step.approval_refused"
+    rec = steps.deny(drill.store, inv, book, "stop-auto-processing", "lab-leader",
+                     "not yet", drill.now)
+    assert rec["status"] == "denied"
+    with pytest.raises(steps.StepError, match="is denied"):
+        steps.approve(drill.store, inv, book, key, "lab-leader", drill.now)
+
+
+def test_back_end_data_work_needs_the_team_and_the_supervisor(drill: Drill,
+                                                              inv: Inventory) -> None:
+    _peripheral_at(drill, 9)  # level I: P4.3.3(4)
+    book = drill.executor.runbook
+    rec = steps.approve(drill.store, inv, book, "backend-data", "lab-duty", drill.now)
+    assert rec["status"] == "awaiting"
+    with pytest.raises(steps.StepError, match="somebody else"):
+        steps.approve(drill.store, inv, book, "backend-data", "lab-duty", drill.now)
+    rec = steps.approve(drill.store, inv, book, "backend-data", "lab-supervisor", drill.now)
+    assert rec["status"] == "done" and [a["by"] for a in rec["approvals"]] == [
+        "lab-duty", "lab-supervisor"]
+    approvals = [e.data["by"] for e in drill.store.events(kind="step.approved")]
+    assert approvals == ["lab-duty", "lab-supervisor"]
+
+
+def test_approvals_expire(drill: Drill, inv: Inventory) -> None:
+    _peripheral_at(drill, 3)
+    drill.wait(5 * 60)
+    rec = drill.rec("/II/stop-auto-processing")
+    assert rec["status"] == "expired"
+    with pytest.raises(steps.StepError):
+        steps.approve(drill.store, inv, drill.executor.runbook, rec["key"], "lab-leader",
+                      drill.now)
+
+
+def test_people_tick_off_manual_steps(drill: Drill, inv: Inventory) -> None:
+    drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    with pytest.raises(PermissionError):
+        steps.done(drill.store, inv, drill.executor.runbook, "call-vendor", "nobody", "",
+                   drill.now)
+    rec = steps.done(drill.store, inv, drill.executor.runbook, "call-vendor", "lab-duty",
+                     "vendor on the phone", drill.now)
+    assert rec["status"] == "done"
+    assert drill.store.events(kind="step.done")[0].data["note"] == "vendor on the phone"
+
+
+def test_observe_only_runs_nothing_and_records_what_would_run(inv: Inventory,
+                                                               tmp_path: Path) -> None:
+    drill = Drill(inv, Store(str(tmp_path / "s.db")), observe_only=True)
+    drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    assert drill.runs == []
+    assert drill.rec("/IV/activate-standby")["status"] == "observed"
+    assert drill.store.events(kind="step.observed")[0].data["would_run"] == "db-failover.yml"
+
+
+def test_a_site_overrides_steps_and_bad_overrides_name_the_step() -> None:
+    book = site_runbook({"database.IV.call-vendor": {"enabled": False},
+                         "database.IV.activate-standby": {"run": {"vars": {"x": 1}}}}, {})
+    assert [s.id for s in book.steps(FaultClass.DATABASE, "IV")] == ["activate-standby"]
+    step = book.steps(FaultClass.DATABASE, "IV")[0]
+    assert step.run and step.run.playbook == "db-failover.yml" and step.run.vars == {"x": 1}
+    with pytest.raises(RunbookError, match="database.IV.no-such-step: no such step"):
+        site_runbook({"database.IV.no-such-step": {"attempts": 1}}, {})
+    with pytest.raises(RunbookError, match="attempts"):
+        site_runbook({"database.IV.activate-standby": {"attempts": 0}}, {})

@@ -1,0 +1,127 @@
+"""`vigil steps`, `vigil approve`, `vigil deny`, `vigil task done`: people and the runbook."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from remediations import steps
+from remediations.runbook import RunbookError, site_runbook
+from vigil import clock
+from vigil.cli import (
+    InventoryOpt,
+    JsonOpt,
+    LangOpt,
+    StoreOpt,
+    VaultOpt,
+    _fail,
+    _lang,
+    _load,
+    _open_store,
+    app,
+    out,
+)
+
+task_app = typer.Typer(no_args_is_help=True, help="Manual steps of the plan: people's checklist.")
+app.add_typer(task_app, name="task")
+
+StepArg = Annotated[str, typer.Argument(help="INCIDENT/LEVEL/STEP, or a STEP id waiting "
+                                             "in one incident only.")]
+AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
+_STATUS = {"pending": "待执行", "running": "执行中", "succeeded": "已成功", "failed": "已失败",
+           "awaiting": "待审批", "denied": "已拒绝", "expired": "已过期", "open": "待办",
+           "done": "已完成", "sent": "已通知", "observed": "仅观察", "dry-run": "演练"}
+
+
+def status_text(status: str, lang: str) -> str:
+    return _STATUS.get(status, status) if lang == "zh" else status
+
+
+def _act(action: Callable[..., dict[str, Any]], ref: str, person: str, inventory: Any,
+         store: Any, vault: Any, lang: str, *extra: str) -> dict[str, Any]:
+    inv = _load(inventory, vault, lang)  # type: ignore[arg-type]
+    db = _open_store(store, lang)  # type: ignore[arg-type]
+    try:
+        runbook = site_runbook(inv.runbook.overrides, inv.runbook.add)
+        return action(db, inv, runbook, ref, person, *extra, clock.now())
+    except (steps.StepError, RunbookError) as exc:
+        _fail(str(exc))
+    except PermissionError as exc:
+        out.print(f"[red]{'拒绝' if lang == 'zh' else 'refused'}: {escape(str(exc))}[/]")
+        raise typer.Exit(4) from None
+
+
+@app.command()
+def approve(step: StepArg, as_: AsOpt, inventory: InventoryOpt = None, store: StoreOpt = None,
+            lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """Approve a step of the plan that waits for approval (exit 4: you may not)."""
+    lg = _lang(lang)
+    rec = _act(steps.approve, step, as_, inventory, store, vault_password_file, lg)
+    out.print(f"{rec['key']}: {status_text(rec['status'], lg)} "
+              f"({', '.join(a['by'] for a in rec['approvals'])})")
+    if rec["status"] == "expired":
+        raise typer.Exit(5)
+
+
+@app.command()
+def deny(step: StepArg, as_: AsOpt,
+         reason: Annotated[str, typer.Option(help="Why (goes on record).")] = "",
+         inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
+         vault_password_file: VaultOpt = None) -> None:
+    """Deny a step that waits for approval; nothing of it runs."""
+    lg = _lang(lang)
+    rec = _act(steps.deny, step, as_, inventory, store, vault_password_file, lg, reason)
+    out.print(f"{rec['key']}: {status_text(rec['status'], lg)}")
+
+
+@task_app.command("done")
+def task_done(step: StepArg, as_: AsOpt,
+              note: Annotated[str, typer.Option(help="What was done (goes on record).")] = "",
+              inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
+              vault_password_file: VaultOpt = None) -> None:
+    """Tick off a manual step (paper vouchers, courier, payroll by hand...)."""
+    lg = _lang(lang)
+    rec = _act(steps.done, step, as_, inventory, store, vault_password_file, lg, note)
+    out.print(f"{rec['key']}: {status_text(rec['status'], lg)} ({rec.get('done_by')})")
+
+
+def step_rows(db: Any, incident: str | None, all_: bool) -> list[dict[str, Any]]:
+    rows = [r for r in db.states("step:").values()
+            if (incident is None or r["incident"] == incident)
+            and (all_ or r["status"] not in steps.FINAL)]
+    return sorted(rows, key=lambda r: (r["incident"], r["planned_at"], r["key"]))
+
+
+@app.command("steps")
+def steps_list(incident: Annotated[str | None, typer.Argument(help="One incident.")] = None,
+               all_: Annotated[bool, typer.Option("--all", help="Finished steps too.")] = False,
+               inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
+               lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """The plan's steps under way: runs, approvals waited for, people's tasks."""
+    lg = _lang(lang)
+    db = _open_store(store, lg)
+    rows = step_rows(db, incident, all_ or incident is not None)
+    if json_out:
+        sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+        return
+    print_steps(rows, lg)
+
+
+def print_steps(rows: list[dict[str, Any]], lg: str) -> None:
+    zh = lg == "zh"
+    table = Table(title="预案步骤" if zh else "Plan steps", title_justify="left")
+    for col in (("步骤", "Step"), ("条款", "Clause"), ("方式", "Kind"), ("状态", "Status"),
+                ("次数", "Tries"), ("说明", "Note")):
+        table.add_column(col[0] if zh else col[1], overflow="fold")
+    for r in rows:
+        note = r.get("last") or ", ".join(a["by"] for a in r.get("approvals", [])) or \
+            r.get("done_by") or ""
+        table.add_row(escape(r["key"]), r["clause"], r["kind"], status_text(r["status"], lg),
+                      str(r["attempts"]), escape(str(note)))
+    out.print(table)
