@@ -95,7 +95,7 @@ class Executor:
 
     def advance(self, now: dt.datetime) -> None:
         for key, rec in self.store.states("step:").items():
-            if rec["status"] == "awaiting":
+            if rec["status"] in steps.DECIDING:
                 with self.store.transaction() as tx:
                     steps.expire(tx, rec, now)
             elif rec["status"] == "pending" and now >= dt.datetime.fromisoformat(

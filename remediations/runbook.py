@@ -44,6 +44,9 @@ class Step(BaseModel):
     two_person: list[Role] = []
     expires_minutes: float = Field(240, gt=0)
     owners: list[Role] = []  # who may tick a manual step off; empty: any contact
+    # Check-name globs: the step applies only when one of them failed in the incident
+    # (activating the standby is no remedy when the standby is what failed).
+    only_if_failing: list[str] = []
     enabled: bool = True
 
     def text(self, lang: str) -> str:

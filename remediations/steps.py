@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from fnmatch import fnmatchcase
 from typing import Any
 
 from alerting import outbox
@@ -22,7 +23,9 @@ LEVELS_UP_TO = {"IV": ["IV"], "IV+": ["IV"], "III": ["IV", "III"], "II": ["IV", 
 # The parties that exchange vouchers: "every party" of the notify steps (P2).
 EXCHANGING = {PartyKind.FINANCE_BUREAU, PartyKind.CENTRAL_BANK_BRANCH, PartyKind.AGENT_BANK,
               PartyKind.PAYROLL_BANK, PartyKind.FISCAL_ACCOUNT_BANK}
-FINAL = {"succeeded", "failed", "denied", "expired", "done", "sent", "observed", "dry-run"}
+FINAL = {"succeeded", "failed", "expired", "done", "sent", "observed", "dry-run", "skipped"}
+# A denial is a decision for now: the approvers may still approve until the step expires.
+DECIDING = {"awaiting", "denied"}
 
 
 class StepError(Exception):
@@ -31,6 +34,12 @@ class StepError(Exception):
 
 def step_key(incident: str, level: str, step_id: str) -> str:
     return f"{incident}/{level}/{step_id}"
+
+
+def applies(step: Step, inc: dict[str, Any]) -> bool:
+    names = [key.split("@", 1)[0] for key in inc.get("checks", [])]
+    return not step.only_if_failing or any(
+        fnmatchcase(n, pattern) for n in names for pattern in step.only_if_failing)
 
 
 def _initial(step: Step, observe_only: bool) -> str:
@@ -50,13 +59,19 @@ def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: dict[str, Any], levels: 
                 continue
             rec = {"key": key, "incident": inc["id"], "level": level, "step": step.id,
                    "fault_class": klass.value, "clause": step.clause, "kind": step.kind,
-                   "status": _initial(step, observe_only), "attempts": 0, "approvals": [],
+                   "status": _initial(step, observe_only) if applies(step, inc) else "skipped",
+                   "attempts": 0, "approvals": [],
                    "planned_at": now.isoformat(), "not_before": now.isoformat()}
             if step.kind == "approval":
                 rec["expires_at"] = (now + dt.timedelta(minutes=step.expires_minutes)).isoformat()
             tx.append("step.planned", key, {"incident": inc["id"], "clause": step.clause,
                                             "kind": step.kind, "status": rec["status"],
                                             "text": step.en, "text_zh": step.zh})
+            if rec["status"] == "skipped":
+                tx.append("step.skipped", key, {"incident": inc["id"], "only_if_failing":
+                                                step.only_if_failing, "failing": inc["checks"]})
+                tx.set_state(f"step:{key}", rec)
+                continue
             if step.kind == "auto" and observe_only:
                 tx.append("step.observed", key, {"incident": inc["id"], "would_run":
                                                  step.run.playbook if step.run else None})
@@ -169,7 +184,7 @@ def _step_of(runbook: Runbook, rec: dict[str, Any]) -> Step:
 
 
 def _expire_if_due(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
-    if rec["status"] == "awaiting" and now >= dt.datetime.fromisoformat(rec["expires_at"]):
+    if rec["status"] in DECIDING and now >= dt.datetime.fromisoformat(rec["expires_at"]):
         rec["status"] = "expired"
         tx.append("step.expired", rec["key"], {"incident": rec["incident"],
                                                "approvals": rec["approvals"]})
@@ -191,7 +206,7 @@ def satisfied(step: Step, approvals: list[dict[str, Any]]) -> bool:
 
 def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str,
             now: dt.datetime) -> dict[str, Any]:
-    rec = find(store, ref, {"awaiting"})
+    rec = find(store, ref, DECIDING)
     step = _step_of(runbook, rec)
     contact = _contact(inv, person)
     allowed = set(step.approvers) | set(step.two_person)
@@ -200,7 +215,7 @@ def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: st
         rec = tx.get_state(f"step:{rec['key']}")
         if _expire_if_due(tx, rec, now):
             return rec
-        if rec["status"] != "awaiting":
+        if rec["status"] not in DECIDING:
             raise StepError(f"{rec['key']} is {rec['status']}, not waiting for approval")
         if not held:
             tx.append("step.approval_refused", rec["key"], {
@@ -230,7 +245,7 @@ def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: st
 
 def deny(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, reason: str,
          now: dt.datetime) -> dict[str, Any]:
-    rec = find(store, ref, {"awaiting"})
+    rec = find(store, ref, DECIDING)
     step = _step_of(runbook, rec)
     contact = _contact(inv, person)
     if not (set(contact.roles) & (set(step.approvers) | set(step.two_person))):
@@ -239,9 +254,11 @@ def deny(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
         rec = tx.get_state(f"step:{rec['key']}")
         if _expire_if_due(tx, rec, now):
             return rec
-        if rec["status"] != "awaiting":
+        if rec["status"] not in DECIDING:
             raise StepError(f"{rec['key']} is {rec['status']}, not waiting for approval")
+        # A no resets the yeses so far: a two-person approval starts again.
         rec["status"], rec["denied_by"], rec["reason"] = "denied", person, reason
+        rec["approvals"] = []
         tx.append("step.denied", rec["key"], {"incident": rec["incident"], "by": person,
                                               "reason": reason})
         tx.set_state(f"step:{rec['key']}", rec)

@@ -36,7 +36,8 @@ StepArg = Annotated[str, typer.Argument(help="INCIDENT/LEVEL/STEP, or a STEP id 
 AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
 _STATUS = {"pending": "待执行", "running": "执行中", "succeeded": "已成功", "failed": "已失败",
            "awaiting": "待审批", "denied": "已拒绝", "expired": "已过期", "open": "待办",
-           "done": "已完成", "sent": "已通知", "observed": "仅观察", "dry-run": "演练"}
+           "done": "已完成", "sent": "已通知", "observed": "仅观察", "dry-run": "演练",
+           "skipped": "不适用"}
 
 
 def status_text(status: str, lang: str) -> str:

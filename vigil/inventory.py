@@ -125,10 +125,18 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
     _first_host, (_, first_vars) = next(iter(raw_hosts.items()))
     site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts",
                                   "vigil_escalation", "vigil_calendar", "vigil_ladder",
-                                  "vigil_check_defaults", "vigil_voucher_libraries"))
+                                  "vigil_check_defaults", "vigil_voucher_libraries",
+                                  "vigil_runbook"))
     site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), site_raw, root,
                           where="group 'all'")
     parties = {p.id: p for p in site_vars.vigil_parties}
+    if site_vars.vigil_runbook.overrides or site_vars.vigil_runbook.add:
+        from remediations.runbook import RunbookError, site_runbook
+
+        try:
+            site_runbook(site_vars.vigil_runbook.overrides, site_vars.vigil_runbook.add)
+        except RunbookError as exc:
+            _fail(site_raw, ("vigil_runbook",), root, "group 'all'", str(exc))
     for i, library in enumerate(site_vars.vigil_voucher_libraries):
         if library.party not in parties:
             _fail(site_raw, ("vigil_voucher_libraries", i, "party"), root, "group 'all'",

@@ -4,95 +4,21 @@ real receivers, and a daemon killed at any instant loses and duplicates nothing.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.conftest import ROOT
+from tests.lab.watcher import LIMIT, Watch, wait_until
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from vigil import lab
-from vigil.store import Store
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("restore_lab")]
-LIMIT = "payment-db*"
-
-
-class Watch:
-    """One `vigil watch` process at a time over a private copy of the lab inventory."""
-
-    def __init__(self, tmp: Path, webhook: WebhookReceiver, smtp: SmtpReceiver) -> None:
-        self.inventory = tmp / "inv"
-        shutil.copytree(ROOT / "inventory/lab", self.inventory)
-        self.fallback = tmp / "fallback.log"
-        (self.inventory / "group_vars/all/zz-test.yml").write_text(yaml.safe_dump({
-            "vigil_lab_dir": str(lab.lab_dir()),
-            "vigil_check_defaults": {"interval": 1, "timeout": 3},
-            "vigil_escalation": {"open_after": 2, "recover_after": 2, "renotify_minutes": 600},
-            "vigil_contacts": [
-                {"id": "duty", "name": "值班员", "party": "finance",
-                 "roles": ["implementation_team", "onsite_technician"],
-                 "channels": [webhook.url]},
-                {"id": "leader", "name": "领导小组", "party": "finance",
-                 "roles": ["leadership_group"], "channels": [smtp.url("leader@lab.local")]},
-                {"id": "backup-ops", "name": "备岗", "party": "finance",
-                 "roles": ["implementation_team"], "channels": [f"file://{self.fallback}"]},
-            ]}, allow_unicode=True))
-        self.store_path = tmp / "watch.db"
-        self.clock_file = tmp / "clock-offset"
-        self.clock_file.write_text("0")
-        self.log = (tmp / "watch.log").open("ab")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**os.environ, "VIGIL_STORE": str(self.store_path),
-                "VIGIL_CLOCK_OFFSET_FILE": str(self.clock_file)}
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "vigil", "watch", "--inventory", str(self.inventory),
-             "--limit", LIMIT], cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log)
-
-    def kill(self) -> None:
-        assert self.proc
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> int:
-        assert self.proc
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
-
-    def jump(self, hours: float) -> None:
-        self.clock_file.write_text(str(float(self.clock_file.read_text()) + hours * 3600))
-
-    def store(self) -> Store:
-        return Store(str(self.store_path))
-
-    def open_incidents(self) -> list[dict]:
-        return [i for i in self.store().states("incident:").values() if i["status"] == "open"]
-
-    def queued(self, channel_prefix: str = "") -> set[str]:
-        return {e.subject for e in self.store().events(kind="message.queued")
-                if e.data["contact"].startswith(channel_prefix)}
-
-
-def wait_until(what: str, predicate: Callable[[], bool], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for: {what}")
 
 
 @pytest.fixture
@@ -105,7 +31,7 @@ def receivers() -> Iterator[tuple[WebhookReceiver, SmtpReceiver]]:
 
 @pytest.fixture
 def watch(tmp_path: Path, receivers: tuple[WebhookReceiver, SmtpReceiver]) -> Iterator[Watch]:
-    w = Watch(tmp_path, *receivers)
+    w = Watch(tmp_path, *receivers, observe_only=True)  # alerting only: no remediation
     yield w
     if w.proc and w.proc.poll() is None:
         w.kill()

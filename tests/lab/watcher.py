@@ -1,0 +1,109 @@
+"""One `vigil watch` daemon over a private copy of the lab inventory, for lab tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.conftest import ROOT
+from tests.receivers import SmtpReceiver, WebhookReceiver
+from vigil import lab
+from vigil.store import Store
+
+LIMIT = "payment-db*"
+
+
+class Watch:
+    """One `vigil watch` process at a time over a private copy of the lab inventory."""
+
+    def __init__(self, tmp: Path, webhook: WebhookReceiver | None = None,
+                 smtp: SmtpReceiver | None = None, *, limit: str = LIMIT,
+                 observe_only: bool = False, site: dict[str, Any] | None = None) -> None:
+        self.inventory = tmp / "inv"
+        self.limit, self.observe_only = limit, observe_only
+        shutil.copytree(ROOT / "inventory/lab", self.inventory)
+        self.fallback = tmp / "fallback.log"
+        test_vars: dict[str, Any] = {
+            "vigil_lab_dir": str(lab.lab_dir()),
+            "vigil_check_defaults": {"interval": 1, "timeout": 3},
+            "vigil_escalation": {"open_after": 2, "recover_after": 2, "renotify_minutes": 600},
+            **(site or {})}
+        if webhook and smtp:  # people at real receivers instead of the lab's files
+            test_vars["vigil_contacts"] = [
+                {"id": "duty", "name": "值班员", "party": "finance",
+                 "roles": ["implementation_team", "onsite_technician"],
+                 "channels": [webhook.url]},
+                {"id": "leader", "name": "领导小组", "party": "finance",
+                 "roles": ["leadership_group"], "channels": [smtp.url("leader@lab.local")]},
+                {"id": "backup-ops", "name": "备岗", "party": "finance",
+                 "roles": ["implementation_team"], "channels": [f"file://{self.fallback}"]},
+            ]
+        (self.inventory / "group_vars/all/zz-test.yml").write_text(
+            yaml.safe_dump(test_vars, allow_unicode=True))
+        self.store_path = tmp / "watch.db"
+        self.clock_file = tmp / "clock-offset"
+        self.clock_file.write_text("0")
+        self.log = (tmp / "watch.log").open("ab")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "VIGIL_STORE": str(self.store_path),
+                "VIGIL_CLOCK_OFFSET_FILE": str(self.clock_file)}
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil", "watch", "--inventory", str(self.inventory),
+             "--limit", self.limit, *(["--observe-only"] if self.observe_only else [])],
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log)
+
+    def kill(self) -> None:
+        assert self.proc
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> int:
+        assert self.proc
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+    def jump(self, hours: float) -> None:
+        self.clock_file.write_text(str(float(self.clock_file.read_text()) + hours * 3600))
+
+    def store(self) -> Store:
+        return Store(str(self.store_path))
+
+    def open_incidents(self) -> list[dict]:
+        return [i for i in self.store().states("incident:").values() if i["status"] == "open"]
+
+    def vigil(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run a `vigil` command as a person would, against this daemon's store."""
+        return subprocess.run([sys.executable, "-m", "vigil", *args, "--inventory",
+                               str(self.inventory)], env={**self.env, "COLUMNS": "200"},
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    def step(self, suffix: str) -> dict[str, Any] | None:
+        hits = [r for k, r in self.store().states("step:").items() if k.endswith(suffix)]
+        return hits[0] if hits else None
+
+    def queued(self, channel_prefix: str = "") -> set[str]:
+        return {e.subject for e in self.store().events(kind="message.queued")
+                if e.data["contact"].startswith(channel_prefix)}
+
+
+def wait_until(what: str, predicate: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.25)
+    raise AssertionError(f"timed out waiting for: {what}")
