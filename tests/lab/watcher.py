@@ -85,10 +85,11 @@ class Watch:
     def open_incidents(self) -> list[dict]:
         return [i for i in self.store().states("incident:").values() if i["status"] == "open"]
 
-    def vigil(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def vigil(self, *args: str, inventory: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a `vigil` command as a person would, against this daemon's store."""
-        return subprocess.run([sys.executable, "-m", "vigil", *args, "--inventory",
-                               str(self.inventory)], env={**self.env, "COLUMNS": "200"},
+        more = ["--inventory", str(self.inventory)] if inventory else []
+        return subprocess.run([sys.executable, "-m", "vigil", *args, *more],
+                              env={**self.env, "COLUMNS": "200"},
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
 
     def step(self, suffix: str) -> dict[str, Any] | None:

@@ -1,0 +1,154 @@
+"""End-to-end fault drills on the real lab: a real fault, the real daemon, the real
+playbooks. The clock may be moved forward; the faults and the remedies are real (issue 6)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.lab.watcher import Watch, wait_until
+from vigil import lab
+from vigil.lab.procs import port_open, read_pid
+
+pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("restore_lab")]
+PG = lab.lab_dir() / "pg"
+
+
+def psql(port: int, sql: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-AtX",
+                           "-c", sql], capture_output=True, text=True, timeout=30)
+
+
+def playbook(*args: str) -> None:
+    run = subprocess.run([Path(sys.executable).parent / "ansible-playbook", "-i",
+                          "inventory/lab", *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+    assert run.returncode == 0, run.stdout[-3000:]
+
+
+def restore_pair() -> None:
+    """Back to the lab's shape with the roles themselves: 5433 primary, 5434 standby."""
+    if (PG / "primary" / "standby.signal").exists() or not port_open("127.0.0.1", 5433):
+        playbook("playbooks/db-failover.yml", "-e", "db_failover_rebuild=true")
+        playbook("playbooks/db-failover.yml", "-e", "db_failover_rebuild=true",
+                 "-e", "db_failover_primary=lab-db-standby",
+                 "-e", "db_failover_standby=lab-db-primary")
+
+
+@pytest.fixture
+def pair() -> Iterator[None]:
+    yield
+    restore_pair()
+
+
+def timeline(w: Watch, incident: str) -> list[dict[str, Any]]:
+    run = w.vigil("incidents", "show", incident, "--json", inventory=False)
+    assert run.returncode == 0, run.stderr
+    events: list[dict[str, Any]] = json.loads(run.stdout)["timeline"]
+    return events
+
+
+def test_primary_killed_the_standby_takes_over_at_once(tmp_path: Path, pair: None) -> None:
+    w = Watch(tmp_path, limit="payment-db*")
+    w.start()
+    wait_until("daemon started", lambda: bool(w.store().events(kind="daemon.started")))
+    time.sleep(2)
+    assert w.open_incidents() == []
+
+    os.kill(read_pid(PG / "primary" / "postmaster.pid") or 0, signal.SIGKILL)  # P4.3.2
+    wait_until("the standby activated", lambda: (w.step("/IV/activate-standby") or {}).get(
+        "status") in ("succeeded", "failed"), timeout=120)
+    step = w.step("/IV/activate-standby")
+    assert step and step["status"] == "succeeded", step
+    assert w.stop() == 0
+
+    # The new primary takes writes; the old one is fenced and would come back read-only.
+    assert psql(5434, "SELECT pg_is_in_recovery()").stdout.strip() == "f"
+    wrote = psql(5434, "CREATE TABLE IF NOT EXISTS drill (n int); INSERT INTO drill VALUES (1)")
+    assert wrote.returncode == 0, wrote.stderr
+    assert not port_open("127.0.0.1", 5433)
+    assert (PG / "primary" / "standby.signal").exists()
+    record = json.loads((lab.lab_dir() / "failover" / "old-primary.json").read_text())
+    assert record["old_primary"] == "lab-db-primary" and record["new_primary_port"] == 5434
+
+    # The owners were told, and the timeline shows each step with its clause.
+    incident = step["incident"]
+    told = [m for m in w.store().states("msg:").values() if m["incident"] == incident]
+    assert any(m["contact"] == "lab-duty" and "P4.3.2" in m["body"] for m in told)
+    kinds = [(e["kind"], e["data"].get("clause")) for e in timeline(w, incident)]
+    assert ("step.planned", "P4.3.2") in kinds and ("step.succeeded", "P4.3.2") in kinds
+    assert ("step.run.started", "P4.3.2") in kinds
+    tasks = [e["data"]["task"] for e in timeline(w, incident) if e["kind"] == "step.run.task"]
+    assert "Promote the standby (P4.3.2)" in tasks
+    assert "Verify that the new primary takes a write" in tasks
+    assert w.store().verify().ok
+
+
+def _route(netns: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", netns, "ip", "route", "show", "default"],
+                          capture_output=True, text=True).stdout
+
+
+@pytest.fixture
+def line_back() -> Iterator[None]:
+    yield
+    lab.component("net").set_line("primary", True)  # type: ignore[attr-defined]
+    playbook("playbooks/line-failback.yml", "-e", "line_failback_hold_seconds=2")
+
+
+def test_line_cut_stop_sending_then_approved_backup_line_then_resume_and_failback(
+        tmp_path: Path, line_back: None) -> None:
+    w = Watch(tmp_path, limit="finance-router*")
+    w.start()
+    wait_until("daemon started", lambda: bool(w.store().events(kind="daemon.started")))
+    assert "primary0" in _route("vgl-router")
+    lab.component("net").set_line("primary", False)  # type: ignore[attr-defined]
+
+    # Level IV: every party is told at once to stop sending MQ data (P4.3.1(1)).
+    wait_until("stop-sending notices", lambda: bool(w.step("/IV/stop-mq")), timeout=60)
+    notices = [m for m in w.store().states("msg:").values() if m["kind"] == "step.notify"]
+    assert {m["contact"] for m in notices} == {"lab-duty", "lab-leader", "lab-pboc",
+                                               "lab-bank-a"}
+    assert all("P4.3.1(1)" in m["title"] for m in notices)
+
+    # Level III a day later: the lab's runbook has a person approve the backup line.
+    w.jump(25)
+    wait_until("approval asked", lambda: bool(w.step("/III/backup-line")), timeout=60)
+    key = w.step("/III/backup-line")["key"]  # type: ignore[index]
+    denied = w.vigil("deny", key, "--as", "lab-leader", "--reason", "wait for the carrier")
+    assert denied.returncode == 0, denied.stderr
+    refused = w.vigil("approve", "backup-line", "--as", "lab-pboc")
+    assert refused.returncode == 4 and "leadership_group" in refused.stdout
+    time.sleep(3)
+    assert "primary0" in _route("vgl-router")  # nothing ran on a denial
+    approved = w.vigil("approve", "backup-line", "--as", "lab-leader")
+    assert approved.returncode == 0, approved.stdout + approved.stderr
+    wait_until("backup line in use", lambda: (w.step("/III/backup-line") or {}).get(
+        "status") in ("succeeded", "failed"), timeout=120)
+    assert w.step("/III/backup-line")["status"] == "succeeded"  # type: ignore[index]
+    assert "backup0" in _route("vgl-router")
+
+    # The carrier mends the line: resume sending, and fail back after the hold time.
+    lab.component("net").set_line("primary", True)  # type: ignore[attr-defined]
+    wait_until("failback done", lambda: (w.step("/recovery/line-failback") or {}).get(
+        "status") in ("succeeded", "failed"), timeout=180)
+    assert w.step("/recovery/line-failback")["status"] == "succeeded"  # type: ignore[index]
+    assert "primary0" in _route("vgl-router")
+    resume = [m for m in w.store().states("msg:").values()
+              if m["kind"] == "step.notify" and "P4.3.1(2)" in m["title"]]
+    assert {m["contact"] for m in resume} == {"lab-duty", "lab-leader", "lab-pboc",
+                                              "lab-bank-a"}
+    assert w.stop() == 0
+    kinds = [e.kind for e in w.store().events() if e.subject == key]
+    assert kinds[:2] == ["step.planned", "step.denied"]
+    assert "step.approval_refused" in kinds and "step.succeeded" in kinds
