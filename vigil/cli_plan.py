@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from remediations.runbook import LEVELS, RunbookError, load_runbook
-from vigil.cli import JsonOpt, LangOpt, _fail, _lang, app, out
+from vigil.cli import InventoryOpt, JsonOpt, LangOpt, VaultOpt, _fail, _lang, _load, app, out
 from vigil.domain import FaultClass
 from vigil.i18n import t
 
@@ -57,3 +57,45 @@ def plan_show(fault_class: Annotated[FaultClass | None, typer.Option(
         table.add_row(f"{t(f'class.{klass.value}', lg)} ({klass.clause})", _LEVEL[r["level"]][i],
                       r["clause"], _KIND[r["kind"]][i], escape(r["text"]))
     out.print(table)
+
+
+@plan_app.command("coverage")
+def plan_coverage(inventory: InventoryOpt = None, json_out: JsonOpt = False,
+                  lang: LangOpt = None,
+                  strict: Annotated[bool, typer.Option(
+                      help="Exit 1 when a clause has nothing implementing it.")] = False,
+                  vault_password_file: VaultOpt = None) -> None:
+    """Every clause of the plan with the runbook steps, checks, code and tests behind it;
+    clauses nothing implements are flagged."""
+    from remediations.coverage import coverage
+    from remediations.runbook import site_runbook
+
+    lg = _lang(lang)
+    inv = _load(inventory, vault_password_file, lg)
+    try:
+        runbook = site_runbook(inv.runbook.overrides, inv.runbook.add)
+    except RunbookError as exc:
+        _fail(str(exc))
+    rows = coverage(runbook, inv)
+    missing = [r.clause for r in rows if not r.implemented]
+    if json_out:
+        sys.stdout.write(json.dumps([r.as_dict() for r in rows], ensure_ascii=False,
+                                    indent=2) + "\n")
+    else:
+        zh = lg == "zh"
+        table = Table(title="预案条款覆盖" if zh else "Plan coverage", title_justify="left",
+                      show_lines=True)
+        for col in (("条款", "Clause"), ("内容", "What"), ("预案步骤", "Runbook steps"),
+                    ("检查", "Checks"), ("代码", "Code"), ("测试", "Tests")):
+            table.add_column(col[0] if zh else col[1], overflow="fold")
+        for r in rows:
+            mark = r.clause if r.implemented else f"[red]✗ {r.clause}[/]"
+            table.add_row(mark, escape(r.zh if zh else r.en), "\n".join(r.steps),
+                          f"{len(r.checks)}" if r.checks else "", "\n".join(r.code),
+                          "\n".join(r.tests))
+        out.print(table)
+        out.print((f"{len(rows) - len(missing)}/{len(rows)} 条已实现；未实现：" if zh else
+                   f"{len(rows) - len(missing)}/{len(rows)} clauses implemented; nothing "
+                   f"implements: ") + (", ".join(missing) or "-"))
+    if strict and missing:
+        raise typer.Exit(1)

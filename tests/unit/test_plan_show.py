@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 
 from remediations.runbook import load_runbook
-from tests.conftest import VigilRunner
+from tests.conftest import ROOT, VigilRunner
 from vigil.domain import FaultClass
 
 
@@ -29,3 +30,19 @@ def test_database_level_iv_says_start_the_standby_at_once(vigil: VigilRunner) ->
     zh = vigil("plan", "show", "--class", "voucher_library", "--level", "recovery")
     assert "补录凭证" in zh.out and "恢复后" in zh.out
     assert vigil("plan", "show", "--level", "V").code == 3
+
+
+def test_plan_coverage_lists_every_clause_and_flags_what_nothing_implements(
+        vigil: VigilRunner) -> None:
+    run = vigil("plan", "coverage", "--inventory", "inventory/lab", "--json")
+    assert run.code == 0, run.err
+    rows = {r["clause"]: r for r in json.loads(run.out)}
+    plan = (ROOT.parent / "shared/plan/emergency-plan.md")
+    if plan.exists():  # every clause the plan's digest names in bold or as a heading
+        named = set(re.findall(r"\*\*(P\d(?:\.\d)*(?:\(\d\))?)", plan.read_text()))
+        assert named <= set(rows)
+    assert "database.IV.activate-standby (auto)" in rows["P4.3.2"]["steps"]
+    assert "payment-db.primary-port" in rows["P4.3.2"]["checks"]
+    assert "tests/lab/test_drills.py" in rows["P4.3.1(2)"]["tests"]
+    assert rows["P5"]["implemented"] is False
+    assert vigil("plan", "coverage", "--inventory", "inventory/lab", "--strict").code == 1
