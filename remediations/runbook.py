@@ -47,6 +47,9 @@ class Step(BaseModel):
     # Check-name globs: the step applies only when one of them failed in the incident
     # (activating the standby is no remedy when the standby is what failed).
     only_if_failing: list[str] = []
+    # "Handle as a core-system fault of the same level" (P4.3.6): that class's steps at
+    # this level are planned too.
+    as_class: FaultClass | None = None
     enabled: bool = True
 
     def text(self, lang: str) -> str:

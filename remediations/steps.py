@@ -53,12 +53,13 @@ def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: dict[str, Any], levels: 
     made = []
     klass = FaultClass(inc["fault_class"])
     for level in levels:
-        for step in runbook.steps(klass, level):
-            key = step_key(inc["id"], level, step.id)
+        for step_class, step in _expanded(runbook, klass, level):
+            key = step_key(inc["id"], level, step.id if step_class == klass
+                           else f"{step_class.value}.{step.id}")
             if tx.get_state(f"step:{key}") is not None:
                 continue
             rec = {"key": key, "incident": inc["id"], "level": level, "step": step.id,
-                   "fault_class": klass.value, "clause": step.clause, "kind": step.kind,
+                   "fault_class": step_class.value, "clause": step.clause, "kind": step.kind,
                    "status": _initial(step, observe_only) if applies(step, inc) else "skipped",
                    "attempts": 0, "approvals": [],
                    "planned_at": now.isoformat(), "not_before": now.isoformat()}
@@ -79,6 +80,15 @@ def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: dict[str, Any], levels: 
             _announce(tx, inv, step, rec, inc, now)
             made.append(rec)
     return made
+
+
+def _expanded(runbook: Runbook, klass: FaultClass, level: str) -> list[tuple[FaultClass, Step]]:
+    out = []
+    for step in runbook.steps(klass, level):
+        out.append((klass, step))
+        if step.as_class and step.as_class != klass:
+            out += [(step.as_class, s) for s in runbook.steps(step.as_class, level)]
+    return out
 
 
 # --- who hears of a step --------------------------------------------------------------
@@ -160,7 +170,7 @@ def find(store: Store, ref: str, statuses: set[str]) -> dict[str, Any]:
     if rec is not None:
         return dict(rec)
     hits = [r for r in store.states("step:").values()
-            if r["step"] == ref and r["status"] in statuses]
+            if ref in (r["step"], r["key"].split("/", 2)[-1]) and r["status"] in statuses]
     if len(hits) == 1:
         return dict(hits[0])
     if not hits:

@@ -152,3 +152,108 @@ def test_line_cut_stop_sending_then_approved_backup_line_then_resume_and_failbac
     kinds = [e.kind for e in w.store().events() if e.subject == key]
     assert kinds[:2] == ["step.planned", "step.denied"]
     assert "step.approval_refused" in kinds and "step.succeeded" in kinds
+
+
+def _wait_status(w: Watch, suffix: str, timeout: float = 120) -> dict[str, Any]:
+    final = ("succeeded", "failed", "done", "sent", "skipped")
+    wait_until(f"step {suffix} finished", lambda: (w.step(suffix) or {}).get("status") in final,
+               timeout=timeout)
+    step = w.step(suffix)
+    assert step is not None
+    return step
+
+
+def _notices(w: Watch, clause: str) -> set[str]:
+    return {m["contact"] for m in w.store().states("msg:").values()
+            if m["kind"] == "step.notify" and clause in m["title"]}
+
+
+EVERY_PARTY = {"lab-duty", "lab-leader", "lab-pboc", "lab-bank-a"}
+
+
+def test_voucher_library_stopped_is_restarted_and_recovery_opens_the_follow_up_tasks(
+        tmp_path: Path) -> None:
+    w = Watch(tmp_path, limit="voucher-library*")
+    w.start()
+    wait_until("daemon started", lambda: bool(w.store().events(kind="daemon.started")))
+    lab.component("net").stop_voucher_service()  # type: ignore[attr-defined]
+
+    # IV: restart the service at once and tell every party to stop sending (P4.3.5(1)).
+    step = _wait_status(w, "/IV/restart-service")
+    assert step["status"] == "succeeded" and step["attempts"] == 1, step
+    assert "check(s) pass again" in step["last"]  # verified by the checks that opened it
+    assert port_open("10.77.0.11", 8080)
+    assert _notices(w, "P4.3.5(1)") == EVERY_PARTY
+
+    # Recovery: resume sending; the supplementary vouchers and the libraries' check are
+    # people's tasks until ticked off (P4.3.5(3)).
+    wait_until("recovery steps", lambda: bool(w.step("/recovery/supplementary")), timeout=60)
+    assert _notices(w, "P4.3.1(2)") == EVERY_PARTY
+    done = w.vigil("task", "done", "supplementary", "--as", "lab-duty", "--note", "12 re-signed")
+    assert done.returncode == 0, done.stdout + done.stderr
+    status = json.loads(w.vigil("status", "--json").stdout)
+    assert [s["step"] for s in status["steps"]] == ["verify-libraries"]
+    assert w.stop() == 0
+
+
+def test_ocsp_down_waits_tells_parties_and_at_level_ii_takes_the_core_steps(
+        tmp_path: Path) -> None:
+    w = Watch(tmp_path, limit="ca-seal*")
+    w.start()
+    wait_until("daemon started", lambda: bool(w.store().events(kind="daemon.started")))
+    lab.component("pki").stop_service("ocsp")  # type: ignore[attr-defined]
+
+    wait_until("stop-sending notices", lambda: bool(w.step("/IV/stop-mq")), timeout=90)
+    assert _notices(w, "P4.3.6") == EVERY_PARTY
+    assert w.step("/IV/s1")["status"] == "open"  # type: ignore[index]  # wait for recovery
+    assert not w.step("/III/s1")
+
+    w.jump(24 * 6)  # six days on: past two working days whatever today is, short of five
+    wait_until("level II planned", lambda: bool(w.step("/II/as-core")), timeout=60)
+    # P4.3.6: at level II, handle as a core-system fault of the same level (P4.3.4(3)).
+    core = w.step("/II/core.backup-system")
+    assert core and core["status"] == "awaiting" and core["clause"] == "P4.3.4(3)"
+    asked = {m["contact"] for m in w.store().states("msg:").values()
+             if m["kind"] == "step.approval"}
+    assert asked == {"lab-leader"}
+    assert w.step("/II/core.s1")["status"] == "open"  # type: ignore[index]
+    assert w.stop() == 0
+
+
+def test_a_dead_consumer_jams_its_queue_which_is_spooled_and_replayed_once_in_order(
+        tmp_path: Path) -> None:
+    import pika
+
+    consumers = lab.component("consumers")
+    consumers.down()
+    tag = f"drill-{time.time_ns()}"
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        "127.0.0.1", 5672, "treasury", pika.PlainCredentials("finance", "lab-only-finance")))
+    channel = conn.channel()
+    channel.confirm_delivery()
+    for n in range(30):
+        channel.basic_publish("", "vouchers.to-pboc", f"<voucher n='{n}'/>".encode(),
+                              pika.BasicProperties(message_id=f"{tag}-{n:02d}",
+                                                   delivery_mode=2, headers={"n": n}))
+    conn.close()
+
+    w = Watch(tmp_path, limit="mq-broker*")
+    w.start()
+    step = _wait_status(w, "/IV/drain-queues")
+    assert step["status"] == "succeeded", step
+    spool = lab.lab_dir() / "spool" / "vouchers.to-pboc"
+    spooled = [line for f in spool.glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert sum(tag in line for line in spooled) == 30
+
+    consumers.up()
+    step = _wait_status(w, "/recovery/replay-queues")
+    assert step["status"] == "succeeded", step
+    received = consumers.received  # type: ignore[attr-defined]
+    wait_until("the consumer got them", lambda: sum(
+        tag in line for line in received.read_text().splitlines()) >= 30, timeout=30)
+    time.sleep(1)
+    ids = [json.loads(line)["id"] for line in received.read_text().splitlines()
+           if tag in line]
+    assert ids == [f"{tag}-{n:02d}" for n in range(30)]  # each once, in order
+    assert not list(spool.glob("*.jsonl"))  # every spool replayed
+    assert w.stop() == 0

@@ -20,6 +20,11 @@ class Consumers(Component):
     def pid_file(self) -> Path:
         return self.dir / "exchange.pid"
 
+    @property
+    def received(self) -> Path:
+        """What the consumers received, a JSON line a message."""
+        return self.dir / "received.jsonl"
+
     def pid(self) -> int | None:
         pid = read_pid(self.pid_file)
         return pid if alive(pid) else None
@@ -27,8 +32,8 @@ class Consumers(Component):
     def up(self) -> None:
         if self.pid():
             return
-        pid = spawn([sys.executable, "-c", "from vigil.lab.exchange import main; main()"],
-                    self.dir / "exchange.log")
+        pid = spawn([sys.executable, "-c", "import sys; from vigil.lab.exchange import main; "
+                     "main(sys.argv[1])", str(self.received)], self.dir / "exchange.log")
         self.pid_file.write_text(f"{pid}\n")
         wait_for(self._consuming, "queue consumers", timeout=30)
 

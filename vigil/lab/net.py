@@ -74,19 +74,38 @@ class LabNetwork(Component):
         pid = read_pid(self.dir / "voucher-service.pid")
         return pid if alive(pid) else None
 
+    @property
+    def voucher_script(self) -> Path:
+        return self.dir / "voucher-service"
+
     def _voucher_service(self) -> None:
         """The voucher library's health endpoint on vgl-app1 (the vendor's software stands
-        behind such an endpoint on a real site)."""
+        behind such an endpoint on a real site), run by an init-style script that the
+        service_restart role can also call over SSH on lab-app1."""
         if self._web_pid():
             return
         www = self.dir / "www"
         www.mkdir(exist_ok=True)
         (www / "health").write_text("OK voucher-library\n")
         host = SSH_HOSTS[0]
-        pid = spawn([sys.executable, "-m", "http.server", str(VOUCHER_PORT), "--bind",
-                     host.address, "--directory", str(www)], self.dir / "voucher-service.log",
-                    netns=host.netns)
-        (self.dir / "voucher-service.pid").write_text(f"{pid}\n")
+        pid_file, log = self.dir / "voucher-service.pid", self.dir / "voucher-service.log"
+        self.voucher_script.write_text(f"""#!/bin/sh
+# The lab's voucher library stand-in; run inside {host.netns} (its SSH host lab-app1).
+case "$1" in
+  start)
+    [ -f {pid_file} ] && kill -0 "$(cat {pid_file})" 2>/dev/null && exit 0
+    setsid nohup {sys.executable} -m http.server {VOUCHER_PORT} --bind {host.address} \\
+      --directory {www} >> {log} 2>&1 < /dev/null &
+    echo $! > {pid_file} ;;
+  stop)
+    [ -f {pid_file} ] && kill "$(cat {pid_file})" 2>/dev/null; rm -f {pid_file} ;;
+  restart)
+    "$0" stop; sleep 0.2; "$0" start ;;
+  *) echo "usage: $0 start|stop|restart" >&2; exit 2 ;;
+esac
+""")
+        self.voucher_script.chmod(0o755)
+        run(["ip", "netns", "exec", host.netns, str(self.voucher_script), "start"])
         wait_for(lambda: port_open(host.address, VOUCHER_PORT), "voucher service", 20)
 
     def stop_voucher_service(self) -> None:

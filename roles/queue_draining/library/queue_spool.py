@@ -28,6 +28,7 @@ options:
   spool_dir: {description: Folder of the spool files, type: path, required: true}
   state: {description: spooled or replayed, type: str, choices: [spooled, replayed]}
   require_consumers: {description: Replay only once the queue has consumers, type: bool}
+  only_jammed: {description: Spool only a queue without consumers, type: bool}
   wait_consumers: {description: Seconds to wait for them, type: int}
 """
 
@@ -69,6 +70,9 @@ def spool(module: AnsibleModule, folder: Path, queue: str) -> dict[str, Any]:
     channel = conn.channel()
     before, consumers = _depth(channel, queue)
     result: dict[str, Any] = {"before": {"messages": before, "consumers": consumers}}
+    if consumers and module.params["only_jammed"]:
+        conn.close()
+        return {**result, "changed": False, "spooled": 0, "skipped_reason": "has consumers"}
     if before == 0 or module.check_mode:
         conn.close()
         return {**result, "changed": before > 0, "spooled": before if module.check_mode else 0}
@@ -148,6 +152,7 @@ def main() -> None:
                        "state": {"type": "str", "default": "spooled",
                                  "choices": ["spooled", "replayed"]},
                        "require_consumers": {"type": "bool", "default": True},
+                       "only_jammed": {"type": "bool", "default": True},
                        "wait_consumers": {"type": "int", "default": 60}},
         supports_check_mode=True)
     queue = module.params["queue"]
