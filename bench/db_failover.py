@@ -235,6 +235,16 @@ def arm_vigil(tmp: Path) -> Callable[[Pair], Callable[[], None]]:
     return arm
 
 
+def _replayed_registration() -> bool:
+    try:
+        with psycopg.connect(dsn("b", "repmgr").replace("dbname=postgres", "dbname=repmgr"),
+                             autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM repmgr.nodes").fetchone()
+        return bool(row and row[0])
+    except psycopg.Error:
+        return False
+
+
 def arm_repmgr(settings: dict[str, int]) -> Callable[[Pair], Callable[[], None]]:
     def conf(pair: Pair, node: str, node_id: int) -> Path:
         path = pair.root / f"repmgr-{node}.conf"
@@ -258,6 +268,8 @@ def arm_repmgr(settings: dict[str, int]) -> Callable[[Pair], Callable[[], None]]
         ca, cb = conf(pair, "a", 1), conf(pair, "b", 2)
         repmgr = str(pg_bin() / "repmgr")
         run([repmgr, "-f", str(ca), "primary", "register"], user="postgres")
+        wait_for(lambda: _replayed_registration(), "the standby replayed the registration",
+                 timeout=30)
         run([repmgr, "-f", str(cb), "standby", "register"], user="postgres")
         procs = [subprocess.Popen(["runuser", "-u", "postgres", "--", str(pg_bin() / "repmgrd"),
                                    "-f", str(c), "--daemonize=false"],

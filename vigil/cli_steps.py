@@ -126,3 +126,29 @@ def print_steps(rows: list[dict[str, Any]], lg: str) -> None:
         table.add_row(escape(r["key"]), r["clause"], r["kind"], status_text(r["status"], lg),
                       str(r["attempts"]), escape(str(note)))
     out.print(table)
+
+
+@app.command()
+def report(incident: Annotated[str, typer.Argument(help="Incident id.")],
+           inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
+           out_file: Annotated[str | None, typer.Option("--out", help="Write it here.")] = None,
+           vault_password_file: VaultOpt = None) -> None:
+    """The incident's summary report for the leadership group (P5), in Markdown."""
+    from zoneinfo import ZoneInfo
+
+    from remediations.report import incident_report
+
+    lg = _lang(lang)
+    inv = _load(inventory, vault_password_file, lg)
+    db = _open_store(store, lg)
+    try:
+        text = incident_report(db, incident, ZoneInfo(inv.site.timezone), lg)
+    except LookupError as exc:
+        _fail(str(exc))
+    db.append("report.written", incident, {"lang": lg, "file": out_file})
+    if out_file:
+        with open(out_file, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        out.print(out_file)
+    else:
+        sys.stdout.write(text)

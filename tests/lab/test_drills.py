@@ -194,6 +194,10 @@ def test_voucher_library_stopped_is_restarted_and_recovery_opens_the_follow_up_t
     status = json.loads(w.vigil("status", "--json").stdout)
     assert [s["step"] for s in status["steps"]] == ["verify-libraries"]
     assert w.stop() == 0
+    report = w.vigil("report", step["incident"], "--lang", "en")
+    assert report.returncode == 0, report.stderr
+    assert "| IV/restart-service | P4.3.5(1) | auto | succeeded" in report.stdout
+    assert "| recovery/supplementary | P4.3.5(3) | manual | done | lab-duty |" in report.stdout
 
 
 def test_ocsp_down_waits_tells_parties_and_at_level_ii_takes_the_core_steps(

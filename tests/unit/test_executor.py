@@ -235,3 +235,19 @@ def test_a_site_overrides_steps_and_bad_overrides_name_the_step() -> None:
         site_runbook({"database.IV.no-such-step": {"attempts": 1}}, {})
     with pytest.raises(RunbookError, match="attempts"):
         site_runbook({"database.IV.activate-standby": {"attempts": 0}}, {})
+
+
+def test_the_summary_report_tells_the_leadership_what_the_plan_did(drill: Drill) -> None:
+    from zoneinfo import ZoneInfo
+
+    from remediations.report import incident_report
+
+    drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    incident = drill.rec("/IV/activate-standby")["incident"]
+    zh = incident_report(drill.store, incident, ZoneInfo("Asia/Shanghai"))
+    assert "# 故障总结报告" in zh and "尚未恢复" in zh and "原因分析" in zh
+    row = "| IV/activate-standby | P4.3.2 | auto | succeeded (verified by the playbook) | Vigil |"
+    assert row in zh
+    en = incident_report(drill.store, incident, ZoneInfo("Asia/Shanghai"), "en")
+    assert "| IV/call-vendor | P4.3.2 | manual | open |  |" in en
+    assert "Event-log hash chain: ok" in en

@@ -1,0 +1,79 @@
+"""The summary report of an incident for the leadership group (P5): what happened, when
+each level was reached, what the plan's steps did and who decided, with clause IDs; the
+cause analysis and lessons are left for people to write."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from vigil.store import Store
+
+_ZH = {"title": "故障总结报告", "incident": "事件", "system": "系统", "class": "故障类别",
+       "onset": "开始时间", "recovered": "恢复时间", "open": "尚未恢复", "duration": "持续",
+       "levels": "级别变化", "steps": "预案步骤执行情况", "step": "步骤", "clause": "条款",
+       "kind": "方式", "status": "结果", "who": "执行/决定人", "messages": "通知",
+       "sent": "条消息已送达", "pending": "条待发送", "cause": "原因分析（由实施小组填写）",
+       "lessons": "经验教训与整改措施（由实施小组填写）", "per": "依据预案 P5 编写",
+       "chain": "事件日志哈希链校验"}
+_EN = {"title": "Incident summary report", "incident": "Incident", "system": "System",
+       "class": "Fault class", "onset": "Onset", "recovered": "Recovered", "open": "not yet",
+       "duration": "Lasted", "levels": "Levels reached", "steps": "The plan's steps",
+       "step": "Step", "clause": "Clause", "kind": "Kind", "status": "Outcome",
+       "who": "Done / decided by", "messages": "Messages", "sent": "delivered",
+       "pending": "pending", "cause": "Cause analysis (for the implementation team)",
+       "lessons": "Lessons and fixes (for the implementation team)",
+       "per": "Written per the plan's P5", "chain": "Event-log hash chain"}
+
+
+def _local(at: str, tz: ZoneInfo) -> str:
+    return dt.datetime.fromisoformat(at).astimezone(tz).strftime("%Y-%m-%d %H:%M")
+
+
+def _who(rec: dict[str, Any]) -> str:
+    people = [a["by"] for a in rec.get("approvals", [])]
+    for key in ("denied_by", "done_by"):
+        if rec.get(key):
+            people.append(rec[key])
+    return ", ".join(dict.fromkeys(people)) or ("Vigil" if rec["kind"] in ("auto", "notify")
+                                                 else "")
+
+
+def incident_report(store: Store, incident: str, tz: ZoneInfo, lang: str = "zh") -> str:
+    words = _ZH if lang == "zh" else _EN
+    inc = store.get_state(f"incident:{incident}")
+    if inc is None:
+        raise LookupError(f"no incident {incident!r}")
+    events = [e for e in store.events() if e.subject == incident
+              or e.data.get("incident") == incident]
+    recovered = inc.get("recovered_at")
+    end = dt.datetime.fromisoformat(recovered) if recovered else None
+    onset = dt.datetime.fromisoformat(inc["onset"])
+    lasted = f"{(end - onset).total_seconds() / 3600:.1f} h" if end else words["open"]
+    lines = [f"# {words['title']}: {incident}", "",
+             f"- {words['system']}: {inc['system']}",
+             f"- {words['class']}: {inc['fault_class']}",
+             f"- {words['onset']}: {_local(inc['onset'], tz)}",
+             f"- {words['recovered']}: {_local(recovered, tz) if recovered else words['open']}",
+             f"- {words['duration']}: {lasted}", "", f"## {words['levels']}", ""]
+    lines += [f"- {_local(e.at, tz)} → {e.data['mark']}" for e in events
+              if e.kind == "incident.level"]
+    lines += ["", f"## {words['steps']}", "",
+              f"| {words['step']} | {words['clause']} | {words['kind']} | {words['status']} | "
+              f"{words['who']} |", "|---|---|---|---|---|"]
+    records = sorted((r for r in store.states("step:").values() if r["incident"] == incident),
+                     key=lambda r: (r["planned_at"], r["key"]))
+    for r in records:
+        detail = f" ({r['last']})" if r.get("last") else ""
+        lines.append(f"| {r['level']}/{r['step']} | {r['clause']} | {r['kind']} | "
+                     f"{r['status']}{detail} | {_who(r)} |")
+    msgs = [m for m in store.states("msg:").values() if m.get("incident") == incident]
+    sent = sum(m["status"] == "sent" for m in msgs)
+    verdict = store.verify()
+    lines += ["", f"## {words['messages']}", "",
+              f"{sent} {words['sent']}, {len(msgs) - sent} {words['pending']}", "",
+              f"{words['chain']}: {'ok' if verdict.ok else verdict.reason} "
+              f"({verdict.count} events)", "", f"## {words['cause']}", "", "", "",
+              f"## {words['lessons']}", "", "", "", f"_{words['per']}_", ""]
+    return "\n".join(lines)
