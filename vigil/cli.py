@@ -314,6 +314,7 @@ def version() -> None:
 
 def _register() -> None:
     from vigil import (  # noqa: F401 (they register commands)
+        cli_exchange,
         cli_plan,
         cli_reconcile,
         cli_steps,

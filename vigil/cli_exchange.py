@@ -1,0 +1,146 @@
+"""`vigil exchange keygen | export | import`: vouchers by disc when MQ is down (P4.3.7)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from remediations.bundle import BundleRefused, Keys
+from remediations.offline import export, import_bundle
+from remediations.sources import SourceError, window
+from remediations.suites import SUITES, CryptoError
+from vigil import clock
+from vigil.cli import (
+    InventoryOpt,
+    JsonOpt,
+    LangOpt,
+    StoreOpt,
+    VaultOpt,
+    _fail,
+    _lang,
+    _load,
+    _open_store,
+    app,
+    out,
+)
+from vigil.cli_reconcile import _source
+
+exchange_app = typer.Typer(no_args_is_help=True,
+                           help="Offline exchange bundles: vouchers by disc and courier.")
+app.add_typer(exchange_app, name="exchange")
+
+KeysOpt = Annotated[Path, typer.Option("--keys", help="Folder of the parties' PEM keys.")]
+SuiteOpt = Annotated[str, typer.Option("--suite", help="sm (SM2/SM3/SM4, default) or intl.")]
+EXIT_REFUSED = 4
+
+
+def _suite(name: str) -> Any:
+    if name not in SUITES:
+        raise typer.BadParameter(f"must be one of {', '.join(SUITES)}", param_hint="--suite")
+    return SUITES[name]
+
+
+@exchange_app.command("keygen")
+def keygen(party: Annotated[str, typer.Option("--party")], keys: KeysOpt,
+           suite: SuiteOpt = "sm") -> None:
+    """Make a party's signing and encryption key pairs (give others the .pub.pem files)."""
+    keys.mkdir(parents=True, exist_ok=True)
+    try:
+        _suite(suite).keygen(keys, party)
+    except CryptoError as exc:
+        _fail(str(exc))
+    out.print(f"{keys}/{party}.sign.*.pem, {keys}/{party}.enc.*.pem")
+
+
+@exchange_app.command("export")
+def export_cmd(sender: Annotated[str, typer.Option("--from", help="Your party.")],
+               recipient: Annotated[str, typer.Option("--to", help="The receiving party.")],
+               keys: KeysOpt,
+               out_dir: Annotated[Path, typer.Option("--out", help="Folder for the disc.")],
+               source: Annotated[str | None, typer.Option(
+                   help="A .csv / .jsonl export instead of the sender's voucher library.")]
+               = None,
+               date: Annotated[str | None, typer.Option(help="Business date YYYY-MM-DD.")]
+               = None,
+               since: Annotated[str | None, typer.Option()] = None,
+               until: Annotated[str | None, typer.Option()] = None,
+               suite: SuiteOpt = "sm",
+               ttl_hours: Annotated[float, typer.Option(help="Valid this long.")] = 72,
+               inventory: InventoryOpt = None, store: StoreOpt = None,
+               json_out: JsonOpt = False, lang: LangOpt = None,
+               vault_password_file: VaultOpt = None) -> None:
+    """Write a signed, encrypted bundle and its handover record (Markdown and HTML)."""
+    lg = _lang(lang)
+    inv = _load(inventory, vault_password_file, lg)
+    db = _open_store(store, lg)
+    parse = dt.datetime.fromisoformat
+    params = window(dt.date.fromisoformat(date) if date else None,
+                    parse(since) if since else None, parse(until) if until else None)
+    try:
+        vouchers = _source(inv, source or sender, params)
+        path, manifest = export(vouchers, sender=sender, recipient=recipient,
+                                keys=Keys(keys), suite=_suite(suite), out_dir=out_dir,
+                                ttl=dt.timedelta(hours=ttl_hours), now=clock.now(), store=db)
+    except (SourceError, CryptoError) as exc:
+        _fail(str(exc))
+    if json_out:
+        sys.stdout.write(json.dumps({"bundle": str(path), **manifest}, ensure_ascii=False,
+                                    indent=2) + "\n")
+        return
+    out.print((f"已生成交换包 {path}：{manifest['count']} 笔，合计 {manifest['total_amount']} 元；"
+               f"交接记录 {path.stem}.handover.zh.html") if lg == "zh" else
+              (f"wrote {path}: {manifest['count']} vouchers, total {manifest['total_amount']}; "
+               f"handover record {path.stem}.handover.en.html"))
+
+
+@exchange_app.command("import")
+def import_cmd(bundle: Annotated[Path, typer.Argument(help="The bundle file from the disc.")],
+               me: Annotated[str, typer.Option("--as", help="Your party.")],
+               keys: KeysOpt,
+               inbox: Annotated[Path, typer.Option(help="Where imported vouchers go.")],
+               no_receipt: Annotated[bool, typer.Option(
+                   "--no-receipt", help="Do not write the receipt bundle.")] = False,
+               store: StoreOpt = None, json_out: JsonOpt = False, lang: LangOpt = None) -> None:
+    """Verify signature, decryption, manifest, counts and totals, then import what is new
+    and write the receipt bundle for the way back. Exit 4 when the bundle is refused."""
+    lg = _lang(lang)
+    db = _open_store(store, lg)
+    try:
+        result = import_bundle(bundle, me=me, keys=Keys(keys), inbox=inbox, store=db,
+                               suite_for_receipt=None if no_receipt else
+                               _suite_of(bundle), now=clock.now())
+    except BundleRefused as exc:
+        out.print(f"[red]{'拒收' if lg == 'zh' else 'refused'} ({exc.reason}): {exc}[/]")
+        raise typer.Exit(EXIT_REFUSED) from None
+    summary = {"bundle_id": result.manifest["bundle_id"], "kind": result.manifest["kind"],
+               "imported": len(result.imported), "duplicates": len(result.duplicates),
+               "conflicts": result.conflicts,
+               "receipt": str(result.receipt) if result.receipt else None}
+    if json_out:
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False, indent=2) + "\n")
+    else:
+        out.print((f"导入 {summary['imported']} 笔，重复 {summary['duplicates']} 笔，"
+                   f"冲突 {len(result.conflicts)} 笔；回执 {summary['receipt']}") if lg == "zh"
+                  else (f"imported {summary['imported']}, duplicates "
+                        f"{summary['duplicates']}, conflicts {len(result.conflicts)}; "
+                        f"receipt {summary['receipt']}"))
+    if result.conflicts:
+        raise typer.Exit(1)
+
+
+def _suite_of(bundle: Path) -> Any:
+    """The receipt goes back in the suite the bundle came in."""
+    import tarfile
+
+    try:
+        with tarfile.open(bundle, "r:") as tar:
+            member = tar.extractfile("manifest.json")
+            name = json.loads(member.read())["suite"] if member else "sm"
+    except (tarfile.TarError, OSError, ValueError, KeyError, EOFError):
+        name = "sm"  # the import itself will say what is wrong with it
+    return SUITES.get(name, SUITES["sm"])
