@@ -16,7 +16,7 @@ _ZH = {"title": "故障总结报告", "incident": "事件", "system": "系统", 
        "kind": "方式", "status": "结果", "who": "执行/决定人", "messages": "通知",
        "sent": "条消息已送达", "pending": "条待发送", "cause": "原因分析（由实施小组填写）",
        "lessons": "经验教训与整改措施（由实施小组填写）", "per": "依据预案 P5 编写",
-       "chain": "事件日志哈希链校验"}
+       "chain": "事件日志哈希链校验", "verified": "凭证库核对"}
 _EN = {"title": "Incident summary report", "incident": "Incident", "system": "System",
        "class": "Fault class", "onset": "Onset", "recovered": "Recovered", "open": "not yet",
        "duration": "Lasted", "levels": "Levels reached", "steps": "The plan's steps",
@@ -24,7 +24,8 @@ _EN = {"title": "Incident summary report", "incident": "Incident", "system": "Sy
        "who": "Done / decided by", "messages": "Messages", "sent": "delivered",
        "pending": "pending", "cause": "Cause analysis (for the implementation team)",
        "lessons": "Lessons and fixes (for the implementation team)",
-       "per": "Written per the plan's P5", "chain": "Event-log hash chain"}
+       "per": "Written per the plan's P5", "chain": "Event-log hash chain",
+       "verified": "Voucher libraries verified"}
 
 
 def _local(at: str, tz: ZoneInfo) -> str:
@@ -74,6 +75,11 @@ def incident_report(store: Store, incident: str, tz: ZoneInfo, lang: str = "zh")
     lines += ["", f"## {words['messages']}", "",
               f"{sent} {words['sent']}, {len(msgs) - sent} {words['pending']}", "",
               f"{words['chain']}: {'ok' if verdict.ok else verdict.reason} "
-              f"({verdict.count} events)", "", f"## {words['cause']}", "", "", "",
+              f"({verdict.count} events)", ""]
+    for e in (e for e in events if e.kind == "reconcile.verified"):  # P4.3.5(3)d
+        checks = ", ".join(f"{k} {'ok' if e.data[k] else 'FAILED'}"
+                           for k in ("integrity", "validity", "consistency"))
+        lines.append(f"- {words['verified']} {_local(e.at, tz)}: {checks}")
+    lines += ["", f"## {words['cause']}", "", "", "",
               f"## {words['lessons']}", "", "", "", f"_{words['per']}_", ""]
     return "\n".join(lines)

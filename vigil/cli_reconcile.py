@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -88,6 +89,11 @@ def reconcile_cmd(
         until: Annotated[str | None, typer.Option(help="Until this date or time.")] = None,
         out_dir: Annotated[Path | None, typer.Option("--out", help="Where the discrepancy "
                                                      "log and resend lists go.")] = None,
+        verify: Annotated[bool, typer.Option(
+            "--verify", help="After recovery (P4.3.5(3)d): integrity, validity and "
+            "consistency of every party's library, recorded as an event.")] = False,
+        incident: Annotated[str | None, typer.Option(
+            help="With --verify: the incident the verification belongs to.")] = None,
         inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
         lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
     """Compare voucher libraries pairwise; exit 1 when they are not consistent."""
@@ -99,6 +105,8 @@ def reconcile_cmd(
                         dt.datetime.fromisoformat(until) if until else None)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--date/--since/--until") from None
+    all_ = all_ or verify
+    unsigned: Counter[str] = Counter()  # validity: sent or received but never signed
     if all_:
         hub = next((lib.party for lib in inv.voucher_libraries
                     if inv.parties[lib.party].kind is PartyKind.FINANCE_BUREAU), None)
@@ -113,8 +121,10 @@ def reconcile_cmd(
     reports = []
     for left, right in pairs:
         try:
-            reports.append(reconcile(Path(left).stem, _source(inv, left, params),
-                                     Path(right).stem, _source(inv, right, params), folder))
+            reports.append(reconcile(
+                Path(left).stem, _counted(_source(inv, left, params), unsigned, left),
+                Path(right).stem, _counted(_source(inv, right, params), unsigned, right),
+                folder))
         except SourceError as exc:
             _fail(str(exc))
     db = _open_store(store, lg)
@@ -124,13 +134,41 @@ def reconcile_cmd(
                       {"compared": r.compared, "consistent": r.consistent,
                        "counts": dict(r.counts), "window": {k: str(v) for k, v in params.items()},
                        "files": r.files})
+    verdict = None
+    if verify:
+        verdict = {
+            "integrity": all(r.counts["differs"] == 0 for r in reports),  # digests agree
+            "validity": not unsigned,  # every voucher that moved was signed
+            "consistency": all(r.consistent for r in reports),
+            "unsigned": dict(unsigned), "pairs": [f"{r.a}<->{r.b}" for r in reports]}
+        db.append("reconcile.verified", incident or "all-parties",
+                  {**verdict, "incident": incident, "clause": "P4.3.5(3)"})
     if json_out:
-        sys.stdout.write(json.dumps([r.as_dict() for r in reports], ensure_ascii=False,
-                                    indent=2) + "\n")
+        body: Any = [r.as_dict() for r in reports]
+        if verdict is not None:
+            body = {"verification": verdict, "reports": body}
+        sys.stdout.write(json.dumps(body, ensure_ascii=False, indent=2) + "\n")
     else:
         for r in reports:
             _print(r, lg)
-    raise typer.Exit(0 if all(r.consistent for r in reports) else 1)
+        if verdict is not None:
+            zh = lg == "zh"
+            for what, name in (("integrity", ("完整性", "integrity")),
+                               ("validity", ("有效性", "validity")),
+                               ("consistency", ("一致性", "consistency"))):
+                ok = verdict[what]
+                out.print(f"{name[0 if zh else 1]}: "
+                          f"{('通过' if ok else '不通过') if zh else ('ok' if ok else 'FAILED')}")
+    ok = all(r.consistent for r in reports) and (verdict is None or verdict["validity"])
+    raise typer.Exit(0 if ok else 1)
+
+
+def _counted(vouchers: Iterator[Voucher], unsigned: Counter[str],
+             party: str) -> Iterator[Voucher]:
+    for v in vouchers:
+        if (v.sent or v.received) and not v.signed:
+            unsigned[party] += 1
+        yield v
 
 
 

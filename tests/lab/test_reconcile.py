@@ -87,3 +87,46 @@ def test_supplementary_plan_leaves_out_what_is_held_and_marks_once(
     events = json.loads(vigil("events", "list", "--kind", "voucher.supplementary",
                               "--json").out)
     assert sorted(e["subject"] for e in events) == sorted(missing)
+
+
+def test_verify_after_recovery_checks_integrity_validity_and_consistency(
+        vigil: VigilRunner, tmp_path: Path) -> None:
+    vouchers.generate(200, DAY, seed=5)
+    run = vigil("reconcile", "--verify", "--incident", "ca-seal.ca_seal.drill",
+                "--inventory", "inventory/lab", "--date", DAY.isoformat(),
+                "--out", str(tmp_path), "--json")
+    assert run.code == 0, run.err + run.out
+    verdict = json.loads(run.out)["verification"]
+    assert verdict["integrity"] and verdict["validity"] and verdict["consistency"]
+    import psycopg
+
+    with psycopg.connect(vouchers.dsn("pboc"), autocommit=True) as conn:
+        conn.execute("UPDATE pz SET qz = false WHERE pzbh = (SELECT min(pzbh) FROM pz "
+                     "WHERE fs OR js)")
+    run = vigil("reconcile", "--verify", "--incident", "ca-seal.ca_seal.drill",
+                "--inventory", "inventory/lab", "--date", DAY.isoformat(),
+                "--out", str(tmp_path / "2"), "--lang", "en")
+    assert run.code == 1
+    assert "validity: FAILED" in run.out and "integrity: ok" in run.out
+    events = json.loads(vigil("events", "list", "--kind", "reconcile.verified", "--json").out)
+    assert [e["data"]["validity"] for e in events] == [True, False]
+    assert events[-1]["subject"] == "ca-seal.ca_seal.drill"
+    assert events[-1]["data"]["unsigned"] == {"pboc": 1}
+
+
+def test_an_exchange_bundle_from_the_real_finance_library(vigil: VigilRunner,
+                                                          tmp_path: Path) -> None:
+    vouchers.generate(400, DAY, seed=11)  # consistent: finance holds all 400
+    keys = tmp_path / "keys"
+    for party in ("finance", "pboc"):
+        assert vigil("exchange", "keygen", "--party", party, "--keys", str(keys)).code == 0
+    run = vigil("exchange", "export", "--from", "finance", "--to", "pboc", "--date",
+                DAY.isoformat(), "--keys", str(keys), "--out", str(tmp_path / "disc"),
+                "--inventory", "inventory/lab", "--json")
+    assert run.code == 0, run.err + run.out
+    manifest = json.loads(run.out)
+    assert manifest["count"] == 400 and manifest["suite"] == "sm"
+    run = vigil("exchange", "import", manifest["bundle"], "--as", "pboc", "--keys", str(keys),
+                "--inbox", str(tmp_path / "inbox"), "--json")
+    assert run.code == 0, run.err + run.out
+    assert json.loads(run.out)["imported"] == 400
