@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import os
 import shutil
 import signal
@@ -187,7 +188,9 @@ def trial(pair: Pair, contender: Contender, timeout: float = 180) -> Trial:
         disarm()
 
 
-def arm_vigil(tmp: Path) -> Callable[[Pair], Callable[[], None]]:
+def arm_vigil(tmp: Path, keep: Path | None = None) -> Callable[[Pair], Callable[[], None]]:
+    runs = itertools.count(1)
+
     def arm(pair: Pair) -> Callable[[], None]:
         inv = tmp / "inv"
         shutil.rmtree(inv, ignore_errors=True)
@@ -217,8 +220,7 @@ def arm_vigil(tmp: Path) -> Callable[[Pair], Callable[[], None]]:
                 "fault_class": "database", "checks": [{
                     "name": "bench-db.primary-port", "kind": "tcp",
                     "params": {"port": PORTS["a"]}, "timeout": 1}]}]}))
-        store = tmp / "bench.db"
-        store.unlink(missing_ok=True)
+        store = (keep or tmp) / f"bench-{next(runs)}.db"  # one a run: --keep keeps them
         env = {**os.environ, "VIGIL_STORE": str(store)}
         log = (tmp / "watch.log").open("ab")
         proc = subprocess.Popen([sys.executable, "-m", "vigil", "watch", "--inventory",
@@ -295,14 +297,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--default-runs", type=int, default=None,
                         help="runs of repmgr with its default settings (slow; default --runs)")
+    parser.add_argument("--only", choices=["vigil", "repmgr-tuned", "repmgr-default"],
+                        help="one contender (to look into it; no ratios)")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep Vigil's event stores here, one a run")
     args = parser.parse_args()
     if port_open("127.0.0.1", PORTS["a"]) or port_open("127.0.0.1", PORTS["b"]):
         sys.exit(f"ports {PORTS} are in use")
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
         os.chmod(tmp, 0o755)
-        contenders = [Contender("vigil", arm_vigil(Path(tmp))),
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+        contenders = [Contender("vigil", arm_vigil(Path(tmp), args.keep)),
                       Contender("repmgr-tuned", arm_repmgr(REPMGR_TUNED)),
                       Contender("repmgr-default", arm_repmgr(REPMGR_DEFAULT))]
+        if args.only:
+            contenders = [c for c in contenders if c.name == args.only]
         runs = {"repmgr-default": args.default_runs or args.runs}
         for i in range(max(args.runs, runs["repmgr-default"])):
             for c in contenders:  # interleaved: the machine's state is the same for each
@@ -325,6 +335,8 @@ def main() -> None:
             print(f"| {c.name} | {len(secs)} | {statistics.median(secs):.2f} | "
                   f"{max(secs):.2f} | {sum(t.lost for t in c.trials)} | "
                   f"{sum(t.split_brain for t in c.trials)} |")
+        if args.only:
+            return
         vigil = statistics.median(t.seconds for t in contenders[0].trials)
         for c in contenders[1:]:
             ratio = statistics.median(t.seconds for t in c.trials) / vigil

@@ -261,3 +261,40 @@ def test_a_dead_consumer_jams_its_queue_which_is_spooled_and_replayed_once_in_or
     assert ids == [f"{tag}-{n:02d}" for n in range(30)]  # each once, in order
     assert not list(spool.glob("*.jsonl"))  # every spool replayed
     assert w.stop() == 0
+
+
+@pytest.fixture
+def healthy_page() -> Iterator[Path]:
+    page = lab.lab_dir() / "net" / "www" / "health"
+    yield page
+    page.write_text("OK voucher-library\n")
+
+
+def test_a_remedy_that_fails_verification_is_tried_twice_then_handed_to_people(
+        tmp_path: Path, healthy_page: Path) -> None:
+    # The service comes back but stays degraded: its health page no longer says OK, which
+    # the restart role (told here to wait for any answer) accepts and Vigil's check does not.
+    w = Watch(tmp_path, limit="voucher-library*", site={"vigil_runbook": {"overrides": {
+        "voucher_library.IV.restart-service": {"run": {"vars": {
+            "target": "lab-app1", "service_restart_name": "voucher-service",
+            "service_restart_manager": "command",
+            "service_restart_command": f"{lab.lab_dir()}/net/voucher-service restart",
+            "service_restart_health_url": "http://10.77.0.11:8080/health",
+            "service_restart_only_if_unhealthy": False}}}}}})
+    w.start()
+    wait_until("daemon started", lambda: bool(w.store().events(kind="daemon.started")))
+    healthy_page.write_text("DEGRADED\n")
+    wait_until("first attempt done", lambda: (w.step("/IV/restart-service") or {}).get(
+        "attempts") == 1 and w.step("/IV/restart-service")["status"] == "pending",  # type: ignore[index]
+        timeout=120)
+    assert "still failing" in w.step("/IV/restart-service")["last"]  # type: ignore[index]
+    w.jump(0.05)  # past the retry delay
+    step = _wait_status(w, "/IV/restart-service")
+    assert step["status"] == "failed" and step["attempts"] == 2
+    w.jump(1)
+    time.sleep(3)
+    assert w.step("/IV/restart-service")["attempts"] == 2  # type: ignore[index]  # no third try
+    escalated = w.store().events(kind="step.escalated")
+    assert escalated and set(escalated[0].data["to"]) == {"lab-duty", "lab-leader"}
+    assert any("自动处置未成功" in m["title"] for m in w.store().states("msg:").values())
+    assert w.stop() == 0
