@@ -203,6 +203,16 @@ def _expire_if_due(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
     return False
 
 
+def _deciding(tx: Tx, key: str, now: dt.datetime) -> tuple[dict[str, Any], bool]:
+    """The record as committed, and whether it has just expired; refuses a decided one."""
+    rec = tx.get_state(f"step:{key}")
+    if _expire_if_due(tx, rec, now):
+        return rec, True
+    if rec["status"] not in DECIDING:
+        raise StepError(f"{key} is {rec['status']}, not waiting for approval")
+    return rec, False
+
+
 def satisfied(step: Step, approvals: list[dict[str, Any]]) -> bool:
     if not step.two_person:
         return bool(approvals)
@@ -222,11 +232,9 @@ def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: st
     allowed = set(step.approvers) | set(step.two_person)
     held = sorted(r.value for r in set(contact.roles) & allowed)
     with store.transaction() as tx:
-        rec = tx.get_state(f"step:{rec['key']}")
-        if _expire_if_due(tx, rec, now):
+        rec, expired = _deciding(tx, rec["key"], now)
+        if expired:
             return rec
-        if rec["status"] not in DECIDING:
-            raise StepError(f"{rec['key']} is {rec['status']}, not waiting for approval")
         if not held:
             tx.append("step.approval_refused", rec["key"], {
                 "by": person, "roles": [r.value for r in contact.roles],
@@ -258,14 +266,17 @@ def deny(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
     rec = find(store, ref, DECIDING)
     step = _step_of(runbook, rec)
     contact = _contact(inv, person)
-    if not (set(contact.roles) & (set(step.approvers) | set(step.two_person))):
-        raise PermissionError(f"{person} may not decide on {rec['key']}")
+    allowed = set(step.approvers) | set(step.two_person)
+    if not set(contact.roles) & allowed:
+        store.append("step.denial_refused", rec["key"], {
+            "by": person, "roles": [r.value for r in contact.roles],
+            "needs": sorted(r.value for r in allowed)})
+        raise PermissionError(f"{person} may not decide on {rec['key']}: it needs "
+                              f"{' or '.join(sorted(r.value for r in allowed))}")
     with store.transaction() as tx:
-        rec = tx.get_state(f"step:{rec['key']}")
-        if _expire_if_due(tx, rec, now):
+        rec, expired = _deciding(tx, rec["key"], now)
+        if expired:
             return rec
-        if rec["status"] not in DECIDING:
-            raise StepError(f"{rec['key']} is {rec['status']}, not waiting for approval")
         # A no resets the yeses so far: a two-person approval starts again.
         rec["status"], rec["denied_by"], rec["reason"] = "denied", person, reason
         rec["approvals"] = []

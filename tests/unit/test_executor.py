@@ -167,6 +167,9 @@ def test_denied_then_refused_for_the_wrong_role_then_approved(drill: Drill,
     _peripheral_at(drill, 3)  # Wednesday + 2 working days: level II
     book = drill.executor.runbook
     key = drill.rec("/II/stop-auto-processing")["key"]
+    with pytest.raises(PermissionError, match="needs leadership_group"):
+        steps.deny(drill.store, inv, book, key, "lab-bank-a", "no", drill.now)
+    assert drill.kinds(key)[-1] == "step.denial_refused"
     rec = steps.deny(drill.store, inv, book, "stop-auto-processing", "lab-leader",
                      "not yet", drill.now)
     assert rec["status"] == "denied"
