@@ -28,13 +28,17 @@ SUFFIX = ".vgb"
 
 def export(vouchers: Iterable[Voucher], *, sender: str, recipient: str, keys: Keys,
            suite: Suite, out_dir: Path, ttl: dt.timedelta, now: dt.datetime,
-           store: Store | None = None) -> tuple[Path, dict[str, Any]]:
+           store: Store | None = None, supplementary: bool = False) -> tuple[Path, dict[str, Any]]:
+    """`supplementary`: the vouchers are supplementary vouchers (补录凭证, P4.3.5(3)d),
+    marked so in the manifest and on every voucher, so no party pays them twice."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = now.strftime("%Y%m%dT%H%M%S")
     path = out_dir / f"{sender}-to-{recipient}-{stamp}{SUFFIX}"
+    mark = {"mark": "supplementary"} if supplementary else {}
     manifest = write_bundle(path, kind="vouchers", sender=sender, recipient=recipient,
-                            rows=(voucher_line(v) for v in vouchers), keys=keys, suite=suite,
-                            ttl=ttl, now=now)
+                            rows=({**voucher_line(v), **mark} for v in vouchers), keys=keys,
+                            suite=suite, ttl=ttl, now=now,
+                            extra={"supplementary": True} if supplementary else None)
     for lang in ("zh", "en"):
         md, page = handover(manifest, path, lang)
         path.with_name(f"{path.stem}.handover.{lang}.md").write_text(md, encoding="utf-8")
@@ -93,7 +97,10 @@ def import_bundle(path: Path, *, me: str, keys: Keys, suite_for_receipt: Suite |
         for v in vouchers:
             digest = v.content_digest()
             if v.number not in known:
-                fh.write(json.dumps(voucher_line(v), ensure_ascii=False) + "\n")
+                line = voucher_line(v)
+                if manifest.get("supplementary"):
+                    line["mark"] = "supplementary"
+                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
                 known[v.number] = digest
                 result.imported.append(v.number)
             elif known[v.number] == digest:

@@ -69,6 +69,9 @@ def export_cmd(sender: Annotated[str, typer.Option("--from", help="Your party.")
                = None,
                since: Annotated[str | None, typer.Option()] = None,
                until: Annotated[str | None, typer.Option()] = None,
+               supplementary: Annotated[Path | None, typer.Option(
+                   help="Only the vouchers of this `vigil supplementary plan` list, marked "
+                        "as supplementary vouchers (补录凭证, P4.3.5(3)d).")] = None,
                suite: SuiteOpt = "sm",
                ttl_hours: Annotated[float, typer.Option(help="Valid this long.")] = 72,
                inventory: InventoryOpt = None, store: StoreOpt = None,
@@ -83,9 +86,13 @@ def export_cmd(sender: Annotated[str, typer.Option("--from", help="Your party.")
                     parse(since) if since else None, parse(until) if until else None)
     try:
         vouchers = _source(inv, source or sender, params)
+        if supplementary:
+            wanted = _numbers(supplementary)
+            vouchers = (v for v in vouchers if v.number in wanted)
         path, manifest = export(vouchers, sender=sender, recipient=recipient,
                                 keys=Keys(keys), suite=_suite(suite), out_dir=out_dir,
-                                ttl=dt.timedelta(hours=ttl_hours), now=clock.now(), store=db)
+                                ttl=dt.timedelta(hours=ttl_hours), now=clock.now(), store=db,
+                                supplementary=supplementary is not None)
     except (SourceError, CryptoError) as exc:
         _fail(str(exc))
     if json_out:
@@ -131,6 +138,16 @@ def import_cmd(bundle: Annotated[Path, typer.Argument(help="The bundle file from
                         f"receipt {summary['receipt']}"))
     if result.conflicts:
         raise typer.Exit(1)
+
+
+def _numbers(plan: Path) -> set[str]:
+    import csv
+
+    try:
+        with plan.open(encoding="utf-8") as fh:
+            return {row["number"] for row in csv.DictReader(fh)}
+    except (OSError, KeyError) as exc:
+        _fail(f"{plan}: not a supplementary list ({exc})")
 
 
 def _suite_of(bundle: Path) -> Any:

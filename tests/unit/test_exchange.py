@@ -193,3 +193,20 @@ def test_the_commands_export_import_and_refuse(tmp_path: Path, vigil: VigilRunne
     again = vigil("exchange", "import", str(bundle), "--as", "pboc", "--keys", str(keys),
                   "--inbox", str(tmp_path / "inbox"), "--lang", "en")
     assert again.code == 4 and "refused (replayed)" in again.out
+
+
+def test_supplementary_vouchers_imported_twice_are_never_duplicated(
+        tmp_path: Path, keys: Keys, suite_name: str) -> None:
+    store = Store(str(tmp_path / "s.db"))
+    inbox = tmp_path / "inbox"
+    for attempt in range(2):  # two bundles of the same supplementary vouchers
+        path, manifest = export(vouchers(5), sender="finance", recipient="pboc", keys=keys,
+                                suite=SUITES[suite_name], out_dir=tmp_path / f"d{attempt}",
+                                ttl=dt.timedelta(hours=3), now=NOW, supplementary=True)
+        assert manifest["supplementary"] is True
+        result = import_bundle(path, me="pboc", keys=keys, suite_for_receipt=None,
+                               inbox=inbox, store=store, now=NOW)
+        assert (len(result.imported), len(result.duplicates)) == ((5, 0) if attempt == 0
+                                                                  else (0, 5))
+    lines = (inbox / "from-finance.jsonl").read_text().splitlines()
+    assert len(lines) == 5 and all('"mark": "supplementary"' in line for line in lines)
