@@ -282,6 +282,46 @@ def lab_line(line: Annotated[str, typer.Argument(help="primary or backup")],
         _fail(str(exc))
 
 
+FAULTS = {
+    "pg-primary": "kill -9 the PostgreSQL primary (P4.3.2)",
+    "line-primary": "cut the site router's primary line (P4.3.1)",
+    "voucher-service": "stop the voucher library stand-in on vgl-app1 (P4.3.5)",
+    "ocsp": "stop the CA's OCSP responder (P4.3.6)",
+    "consumers": "stop the parties' queue consumers: queues jam (P4.3.7)",
+}
+
+
+@lab_app.command("fault")
+def lab_fault(what: Annotated[str, typer.Argument(
+        help="; ".join(f"{k}: {v}" for k, v in FAULTS.items()))]) -> None:
+    """Inject one real fault for a drill by hand; `vigil lab up` heals all but the database
+    (after a failover: playbooks/db-failover.yml -e db_failover_rebuild=true)."""
+    import os
+    import signal
+
+    from vigil import lab
+    from vigil.lab.procs import read_pid
+
+    if what not in FAULTS:
+        raise typer.BadParameter(f"one of {', '.join(FAULTS)}", param_hint="WHAT")
+    try:
+        if what == "pg-primary":
+            pid = read_pid(lab.lab_dir() / "pg" / "primary" / "postmaster.pid")
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+        elif what == "line-primary":
+            lab.component("net").set_line("primary", up=False)  # type: ignore[attr-defined]
+        elif what == "voucher-service":
+            lab.component("net").stop_voucher_service()  # type: ignore[attr-defined]
+        elif what == "ocsp":
+            lab.component("pki").stop_service("ocsp")  # type: ignore[attr-defined]
+        else:
+            lab.component("consumers").down()
+    except (lab.LabError, OSError) as exc:
+        _fail(str(exc))
+    out.print(FAULTS[what])
+
+
 @lab_app.command("vouchers")
 def lab_vouchers(count: Annotated[int, typer.Option(help="Vouchers finance sent.")] = 1000,
                  day: Annotated[str, typer.Option(help="Business date.")] = "2026-11-27",
