@@ -124,7 +124,7 @@ def reconcile(a: str, a_vouchers: Iterator[Voucher], b: str, b_vouchers: Iterato
                 found("only_in_b", xb.number, "to_a", "voucher", None, xb)
                 xb = next(b_vouchers, None)
             else:
-                if xa.content_digest() != xb.content_digest():
+                if not xa.same_content(xb):
                     found("differs", xa.number, None, "voucher", xa, xb,
                           ", ".join(xa.differences(xb)))
                 else:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from remediations.vouchers import Voucher, voucher_from
+from remediations.vouchers import STATE_FIELDS, Voucher, voucher_from
 
 BATCH = 5000
 
@@ -37,11 +38,10 @@ def _checked_order(name: str, vouchers: Iterator[Voucher]) -> Iterator[Voucher]:
 
 def from_sql(name: str, dsn: str, query: str, params: dict[str, Any]) -> Iterator[Voucher]:
     import psycopg
-    from psycopg.rows import dict_row
 
     try:
         with psycopg.connect(dsn, autocommit=False) as conn, \
-                conn.cursor(name="vigil_vouchers", row_factory=dict_row) as cur:
+                conn.cursor(name="vigil_vouchers") as cur:
             cur.itersize = BATCH
             cur.execute(query, params)  # a server-side cursor: rows arrive in batches
             yield from _rows(name, cur)
@@ -51,11 +51,53 @@ def from_sql(name: str, dsn: str, query: str, params: dict[str, Any]) -> Iterato
 
 
 def _rows(name: str, cur: Any) -> Iterator[Voucher]:
+    columns: list[str] = []
+    fast: Callable[[tuple[Any, ...]], Voucher] | None = None
     for position, row in enumerate(cur, 1):
+        if not columns:
+            columns = [d.name for d in cur.description]
+            fast = _fast_reader(columns)
         try:
-            yield voucher_from(row)
+            # PostgreSQL's own types need no parsing; anything else goes the careful way.
+            yield fast(row) if fast else voucher_from(dict(zip(columns, row, strict=True)))
+        except _NotNative:
+            yield _checked(name, position, dict(zip(columns, row, strict=True)))
         except ValueError as exc:
             raise SourceError(f"{name}: row {position}: {exc}") from None
+
+
+class _NotNative(Exception):
+    pass
+
+
+def _checked(name: str, position: int, row: dict[str, Any]) -> Voucher:
+    try:
+        return voucher_from(row)
+    except ValueError as exc:
+        raise SourceError(f"{name}: row {position}: {exc}") from None
+
+
+def _fast_reader(columns: list[str]) -> Callable[[tuple[Any, ...]], Voucher] | None:
+    names = ("number", "type", "business_date", "amount", "payer_account", "payee_account")
+    if not set(names) <= set(columns):
+        return None  # voucher_from names what is missing
+    at = [columns.index(n) for n in names]
+    flags = [columns.index(f) if f in columns else None for f in STATE_FIELDS]
+    cent = Decimal("0.01")
+
+    def read(row: tuple[Any, ...]) -> Voucher:
+        number, kind, day, amount, payer, payee = (row[i] for i in at)
+        if type(day) is not dt.date or type(amount) is not Decimal:
+            raise _NotNative
+        signed, sent, received, receipt = (row[i] if i is not None else False for i in flags)
+        if not all(type(x) is bool for x in (signed, sent, received, receipt)):
+            raise _NotNative
+        if amount.as_tuple().exponent != -2:
+            amount = amount.quantize(cent)
+        return Voucher(str(number), str(kind), day, amount, str(payer), str(payee), signed,
+                       sent, received, receipt)
+
+    return read
 
 
 def from_file(name: str, path: Path) -> Iterator[Voucher]:

@@ -71,7 +71,7 @@ def _merge(ours: Iterator[Voucher], theirs: Iterator[Voucher], missing: Callable
         elif b.number < a.number:
             b = next(theirs, None)  # theirs alone: reconciliation's business, not ours
         else:
-            if a.content_digest() == b.content_digest():
+            if a.same_content(b):
                 held()
             else:
                 conflict(a, b)
