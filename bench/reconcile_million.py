@@ -14,7 +14,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -73,7 +72,10 @@ def joined() -> tuple[float, int]:
 
 def vigil_reconcile(out: Path) -> tuple[float, int, float]:
     started = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "vigil", "reconcile", "--all", "--inventory",
+    # GNU time reports the child's own peak (RUSAGE_CHILDREN would count this process's
+    # generator too).
+    run = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "vigil",
+                          "reconcile", "--all", "--inventory",
                           "inventory/lab", "--date", DAY.isoformat(), "--out", str(out),
                           "--json"], cwd=ROOT, capture_output=True, text=True,
                          env={**os.environ, "VIGIL_STORE": str(out / "s.db")})
@@ -81,7 +83,7 @@ def vigil_reconcile(out: Path) -> tuple[float, int, float]:
     if run.returncode not in (0, 1):
         raise SystemExit(run.stderr)
     found = sum(sum(r["counts"].values()) for r in json.loads(run.stdout))
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    peak_mb = int(run.stderr.strip().splitlines()[-1]) / 1024
     return seconds, found, peak_mb
 
 
