@@ -48,7 +48,8 @@ def trial_run(interval: float, open_after: int, trials: int) -> list[float]:
                                 "channels": [webhook.url]}]}))
         env = {**os.environ, "VIGIL_STORE": str(Path(tmp) / "bench.db")}
         proc = subprocess.Popen([sys.executable, "-m", "vigil", "watch", "--inventory",
-                                 str(inv), "--limit", "voucher-library.health"], cwd=ROOT,
+                                 str(inv), "--limit", "voucher-library.health",
+                                 "--observe-only"], cwd=ROOT,  # detection only: no restarts
                                 env=env, stderr=subprocess.DEVNULL)
         net = lab.component("net")
         rng = random.Random(7)

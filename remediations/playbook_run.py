@@ -67,6 +67,7 @@ def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: f
         cmdline += f" --vault-password-file {vault}"
     folder = runs_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)  # run artifacts hold the playbooks' output: the daemon's eyes only
     r = ansible_runner.run(
         private_data_dir=str(folder), ident=ident, project_dir=str(REPO / "playbooks"),
         playbook=run.playbook, inventory=inventory, extravars=dict(run.vars),
