@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -36,10 +37,11 @@ from vigil.model import Inventory
 from vigil.secrets import SecretMissing
 
 
-def _source(inv: Inventory, name: str, params: dict[str, Any]) -> Iterator[Voucher]:
+def _spec(inv: Inventory, name: str) -> tuple[str, ...]:
+    """Where `name`'s vouchers come from, as plain strings a worker process can take."""
     path = Path(name)
     if path.suffix in (".csv", ".jsonl", ".ndjson") and path.exists():
-        return ordered(path.stem, from_file(path.stem, path))
+        return ("file", path.stem, str(path))
     library = next((lib for lib in inv.voucher_libraries if lib.party == name), None)
     if library is None:
         known = ", ".join(lib.party for lib in inv.voucher_libraries) or "none"
@@ -47,13 +49,45 @@ def _source(inv: Inventory, name: str, params: dict[str, Any]) -> Iterator[Vouch
                           "or give a .csv / .jsonl export)")
     if library.source == "file":
         assert library.path
-        return ordered(name, from_file(name, Path(library.path)))
+        return ("file", name, library.path)
     assert library.dsn and library.query
     try:
         dsn = library.dsn.reveal()
     except SecretMissing as exc:
         raise SourceError(f"{name}: {exc}") from None
-    return ordered(name, from_sql(name, dsn, library.query, params))
+    return ("sql", name, dsn, library.query)
+
+
+def _open(spec: tuple[str, ...], params: dict[str, Any]) -> Iterator[Voucher]:
+    if spec[0] == "file":
+        return ordered(spec[1], from_file(spec[1], Path(spec[2])))
+    return ordered(spec[1], from_sql(spec[1], spec[2], spec[3], params))
+
+
+def _source(inv: Inventory, name: str, params: dict[str, Any]) -> Iterator[Voucher]:
+    return _open(_spec(inv, name), params)
+
+
+Job = tuple[tuple[str, ...], tuple[str, ...], dict[str, Any], Path]
+
+
+def _pair(job: Job) -> tuple[Report, Counter[str]]:
+    """One pair's reconciliation; in a worker process when there are several pairs."""
+    a, b, params, folder = job
+    unsigned: Counter[str] = Counter()
+    report = reconcile(a[1], _counted(_open(a, params), unsigned, a[1]),
+                       b[1], _counted(_open(b, params), unsigned, b[1]), folder)
+    return report, unsigned
+
+
+def _pairs(jobs: list[Job]) -> list[tuple[Report, Counter[str]]]:
+    if len(jobs) == 1:
+        return [_pair(jobs[0])]
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Each pair streams its own two sources: one process a pair uses the cores.
+    with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        return list(pool.map(_pair, jobs))
 
 
 def _print(report: Report, lang: str) -> None:
@@ -118,15 +152,14 @@ def reconcile_cmd(
     else:
         raise typer.BadParameter("give two parties (or exports), or --all")
     folder = out_dir or Path(f"reconcile-{clock.now():%Y%m%dT%H%M%S}")
-    reports = []
-    for left, right in pairs:
-        try:
-            reports.append(reconcile(
-                Path(left).stem, _counted(_source(inv, left, params), unsigned, left),
-                Path(right).stem, _counted(_source(inv, right, params), unsigned, right),
-                folder))
-        except SourceError as exc:
-            _fail(str(exc))
+    try:
+        results = _pairs([(_spec(inv, left), _spec(inv, right), params, folder)
+                          for left, right in pairs])
+    except SourceError as exc:
+        _fail(str(exc))
+    reports = [report for report, _ in results]
+    for _, counted in results:
+        unsigned.update(counted)
     db = _open_store(store, lg)
     with db.transaction() as tx:
         for r in reports:
