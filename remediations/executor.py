@@ -96,15 +96,12 @@ class Executor:
     def advance(self, now: dt.datetime) -> None:
         for key, rec in self.store.states("step:").items():
             if rec["status"] in steps.DECIDING:
-                with self.store.transaction() as tx:
-                    steps.expire(tx, rec, now)
+                if now >= dt.datetime.fromisoformat(rec["expires_at"]):  # else no write lock
+                    with self.store.transaction() as tx:
+                        steps.expire(tx, rec, now)
             elif rec["status"] == "pending" and now >= dt.datetime.fromisoformat(
                     rec["not_before"]):
                 self._start(key.removeprefix("step:"), rec, now)
-
-    def busy(self) -> bool:
-        with self.mutex:
-            return any(t.is_alive() for t in self.workers.values())
 
     def wait(self, timeout: float | None = None) -> None:
         for t in list(self.workers.values()):
