@@ -97,8 +97,8 @@ class Executor:
         for key, rec in self.store.states("step:").items():
             if rec["status"] in steps.DECIDING:
                 if now >= dt.datetime.fromisoformat(rec["expires_at"]):  # else no write lock
-                    with self.store.transaction() as tx:
-                        steps.expire(tx, rec, now)
+                    with self.store.transaction() as tx:  # as committed, not as read above
+                        steps.expire(tx, tx.get_state(key), now)
             elif rec["status"] == "pending" and now >= dt.datetime.fromisoformat(
                     rec["not_before"]):
                 self._start(key.removeprefix("step:"), rec, now)
