@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -65,14 +66,20 @@ def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: f
     vault = os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE")
     if vault:
         cmdline += f" --vault-password-file {vault}"
+    # The ansible-playbook beside this Python (the venv's), not whatever PATH finds first.
+    bin_dir = Path(sys.executable).parent
     folder = runs_dir()
     folder.mkdir(parents=True, exist_ok=True)
     folder.chmod(0o700)  # run artifacts hold the playbooks' output: the daemon's eyes only
+    (folder / ident).mkdir(exist_ok=True)
     r = ansible_runner.run(
-        private_data_dir=str(folder), ident=ident, project_dir=str(REPO / "playbooks"),
+        # A folder a run: ansible-runner writes its extravars there, and runs for two
+        # targets may go at once.
+        private_data_dir=str(folder / ident), ident=ident, project_dir=str(REPO / "playbooks"),
         playbook=run.playbook, inventory=inventory, extravars=dict(run.vars),
         cmdline=cmdline.strip() or None, quiet=True, timeout=int(timeout_s),
-        rotate_artifacts=50, event_handler=handler,
-        envvars={"ANSIBLE_ROLES_PATH": str(REPO / "roles"),
+        event_handler=handler,
+        envvars={"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
+                 "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
                  "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
     return Outcome(status=r.status, rc=r.rc, failed_tasks=failed, changed=changed)

@@ -52,10 +52,15 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
           vault_password_file: VaultOpt = None) -> None:
     """The daemon: run checks on schedule, grade incidents, carry out the runbook, deliver
     messages. Stops on SIGTERM."""
+    import signal
+
     from remediations.executor import Executor
     from remediations.runbook import RunbookError
     from vigil.daemon import Daemon, setup_logging
 
+    # Until the daemon takes over the signals, a SIGTERM during start-up exits cleanly:
+    # nothing is running yet, and an open transaction rolls back.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     lg = _lang(None)
     inv = _load(inventory, vault_password_file, lg)
     if limit:

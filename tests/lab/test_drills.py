@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,21 @@ def pair() -> Iterator[None]:
     restore_pair()
 
 
+@pytest.fixture
+def watches() -> Iterator[Callable[..., Watch]]:
+    """Daemons for a drill; whatever happens in the test, none outlives it."""
+    made: list[Watch] = []
+
+    def make(*args: Any, **kwargs: Any) -> Watch:
+        made.append(Watch(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for w in made:
+        if w.proc and w.proc.poll() is None:
+            w.kill()
+
+
 def timeline(w: Watch, incident: str) -> list[dict[str, Any]]:
     run = w.vigil("incidents", "show", incident, "--json", inventory=False)
     assert run.returncode == 0, run.stderr
@@ -58,8 +73,9 @@ def timeline(w: Watch, incident: str) -> list[dict[str, Any]]:
     return events
 
 
-def test_primary_killed_the_standby_takes_over_at_once(tmp_path: Path, pair: None) -> None:
-    w = Watch(tmp_path, limit="payment-db*")
+def test_primary_killed_the_standby_takes_over_at_once(
+        watches: Callable[..., Watch], tmp_path: Path, pair: None) -> None:
+    w = watches(tmp_path, limit="payment-db*")
     w.start()
     wait_until("daemon started", lambda: bool(w.store().events(kind="daemon.started")))
     time.sleep(2)
@@ -107,8 +123,8 @@ def line_back() -> Iterator[None]:
 
 
 def test_line_cut_stop_sending_then_approved_backup_line_then_resume_and_failback(
-        tmp_path: Path, line_back: None) -> None:
-    w = Watch(tmp_path, limit="finance-router*")
+        watches: Callable[..., Watch], tmp_path: Path, line_back: None) -> None:
+    w = watches(tmp_path, limit="finance-router*")
     w.start()
     wait_until("daemon started", lambda: bool(w.store().events(kind="daemon.started")))
     assert "primary0" in _route("vgl-router")
@@ -172,8 +188,8 @@ EVERY_PARTY = {"lab-duty", "lab-leader", "lab-pboc", "lab-bank-a"}
 
 
 def test_voucher_library_stopped_is_restarted_and_recovery_opens_the_follow_up_tasks(
-        tmp_path: Path) -> None:
-    w = Watch(tmp_path, limit="voucher-library*")
+        watches: Callable[..., Watch], tmp_path: Path) -> None:
+    w = watches(tmp_path, limit="voucher-library*")
     w.start()
     wait_until("daemon started", lambda: bool(w.store().events(kind="daemon.started")))
     lab.component("net").stop_voucher_service()  # type: ignore[attr-defined]
@@ -201,8 +217,8 @@ def test_voucher_library_stopped_is_restarted_and_recovery_opens_the_follow_up_t
 
 
 def test_ocsp_down_waits_tells_parties_and_at_level_ii_takes_the_core_steps(
-        tmp_path: Path) -> None:
-    w = Watch(tmp_path, limit="ca-seal*")
+        watches: Callable[..., Watch], tmp_path: Path) -> None:
+    w = watches(tmp_path, limit="ca-seal*")
     w.start()
     wait_until("daemon started", lambda: bool(w.store().events(kind="daemon.started")))
     lab.component("pki").stop_service("ocsp")  # type: ignore[attr-defined]
@@ -225,7 +241,7 @@ def test_ocsp_down_waits_tells_parties_and_at_level_ii_takes_the_core_steps(
 
 
 def test_a_dead_consumer_jams_its_queue_which_is_spooled_and_replayed_once_in_order(
-        tmp_path: Path) -> None:
+        watches: Callable[..., Watch], tmp_path: Path) -> None:
     import pika
 
     consumers = lab.component("consumers")
@@ -241,7 +257,7 @@ def test_a_dead_consumer_jams_its_queue_which_is_spooled_and_replayed_once_in_or
                                                    delivery_mode=2, headers={"n": n}))
     conn.close()
 
-    w = Watch(tmp_path, limit="mq-broker*")
+    w = watches(tmp_path, limit="mq-broker*")
     w.start()
     step = _wait_status(w, "/IV/drain-queues")
     assert step["status"] == "succeeded", step
@@ -271,10 +287,10 @@ def healthy_page() -> Iterator[Path]:
 
 
 def test_a_remedy_that_fails_verification_is_tried_twice_then_handed_to_people(
-        tmp_path: Path, healthy_page: Path) -> None:
+        watches: Callable[..., Watch], tmp_path: Path, healthy_page: Path) -> None:
     # The service comes back but stays degraded: its health page no longer says OK, which
     # the restart role (told here to wait for any answer) accepts and Vigil's check does not.
-    w = Watch(tmp_path, limit="voucher-library*", site={"vigil_runbook": {"overrides": {
+    w = watches(tmp_path, limit="voucher-library*", site={"vigil_runbook": {"overrides": {
         "voucher_library.IV.restart-service": {"run": {"vars": {
             "target": "lab-app1", "service_restart_name": "voucher-service",
             "service_restart_manager": "command",
