@@ -82,7 +82,7 @@ def main() -> None:
                              suite=SUITES[name], out_dir=folder / "disc",
                              ttl=dt.timedelta(hours=1), now=NOW)
             t1 = time.perf_counter()
-            result = import_bundle(path, me="pboc", keys=keys, suite_for_receipt=SUITES[name],
+            result = import_bundle(path, me="pboc", keys=keys, receipt=True,
                                    inbox=folder / "inbox", store=Store(str(folder / "s.db")),
                                    now=NOW)
             t2 = time.perf_counter()

@@ -19,7 +19,7 @@ from remediations.bundle import (
     voucher_line,
     write_bundle,
 )
-from remediations.suites import Suite
+from remediations.suites import SUITES, Suite
 from remediations.vouchers import Voucher
 from vigil.store import Store
 
@@ -74,7 +74,7 @@ def _inbox(inbox: Path, sender: str) -> tuple[Path, dict[str, str]]:
     return path, known
 
 
-def import_bundle(path: Path, *, me: str, keys: Keys, suite_for_receipt: Suite | None,
+def import_bundle(path: Path, *, me: str, keys: Keys, receipt: bool,
                   inbox: Path, store: Store, now: dt.datetime,
                   ttl: dt.timedelta = dt.timedelta(days=3)) -> Imported:
     """Verify, then import what is new; a voucher already there with other content is a
@@ -110,12 +110,11 @@ def import_bundle(path: Path, *, me: str, keys: Keys, suite_for_receipt: Suite |
     receipts = ([{"number": n, "status": s} for s, numbers in
                  (("imported", result.imported), ("duplicate", result.duplicates),
                   ("conflict", result.conflicts)) for n in numbers])
-    if suite_for_receipt:
-        receipt = path.with_name(f"{me}-receipt-for-{manifest['bundle_id'][:8]}{SUFFIX}")
-        write_bundle(receipt, kind="receipt", sender=me, recipient=manifest["from"],
-                     rows=receipts, keys=keys, suite=suite_for_receipt, ttl=ttl, now=now,
-                     extra={"in_reply_to": manifest["bundle_id"]})
-        result.receipt = receipt
+    if receipt:  # back in the suite the bundle came in
+        result.receipt = path.with_name(f"{me}-receipt-for-{manifest['bundle_id'][:8]}{SUFFIX}")
+        write_bundle(result.receipt, kind="receipt", sender=me, recipient=manifest["from"],
+                     rows=receipts, keys=keys, suite=SUITES[manifest["suite"]], ttl=ttl,
+                     now=now, extra={"in_reply_to": manifest["bundle_id"]})
     with store.transaction() as tx:
         tx.set_state(f"bundle:{manifest['bundle_id']}", {
             "from": manifest["from"], "kind": "vouchers", "imported_at": now.isoformat(),

@@ -119,8 +119,7 @@ def import_cmd(bundle: Annotated[Path, typer.Argument(help="The bundle file from
     db = _open_store(store, lg)
     try:
         result = import_bundle(bundle, me=me, keys=Keys(keys), inbox=inbox, store=db,
-                               suite_for_receipt=None if no_receipt else
-                               _suite_of(bundle), now=clock.now())
+                               receipt=not no_receipt, now=clock.now())
     except BundleRefused as exc:
         out.print(f"[red]{'拒收' if lg == 'zh' else 'refused'} ({exc.reason}): {exc}[/]")
         raise typer.Exit(EXIT_REFUSED) from None
@@ -148,16 +147,3 @@ def _numbers(plan: Path) -> set[str]:
             return {row["number"] for row in csv.DictReader(fh)}
     except (OSError, KeyError) as exc:
         _fail(f"{plan}: not a supplementary list ({exc})")
-
-
-def _suite_of(bundle: Path) -> Any:
-    """The receipt goes back in the suite the bundle came in."""
-    import tarfile
-
-    try:
-        with tarfile.open(bundle, "r:") as tar:
-            member = tar.extractfile("manifest.json")
-            name = json.loads(member.read())["suite"] if member else "sm"
-    except (tarfile.TarError, OSError, ValueError, KeyError, EOFError):
-        name = "sm"  # the import itself will say what is wrong with it
-    return SUITES.get(name, SUITES["sm"])

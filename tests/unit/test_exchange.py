@@ -98,13 +98,13 @@ def test_round_trip_export_import_receipt(tmp_path: Path, keys: Keys, suite_name
     total = sum(v.amount for v in vouchers(200))
     assert "交接记录" in md and "| 凭证笔数 | 200 |" in md and f"{total:.2f}" in md
     assert "监交人（签字）" in bundle.with_name(f"{bundle.stem}.handover.zh.html").read_text()
-    result = import_bundle(bundle, me="pboc", keys=keys, suite_for_receipt=SUITES[suite_name],
+    result = import_bundle(bundle, me="pboc", keys=keys, receipt=True,
                            inbox=tmp_path / "pboc-inbox", store=store, now=NOW)
     assert len(result.imported) == 200 and not result.conflicts
     lines = (tmp_path / "pboc-inbox/from-finance.jsonl").read_text().splitlines()
     assert len(lines) == 200 and '"amount": "1007.07"' in lines[7]
     assert result.receipt is not None
-    back = import_bundle(result.receipt, me="finance", keys=keys, suite_for_receipt=None,
+    back = import_bundle(result.receipt, me="finance", keys=keys, receipt=False,
                          inbox=tmp_path / "fin-inbox", store=store, now=NOW)
     assert len(back.imported) == 200
     kinds = [e.kind for e in store.events()]
@@ -117,7 +117,7 @@ def _refused(bundle: Path, keys: Keys, tmp_path: Path, *, me: str = "pboc",
     inbox = tmp_path / "inbox"
     before = inbox.exists() and sorted(inbox.iterdir())
     with pytest.raises(BundleRefused) as refused:
-        import_bundle(bundle, me=me, keys=keys, suite_for_receipt=None, inbox=inbox,
+        import_bundle(bundle, me=me, keys=keys, receipt=False, inbox=inbox,
                       store=store, now=now)
     assert (inbox.exists() and sorted(inbox.iterdir())) == before, "nothing imported"
     assert store.events()[-1].kind == "exchange.refused"
@@ -148,7 +148,7 @@ def test_truncated_replayed_wrong_recipient_and_expired_are_refused(
     assert _refused(bundle, keys, tmp_path, me="bank-a") == "wrong-recipient"
     assert _refused(bundle, keys, tmp_path, now=NOW + dt.timedelta(hours=2)) == "expired"
     store = Store(str(tmp_path / "replay.db"))
-    import_bundle(bundle, me="pboc", keys=keys, suite_for_receipt=None,
+    import_bundle(bundle, me="pboc", keys=keys, receipt=False,
                   inbox=tmp_path / "inbox", store=store, now=NOW)
     assert _refused(bundle, keys, tmp_path, store=store) == "replayed"
 
@@ -157,7 +157,7 @@ def test_a_voucher_already_there_is_not_imported_twice_and_a_changed_one_is_a_co
         tmp_path: Path, keys: Keys, suite_name: str) -> None:
     store = Store(str(tmp_path / "s.db"))
     first = _export(keys, suite_name, tmp_path, n=10)
-    import_bundle(first, me="pboc", keys=keys, suite_for_receipt=None,
+    import_bundle(first, me="pboc", keys=keys, receipt=False,
                   inbox=tmp_path / "inbox", store=store, now=NOW)
     changed = vouchers(12)
     changed[3] = Voucher("V000003", "payment", dt.date(2026, 11, 27), Decimal("9.99"),
@@ -165,7 +165,7 @@ def test_a_voucher_already_there_is_not_imported_twice_and_a_changed_one_is_a_co
     second, _ = export(changed, sender="finance", recipient="pboc", keys=keys,
                        suite=SUITES[suite_name], out_dir=tmp_path / "disc2",
                        ttl=dt.timedelta(hours=3), now=NOW)
-    result = import_bundle(second, me="pboc", keys=keys, suite_for_receipt=None,
+    result = import_bundle(second, me="pboc", keys=keys, receipt=False,
                            inbox=tmp_path / "inbox", store=store, now=NOW)
     assert result.imported == ["V000010", "V000011"]
     assert result.conflicts == ["V000003"] and len(result.duplicates) == 9
@@ -204,7 +204,7 @@ def test_supplementary_vouchers_imported_twice_are_never_duplicated(
                                 suite=SUITES[suite_name], out_dir=tmp_path / f"d{attempt}",
                                 ttl=dt.timedelta(hours=3), now=NOW, supplementary=True)
         assert manifest["supplementary"] is True
-        result = import_bundle(path, me="pboc", keys=keys, suite_for_receipt=None,
+        result = import_bundle(path, me="pboc", keys=keys, receipt=False,
                                inbox=inbox, store=store, now=NOW)
         assert (len(result.imported), len(result.duplicates)) == ((5, 0) if attempt == 0
                                                                   else (0, 5))
