@@ -76,3 +76,8 @@ class Result(BaseModel):
     def key(self) -> str:
         """Identity of the check across runs (status changes are tracked per key)."""
         return f"{self.check}@{self.target}"
+
+    @staticmethod
+    def check_of(key: str) -> str:
+        """The check's name in a `key`."""
+        return key.split("@", 1)[0]

@@ -158,7 +158,7 @@ class Executor:
             return False, f"playbook {outcome.status}: {detail}"
         if self.dry_run or step.verify == "playbook":
             return True, "verified by the playbook" if not self.dry_run else "check mode"
-        names = {k.split("@", 1)[0] for k in inc.get("checks", [])}
+        names = {Result.check_of(k) for k in inc.get("checks", [])}
         specs = [self.checks[n] for n in sorted(names) if n in self.checks]
         if not specs:
             return True, "no check to re-run"

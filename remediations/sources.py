@@ -8,6 +8,7 @@ too, which the reader checks as it goes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import json
@@ -57,13 +58,12 @@ def _rows(name: str, cur: Any) -> Iterator[Voucher]:
         if not columns:
             columns = [d.name for d in cur.description]
             fast = _fast_reader(columns)
-        try:
-            # PostgreSQL's own types need no parsing; anything else goes the careful way.
-            yield fast(row) if fast else voucher_from(dict(zip(columns, row, strict=True)))
-        except _NotNative:
-            yield _checked(name, position, dict(zip(columns, row, strict=True)))
-        except ValueError as exc:
-            raise SourceError(f"{name}: row {position}: {exc}") from None
+        # PostgreSQL's own types need no parsing; anything else goes the careful way.
+        voucher = None
+        if fast:
+            with contextlib.suppress(_NotNative):
+                voucher = fast(row)
+        yield voucher or _checked(name, position, dict(zip(columns, row, strict=True)))
 
 
 class _NotNative(Exception):

@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from alerting import outbox
+from checks.result import Result
 from remediations.runbook import Runbook, Step
 from vigil.domain import FaultClass, PartyKind, Role
 from vigil.model import Contact, Inventory
@@ -37,7 +38,7 @@ def step_key(incident: str, level: str, step_id: str) -> str:
 
 
 def applies(step: Step, inc: dict[str, Any]) -> bool:
-    names = [key.split("@", 1)[0] for key in inc.get("checks", [])]
+    names = [Result.check_of(key) for key in inc.get("checks", [])]
     return not step.only_if_failing or any(
         fnmatchcase(n, pattern) for n in names for pattern in step.only_if_failing)
 
@@ -193,7 +194,7 @@ def _step_of(runbook: Runbook, rec: dict[str, Any]) -> Step:
     return step
 
 
-def _expire_if_due(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
+def expire(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
     if rec["status"] in DECIDING and now >= dt.datetime.fromisoformat(rec["expires_at"]):
         rec["status"] = "expired"
         tx.append("step.expired", rec["key"], {"incident": rec["incident"],
@@ -206,7 +207,7 @@ def _expire_if_due(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
 def _deciding(tx: Tx, key: str, now: dt.datetime) -> tuple[dict[str, Any], bool]:
     """The record as committed, and whether it has just expired; refuses a decided one."""
     rec = tx.get_state(f"step:{key}")
-    if _expire_if_due(tx, rec, now):
+    if expire(tx, rec, now):
         return rec, True
     if rec["status"] not in DECIDING:
         raise StepError(f"{key} is {rec['status']}, not waiting for approval")
@@ -303,7 +304,3 @@ def done(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
                                             "note": note, "clause": rec["clause"]})
         tx.set_state(f"step:{rec['key']}", rec)
     return rec
-
-
-def expire(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
-    return _expire_if_due(tx, rec, now)
