@@ -15,11 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from remediations.records import GAPS, Gaps, moved_unsigned, number_of, voucher_of
+from remediations.sources import SourceError
 from remediations.vouchers import Voucher
 
 KINDS = ("only_in_a", "only_in_b", "differs", "not_received_by_b", "not_received_by_a",
          "receipt_missing_from_b", "receipt_missing_from_a")
 SAMPLES = 20
+# Where a state gap is mended: which way the resend goes, and what is resent.
+GAP_ROUTES = {"not_received_by_b": ("to_b", "voucher"), "not_received_by_a": ("to_a", "voucher"),
+              "receipt_missing_from_b": ("to_a", "receipt"),
+              "receipt_missing_from_a": ("to_b", "receipt")}
 
 # What each kind means, for people (zh, en); {a} and {b} are the parties.
 MEANING = {
@@ -41,6 +47,7 @@ class Report:
     counts: Counter[str] = field(default_factory=Counter)
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    unsigned: Counter[str] = field(default_factory=Counter)  # moved but never signed
 
     @property
     def consistent(self) -> bool:
@@ -79,57 +86,102 @@ def _row(v: Voucher) -> dict[str, Any]:
             "received": v.received, "receipt_returned": v.receipt_returned}
 
 
-def reconcile(a: str, a_vouchers: Iterator[Voucher], b: str, b_vouchers: Iterator[Voucher],
+def reconcile(a: str, a_records: Iterator[bytes], b: str, b_records: Iterator[bytes],
               out: Path) -> Report:
+    """Merge two libraries' records (`remediations.records`), both in voucher-number order."""
     report = Report(a, b)
     w = _Writers(out, a, b)
     report.files = {k: str(v) for k, v in w.paths.items()}
 
-    def found(kind: str, number: str, direction: str | None, what: str,
-              va: Voucher | None, vb: Voucher | None, detail: str = "") -> None:
+    def found(kind: str, direction: str | None, what: str, ra: bytes | None,
+              rb: bytes | None) -> None:
+        va, vb = (voucher_of(ra) if ra else None), (voucher_of(rb) if rb else None)
+        v = va or vb
+        assert v is not None
         report.counts[kind] += 1
-        entry = {"kind": kind, "number": number, "detail": detail,
+        detail = ", ".join(va.differences(vb)) if va and vb and kind == "differs" else ""
+        entry = {"kind": kind, "number": v.number, "detail": detail,
                  a: _row(va) if va else None, b: _row(vb) if vb else None}
         w.log.write(json.dumps(entry, ensure_ascii=False) + "\n")
         samples = report.samples.setdefault(kind, [])
         if len(samples) < SAMPLES:
             samples.append(entry)
-        v = va or vb
-        assert v is not None
-        line = [number, what, kind, v.business_date.isoformat(), f"{v.amount:.2f}"]
+        line = [v.number, what, kind, v.business_date.isoformat(), f"{v.amount:.2f}"]
         if direction == "to_b":
             w.csv_b.writerow(line)
         elif direction == "to_a":
             w.csv_a.writerow(line)
 
-    def gaps(va: Voucher, vb: Voucher) -> None:
-        if va.sent and not vb.received:
-            found("not_received_by_b", va.number, "to_b", "voucher", va, vb)
-        if vb.sent and not va.received:
-            found("not_received_by_a", va.number, "to_a", "voucher", va, vb)
-        if vb.received and va.sent and not vb.receipt_returned:
-            found("receipt_missing_from_b", va.number, "to_a", "receipt", va, vb)
-        if va.received and vb.sent and not va.receipt_returned:
-            found("receipt_missing_from_a", va.number, "to_b", "receipt", va, vb)
+    def unsigned(party: str, record: bytes) -> None:
+        if moved_unsigned(record[-2]):
+            report.unsigned[party] += 1
 
+    def gaps(ra: bytes, rb: bytes, g: Gaps) -> None:
+        for kind in g.kinds:
+            direction, what = GAP_ROUTES[kind]
+            found(kind, direction, what, ra, rb)
+        if g.unsigned_a:
+            report.unsigned[a] += 1
+        if g.unsigned_b:
+            report.unsigned[b] += 1
+
+    def out_of_order(party: str, number: bytes, last: bytes, position: int) -> SourceError:
+        what = "repeated" if number == last else "out of order"
+        return SourceError(f"{party}: voucher {number.decode('utf-8', 'replace')} at record "
+                           f"{position} is {what} (a source must be sorted by voucher number, "
+                           "without repeats)")
+
+    table = GAPS
+    ra, rb = next(a_records, None), next(b_records, None)
+    last_a = last_b = b""
+    compared = 0
     try:
-        xa, xb = next(a_vouchers, None), next(b_vouchers, None)
-        while xa is not None or xb is not None:
-            report.compared += 1
-            if xb is None or (xa is not None and xa.number < xb.number):
-                assert xa is not None
-                found("only_in_a", xa.number, "to_b", "voucher", xa, None)
-                xa = next(a_vouchers, None)
-            elif xa is None or xb.number < xa.number:
-                found("only_in_b", xb.number, "to_a", "voucher", None, xb)
-                xb = next(b_vouchers, None)
+        while ra is not None and rb is not None:
+            compared += 1
+            if ra[:-2] == rb[:-2]:  # the same voucher with the same content: most of them
+                g = table[ra[-2]][rb[-2]]
+                if g:
+                    gaps(ra, rb, g)
+                number = ra[:ra.index(9)]
+                if number <= last_a:
+                    raise out_of_order(a, number, last_a, compared - report.counts["only_in_b"])
+                last_a = last_b = number
+                ra, rb = next(a_records, None), next(b_records, None)
+                continue
+            na, nb = number_of(ra), number_of(rb)
+            if na <= last_a:
+                raise out_of_order(a, na, last_a, compared - report.counts["only_in_b"])
+            if nb <= last_b:
+                raise out_of_order(b, nb, last_b, compared - report.counts["only_in_a"])
+            if na < nb:
+                found("only_in_a", "to_b", "voucher", ra, None)
+                unsigned(a, ra)
+                last_a, ra = na, next(a_records, None)
+            elif nb < na:
+                found("only_in_b", "to_a", "voucher", None, rb)
+                unsigned(b, rb)
+                last_b, rb = nb, next(b_records, None)
             else:
-                if not xa.same_content(xb):
-                    found("differs", xa.number, None, "voucher", xa, xb,
-                          ", ".join(xa.differences(xb)))
+                found("differs", None, "voucher", ra, rb)
+                unsigned(a, ra)
+                unsigned(b, rb)
+                last_a = last_b = na
+                ra, rb = next(a_records, None), next(b_records, None)
+        for party, kind, rest, record, last, other in (
+                (a, "only_in_a", a_records, ra, last_a, "only_in_b"),
+                (b, "only_in_b", b_records, rb, last_b, "only_in_a")):
+            while record is not None:
+                compared += 1
+                number = number_of(record)
+                if number <= last:
+                    raise out_of_order(party, number, last, compared - report.counts[other])
+                if kind == "only_in_a":
+                    found(kind, "to_b", "voucher", record, None)
                 else:
-                    gaps(xa, xb)
-                xa, xb = next(a_vouchers, None), next(b_vouchers, None)
+                    found(kind, "to_a", "voucher", None, record)
+                unsigned(party, record)
+                last, record = number, next(rest, None)
     finally:
         w.close()
+        report.compared = compared
     return report

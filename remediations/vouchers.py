@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import NamedTuple
 
+CENT = Decimal("0.01")
 CONTENT_FIELDS = ("number", "type", "business_date", "amount", "payer_account", "payee_account")
 STATE_FIELDS = ("signed", "sent", "received", "receipt_returned")
 
@@ -48,6 +49,11 @@ class Voucher(NamedTuple):  # a tuple: millions are built per reconciliation
         return [f for f in CONTENT_FIELDS[1:] if getattr(self, f) != getattr(other, f)]
 
 
+def to_cents(amount: Decimal) -> Decimal:
+    """Two decimals, halves away from zero: what PostgreSQL's round(amount, 2) gives."""
+    return amount if amount.as_tuple().exponent == -2 else amount.quantize(CENT, ROUND_HALF_UP)
+
+
 def parse_bool(value: object) -> bool:
     if isinstance(value, bool):
         return value
@@ -58,13 +64,15 @@ def voucher_from(row: dict[str, object]) -> Voucher:
     """Build a voucher from a row whose keys are the canonical column names."""
     try:
         date = row["business_date"]
-        if not isinstance(date, dt.date):
+        if isinstance(date, dt.datetime):  # a vendor's timestamp: its day is the date
+            date = date.date()
+        elif not isinstance(date, dt.date):
             date = dt.date.fromisoformat(str(date))
         amount = row["amount"]
         amount = amount if isinstance(amount, Decimal) else Decimal(str(amount))
         return Voucher(
             number=str(row["number"]), type=str(row["type"]), business_date=date,
-            amount=amount.quantize(Decimal("0.01")), payer_account=str(row["payer_account"]),
+            amount=to_cents(amount), payer_account=str(row["payer_account"]),
             payee_account=str(row["payee_account"]),
             signed=parse_bool(row.get("signed", False)), sent=parse_bool(row.get("sent", False)),
             received=parse_bool(row.get("received", False)),

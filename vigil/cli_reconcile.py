@@ -16,7 +16,15 @@ from rich.markup import escape
 from rich.table import Table
 
 from remediations.reconcile import KINDS, MEANING, Report, reconcile
-from remediations.sources import SourceError, from_file, from_sql, ordered, window
+from remediations.records import record_of
+from remediations.sources import (
+    SourceError,
+    from_file,
+    from_sql,
+    ordered,
+    records_from_sql,
+    window,
+)
 from remediations.vouchers import Voucher
 from vigil import clock
 from vigil.cli import (
@@ -68,19 +76,22 @@ def _source(inv: Inventory, name: str, params: dict[str, Any]) -> Iterator[Vouch
     return _open(_spec(inv, name), params)
 
 
+def _records(spec: tuple[str, ...], params: dict[str, Any]) -> Iterator[bytes]:
+    if spec[0] == "file":
+        return map(record_of, from_file(spec[1], Path(spec[2])))
+    return records_from_sql(spec[1], spec[2], spec[3], params)
+
+
 Job = tuple[tuple[str, ...], tuple[str, ...], dict[str, Any], Path]
 
 
-def _pair(job: Job) -> tuple[Report, Counter[str]]:
+def _pair(job: Job) -> Report:
     """One pair's reconciliation; in a worker process when there are several pairs."""
     a, b, params, folder = job
-    unsigned: Counter[str] = Counter()
-    report = reconcile(a[1], _counted(_open(a, params), unsigned, a[1]),
-                       b[1], _counted(_open(b, params), unsigned, b[1]), folder)
-    return report, unsigned
+    return reconcile(a[1], _records(a, params), b[1], _records(b, params), folder)
 
 
-def _pairs(jobs: list[Job]) -> list[tuple[Report, Counter[str]]]:
+def _pairs(jobs: list[Job]) -> list[Report]:
     if len(jobs) == 1:
         return [_pair(jobs[0])]
     from concurrent.futures import ProcessPoolExecutor
@@ -140,7 +151,6 @@ def reconcile_cmd(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--date/--since/--until") from None
     all_ = all_ or verify
-    unsigned: Counter[str] = Counter()  # validity: sent or received but never signed
     if all_:
         hub = next((lib.party for lib in inv.voucher_libraries
                     if inv.parties[lib.party].kind is PartyKind.FINANCE_BUREAU), None)
@@ -153,13 +163,17 @@ def reconcile_cmd(
         raise typer.BadParameter("give two parties (or exports), or --all")
     folder = out_dir or Path(f"reconcile-{clock.now():%Y%m%dT%H%M%S}")
     try:
-        results = _pairs([(_spec(inv, left), _spec(inv, right), params, folder)
+        reports = _pairs([(_spec(inv, left), _spec(inv, right), params, folder)
                           for left, right in pairs])
     except SourceError as exc:
         _fail(str(exc))
-    reports = [report for report, _ in results]
-    for _, counted in results:
-        unsigned.update(counted)
+    # Validity: vouchers sent or received but never signed, per party (finance is in
+    # every pair, so its count is the largest any pair saw, not their sum).
+    unsigned: Counter[str] = Counter()
+    for r in reports:
+        for party, n in r.unsigned.items():
+            unsigned[party] = max(unsigned[party], n)
+    unsigned = +unsigned
     db = _open_store(store, lg)
     with db.transaction() as tx:
         for r in reports:
@@ -194,15 +208,6 @@ def reconcile_cmd(
                           f"{('通过' if ok else '不通过') if zh else ('ok' if ok else 'FAILED')}")
     ok = all(r.consistent for r in reports) and (verdict is None or verdict["validity"])
     raise typer.Exit(0 if ok else 1)
-
-
-def _counted(vouchers: Iterator[Voucher], unsigned: Counter[str],
-             party: str) -> Iterator[Voucher]:
-    for v in vouchers:
-        if (v.sent or v.received) and not v.signed:
-            unsigned[party] += 1
-        yield v
-
 
 
 supplementary_app = typer.Typer(no_args_is_help=True,

@@ -130,3 +130,46 @@ def test_an_exchange_bundle_from_the_real_finance_library(vigil: VigilRunner,
                 "--inbox", str(tmp_path / "inbox"), "--json")
     assert run.code == 0, run.err + run.out
     assert json.loads(run.out)["imported"] == 400
+
+
+ODD = ["V1", "V2\\tab", "V3", "V4"]  # a backslash in a number survives both ways
+PAYEES = ["plain", "tab\there", "back\\slash", "line\nbreak 收款人"]
+
+
+def test_copy_records_and_careful_records_agree(tmp_path: Path) -> None:
+    """A vendor's native columns stream through COPY; text flags and a timestamp for the
+    date go the careful way. Both must give the same bytes, escapes and all."""
+    import psycopg
+
+    from remediations.reconcile import reconcile
+    from remediations.sources import SourceError, records_from_sql
+
+    dsn = vouchers.dsn("finance")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS odd_native, odd_vendor")
+        conn.execute("CREATE TABLE odd_native (number text, type varchar(20), business_date "
+                     "date, amount numeric(18,3), payer_account char(6), payee_account text, "
+                     "signed boolean, received boolean)")
+        conn.execute("CREATE TABLE odd_vendor (number text, type text, business_date "
+                     "timestamp, amount text, payer_account char(6), payee_account text, "
+                     "signed text, received text)")
+        for i, (number, payee) in enumerate(zip(ODD, PAYEES, strict=True)):
+            row = (number, "直接支付", DAY, f"{i}.125", "622", payee, True, i != 2)
+            conn.execute("INSERT INTO odd_native VALUES (%s,%s,%s,%s,%s,%s,%s,%s)", row)
+            conn.execute("INSERT INTO odd_vendor VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
+                         (*row[:6], "Y", "yes" if i != 2 else "N"))
+    query = "SELECT * FROM {} WHERE business_date >= %(since)s ORDER BY number"
+    native = list(records_from_sql("native", dsn, query.format("odd_native"), {"since": DAY}))
+    vendor = list(records_from_sql("vendor", dsn, query.format("odd_vendor"), {"since": DAY}))
+    assert native == vendor and len(native) == 4
+    assert native[1].startswith(b"V2\\\\tab\t") and b"tab\\there" in native[1]
+    assert b"\t0.13\t" in native[0]  # halves round away from zero, as round() does
+    report = reconcile("native", iter(native), "vendor", iter(vendor), tmp_path)
+    assert report.consistent and report.compared == 4
+    assert not report.unsigned
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE odd_native SET business_date = NULL WHERE number = 'V3'")
+    with pytest.raises(SourceError, match="native: row 3: business_date is NULL"):
+        list(records_from_sql("native", dsn, query.format("odd_native") .replace(
+            "WHERE business_date >= %(since)s", "WHERE %(since)s IS NOT NULL"), {"since": DAY}))

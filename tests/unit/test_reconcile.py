@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from remediations.reconcile import reconcile
+from remediations.records import record_of, voucher_of
 from remediations.sources import SourceError, from_file, ordered
 from remediations.vouchers import Voucher
 
@@ -25,6 +27,10 @@ def v(n: int, amount: str = "100.00", **state: bool) -> Voucher:
                       "receipt_returned": True, **state})
 
 
+def records(vouchers: list[Voucher]) -> Iterator[bytes]:
+    return map(record_of, vouchers)
+
+
 def resend(path: str) -> list[tuple[str, str, str]]:
     with open(path, encoding="utf-8") as fh:
         return [(r["number"], r["what"], r["reason"]) for r in csv.DictReader(fh)]
@@ -33,7 +39,7 @@ def resend(path: str) -> list[tuple[str, str, str]]:
 def test_every_kind_of_discrepancy_lands_in_the_right_list(tmp_path: Path) -> None:
     finance = [v(1), v(2), v(3, "250.00"), v(4), v(5), v(7)]
     pboc = [v(1), v(3, "205.00"), v(4, received=False), v(5, receipt_returned=False), v(6)]
-    report = reconcile("finance", iter(finance), "pboc", iter(pboc), tmp_path)
+    report = reconcile("finance", records(finance), "pboc", records(pboc), tmp_path)
     assert not report.consistent
     assert {k: n for k, n in report.counts.items() if n} == {
         "only_in_a": 2, "only_in_b": 1, "differs": 1, "not_received_by_b": 1,
@@ -50,7 +56,7 @@ def test_every_kind_of_discrepancy_lands_in_the_right_list(tmp_path: Path) -> No
 
 
 def test_identical_libraries_are_consistent(tmp_path: Path) -> None:
-    report = reconcile("a", iter([v(1), v(2)]), "b", iter([v(1), v(2)]), tmp_path)
+    report = reconcile("a", records([v(1), v(2)]), "b", records([v(1), v(2)]), tmp_path)
     assert report.consistent and report.compared == 2
 
 
@@ -83,10 +89,38 @@ def test_merge_finds_exactly_the_set_differences(a: set[int], b: set[int], alter
     out = tmp_path_factory.mktemp("r")
     va = [v(n) for n in sorted(a)]
     vb = [v(n, "1.00" if n in altered else "100.00") for n in sorted(b)]
-    report = reconcile("a", iter(va), "b", iter(vb), out)
+    report = reconcile("a", records(va), "b", records(vb), out)
     assert report.counts["only_in_a"] == len(a - b)
     assert report.counts["only_in_b"] == len(b - a)
     assert report.counts["differs"] == len(a & b & altered)
     assert report.compared == len(a | b)
     sent = {r[0] for r in resend(report.files["resend a->b"])}
     assert sent == {f"V{n:07d}" for n in a - b}
+
+
+def test_a_repeat_or_a_step_back_in_either_library_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match=r"^b: voucher V0000002 at record 3 is repeated"):
+        reconcile("a", records([v(1), v(2), v(3)]), "b", records([v(1), v(2), v(2)]),
+                  tmp_path)
+    with pytest.raises(SourceError, match=r"^a: voucher V0000001 at record 3 is out of order"):
+        reconcile("a", records([v(2), v(3), v(1)]), "b", records([v(2), v(3)]), tmp_path)
+
+
+def test_unsigned_vouchers_that_moved_are_counted_per_party(tmp_path: Path) -> None:
+    report = reconcile("a", records([v(1, signed=False), v(2), v(3, signed=False)]),
+                       "b", records([v(1), v(2, signed=False)]), tmp_path)
+    assert report.unsigned == {"a": 2, "b": 1}
+
+
+text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(number=text, payee=text, cents=st.integers(-10**12, 10**12),
+       state=st.tuples(*[st.booleans()] * 4))
+def test_a_record_gives_back_its_voucher(number: str, payee: str, cents: int,
+                                         state: tuple[bool, bool, bool, bool]) -> None:
+    voucher = Voucher(number, "直接支付", DAY, Decimal(cents) / 100, "622", payee, *state)
+    record = record_of(voucher)
+    assert record.count(b"\t") == 6 and record.endswith(b"\n")  # escapes keep it one line
+    assert voucher_of(record) == voucher

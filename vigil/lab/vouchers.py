@@ -83,6 +83,8 @@ def _copy(party: str, rows: Iterable[tuple[object, ...]]) -> None:
             cur.copy(f"COPY {table} ({', '.join(c)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
+    with _connect(db) as conn:
+        conn.execute(f"ANALYZE {table}")  # a library in service has its statistics
 
 
 Row = tuple[str, str, dt.date, Decimal, str, str]
