@@ -1,8 +1,9 @@
 """The executor: when an incident reaches a level or recovers, its runbook steps start.
 
 Auto steps (and approved steps that run something) go through ansible-runner in a worker
-thread, one run at a time per lock, with a timeout, in check mode on `--dry-run`, never
-when the site observes only. A run counts only when verified afterwards (the incident's
+thread, after a native first aid where the runbook gives one (`first_aid.py`), one run
+at a time per lock, with a timeout, in check mode on `--dry-run`, never when the site
+observes only. A run counts only when verified afterwards (the incident's
 checks pass again, or the playbook verified itself); a step gets `attempts` tries, then
 people are told and Vigil stops trying. Records and events are committed before anything
 runs, so a crash at any instant loses no step: a run cut off by a crash is retried.
@@ -13,15 +14,15 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from checks.base import CheckSpec
 from checks.result import Result, Status
 from checks.runner import run_checks
-from remediations import steps
+from remediations import first_aid, steps
 from remediations.playbook_run import Outcome, Runner, run_playbook
-from remediations.runbook import Runbook, Step, site_runbook
+from remediations.runbook import Run, Runbook, Step, site_runbook
 from vigil import clock
 from vigil.domain import FaultClass
 from vigil.model import Inventory
@@ -34,17 +35,19 @@ RETRY_AFTER_S = 30.0
 STALE = dt.timedelta(hours=1)
 WATCHED = ("incident.level", "incident.recovered")
 Verifier = Callable[[list[CheckSpec]], list[Result]]
+FirstAid = Callable[[str, Inventory, Mapping[str, Any]], first_aid.Aid]
 
 
 class Executor:
     def __init__(self, inv: Inventory, store: Store, *, dry_run: bool = False,
                  observe_only: bool | None = None, runner: Runner = run_playbook,
                  verifier: Verifier = run_checks, runbook: Runbook | None = None,
-                 now: Callable[[], dt.datetime] = clock.now) -> None:
+                 now: Callable[[], dt.datetime] = clock.now,
+                 aid: FirstAid = first_aid.give) -> None:
         self.inv, self.store, self.dry_run, self.now = inv, store, dry_run, now
         self.observe_only = inv.runbook.observe_only if observe_only is None else observe_only
         self.runbook = runbook or site_runbook(inv.runbook.overrides, inv.runbook.add)
-        self.runner, self.verifier = runner, verifier
+        self.runner, self.verifier, self.aid = runner, verifier, aid
         self.checks = {c.name: c for c in inv.checks}
         self.workers: dict[str, threading.Thread] = {}
         self.locks: dict[str, str] = {}  # lock -> step key
@@ -141,6 +144,8 @@ class Executor:
         def on_task(item: dict[str, Any]) -> None:
             self.store.append("step.run.task", key, {"incident": rec["incident"], **item})
 
+        if step.run.first_aid and not self.dry_run:
+            self._first_aid(key, step.run, rec)
         try:
             outcome = self.runner(step.run, self.inv.path, ident, self.dry_run, step.timeout_s,
                                   on_task)
@@ -151,6 +156,17 @@ class Executor:
         self._finish(key, step, inc, outcome, verified, why)
         with self.mutex:
             self.locks.pop(lock, None)
+
+    def _first_aid(self, key: str, run: Run, rec: dict[str, Any]) -> None:
+        assert run.first_aid
+        try:
+            aid = self.aid(run.first_aid, self.inv, run.vars)
+        except Exception as exc:  # the playbook still runs: first aid is only a head start
+            aid = first_aid.Aid(False, f"{type(exc).__name__}: {exc}")
+        self.store.append("step.first_aid", key, {
+            "incident": rec["incident"], "clause": rec["clause"], "aid": run.first_aid,
+            "done": aid.done, "why": aid.why})
+        log.info("first aid", extra={"step": key, "done": aid.done, "why": aid.why})
 
     def _verify(self, step: Step, inc: dict[str, Any], outcome: Outcome) -> tuple[bool, str]:
         if not outcome.ok:

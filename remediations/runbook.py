@@ -24,6 +24,9 @@ class Run(BaseModel):
     playbook: str
     vars: dict[str, Any] = {}
     lock: str | None = None  # one run at a time per lock; default: the playbook
+    # A native action taken before the playbook where seconds matter; the playbook then
+    # finishes the job (remediations/first_aid.py).
+    first_aid: Literal["promote-standby"] | None = None
 
 
 class Step(BaseModel):

@@ -155,7 +155,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
         raw = _pick(all_vars, ("ansible_host", "ansible_connection", "ansible_port",
                                "ansible_user", "ansible_ssh_private_key_file",
                                "ansible_password", "vigil_known_hosts", "vigil_party",
-                               "vigil_systems"))
+                               "vigil_systems", "vigil_pg_port"))
         where = f"host {name!r}"
         hv = _validate(HostVars, _templated(loader, all_vars, raw), raw, root, where=where)
         if hv.vigil_party and hv.vigil_party not in parties:
@@ -166,7 +166,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
             key_file=hv.ansible_ssh_private_key_file, password=hv.ansible_password,
             known_hosts=hv.vigil_known_hosts)
         hosts[name] = Host(name=name, address=address, party=hv.vigil_party,
-                           groups=tuple(g.name for g in host.get_groups()), ssh=ssh)
+                           groups=tuple(g.name for g in host.get_groups()), ssh=ssh,
+                           pg_port=hv.vigil_pg_port)
         host_vars[name] = (hv, raw)
 
     # Systems second: a check may refer to other hosts (e.g. a backup copy elsewhere).

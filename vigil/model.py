@@ -199,6 +199,7 @@ class HostVars(BaseModel):
     vigil_known_hosts: str = "~/.ssh/known_hosts"
     vigil_party: str | None = None
     vigil_systems: list[SystemIn] = []
+    vigil_pg_port: int | None = Field(None, ge=1, le=65535)  # a PostgreSQL node's port
 
 
 class Host(Strict):
@@ -209,6 +210,7 @@ class Host(Strict):
     party: str | None
     groups: tuple[str, ...]
     ssh: SshTarget | None = None  # None for ansible_connection=local
+    pg_port: int | None = None  # where the host runs PostgreSQL (first aid needs it)
 
 
 class System(Strict):

@@ -104,9 +104,16 @@ def test_primary_killed_the_standby_takes_over_at_once(
     kinds = [(e["kind"], e["data"].get("clause")) for e in timeline(w, incident)]
     assert ("step.planned", "P4.3.2") in kinds and ("step.succeeded", "P4.3.2") in kinds
     assert ("step.run.started", "P4.3.2") in kinds
-    tasks = [e["data"]["task"] for e in timeline(w, incident) if e["kind"] == "step.run.task"]
-    assert "Promote the standby (P4.3.2)" in tasks
-    assert "Verify that the new primary takes a write" in tasks
+    # First aid promoted at once (the old primary refused connections); the playbook then
+    # fenced it, recorded it and verified a write.
+    aid = [e["data"] for e in timeline(w, incident) if e["kind"] == "step.first_aid"]
+    assert aid and aid[0]["done"] and "lab-db-primary refused connections" in aid[0]["why"]
+    tasks = {e["data"]["task"]: e["data"]["status"] for e in timeline(w, incident)
+             if e["kind"] == "step.run.task"}
+    assert tasks["Promote the standby (P4.3.2)"] == "skipped"
+    assert tasks["Make the old primary come back as a standby if someone restarts it"] == "ok"
+    assert tasks["Insist that the old primary no longer accepts connections"] == "ok"
+    assert tasks["Verify that the new primary takes a write"] == "ok"
     assert w.store().verify().ok
 
 

@@ -15,6 +15,7 @@ from alerting.incidents import Tracker
 from checks.result import Result, Status
 from remediations import steps
 from remediations.executor import Executor
+from remediations.first_aid import Aid
 from remediations.playbook_run import Outcome
 from remediations.runbook import Run, RunbookError, site_runbook
 from tests.conftest import ROOT
@@ -38,8 +39,14 @@ class Drill:
         self.runs: list[str] = []
         self.verify_ok = verify_ok
         self.tracker = Tracker(inv, store)
+        self.aids: list[str] = []
         self.executor = Executor(inv, store, runner=self._runner, verifier=self._verifier,
-                                 observe_only=observe_only, now=lambda: self.now)
+                                 observe_only=observe_only, now=lambda: self.now,
+                                 aid=self._aid)
+
+    def _aid(self, name: str, inv: Inventory, run_vars: Any) -> Aid:
+        self.aids.append(name)
+        return Aid(True, "promoted")
 
     def _runner(self, run: Run, inventory: str, ident: str, check: bool, timeout: float,
                 on_task: Any) -> Outcome:
@@ -95,10 +102,11 @@ def test_database_fault_activates_the_standby_at_once_and_lists_the_vendor_task(
         drill: Drill) -> None:
     drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
     assert drill.runs == ["db-failover.yml"]  # P4.3.2: at once, at level IV
+    assert drill.aids == ["promote-standby"]  # first aid before the playbook
     auto = drill.rec("/IV/activate-standby")
     assert auto["status"] == "succeeded" and auto["clause"] == "P4.3.2"
-    assert drill.kinds(auto["key"]) == ["step.planned", "step.run.started", "step.run.task",
-                                        "step.run.finished", "step.succeeded"]
+    assert drill.kinds(auto["key"]) == ["step.planned", "step.run.started", "step.first_aid",
+                                        "step.run.task", "step.run.finished", "step.succeeded"]
     assert drill.rec("/IV/call-vendor")["status"] == "open"
     drill.wait(10)
     assert drill.runs == ["db-failover.yml"]  # planned once, run once

@@ -1,0 +1,56 @@
+"""First aid promotes only when the old primary provably is not there to fence."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from remediations.first_aid import promote_standby
+from tests.conftest import ROOT
+from vigil.inventory import load_inventory
+from vigil.model import Host, Inventory
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[Inventory, int, int]]:
+    """The lab inventory with its database pair moved to two free loopback ports."""
+    inv = load_inventory(ROOT / "inventory/lab")
+    primary, standby = free_port(), free_port()
+    for name, port in (("lab-db-primary", primary), ("lab-db-standby", standby)):
+        inv.hosts[name] = Host(**{**inv.hosts[name].model_dump(), "pg_port": port})
+    yield inv, primary, standby
+
+
+def test_an_old_primary_that_still_answers_is_left_to_the_fencing_playbook(
+        pair: tuple[Inventory, int, int]) -> None:
+    inv, primary, _ = pair
+    with socket.socket() as listener:  # something still listens on the primary's port
+        listener.bind(("127.0.0.1", primary))
+        listener.listen()
+        aid = promote_standby(inv, {})
+    assert not aid.done
+    assert aid.why == "old primary lab-db-primary: still accepts connections; fencing first " \
+                      "(playbook)"
+
+
+def test_a_refusing_primary_sends_first_aid_to_the_standby(
+        pair: tuple[Inventory, int, int]) -> None:
+    inv, _, standby = pair  # nothing listens on either port: the standby is down too
+    aid = promote_standby(inv, {})
+    assert not aid.done
+    assert aid.why.startswith("lab-db-standby: ") and str(standby) in aid.why
+
+
+def test_hosts_without_a_database_port_get_no_first_aid() -> None:
+    inv = load_inventory(ROOT / "inventory/lab")
+    aid = promote_standby(inv, {"db_failover_primary": "lab-app1"})
+    assert not aid.done and aid.why == "no vigil_pg_port for lab-app1 / lab-db-standby in the " \
+                                       "inventory"
