@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import itertools
 import os
+import random
 import shutil
 import signal
 import statistics
@@ -170,7 +171,7 @@ def trial(pair: Pair, contender: Contender, timeout: float = 180) -> Trial:
     try:
         writer = Writer()
         writer.start()
-        time.sleep(1.0)
+        time.sleep(1.0 + random.random())  # at any phase of the contenders' polling
         pair.kill("a")
         t0 = time.monotonic()
         writer.stop.set()
@@ -209,7 +210,7 @@ def arm_vigil(tmp: Path, keep: Path | None = None) -> Callable[[Pair], Callable[
             "vigil_contacts": [{"id": "duty", "name": "duty", "party": "finance",
                                 "roles": ["implementation_team"],
                                 "channels": [f"file://{tmp}/duty.log"]}],
-            "vigil_check_defaults": {"interval": 0.5, "timeout": 1},
+            "vigil_check_defaults": {"interval": 0.25, "timeout": 1},
             "vigil_escalation": {"open_after": 2, "recover_after": 2},
             "vigil_runbook": {"overrides": {"database.IV.activate-standby": {"run": {"vars": {
                 "db_failover_primary": "bench-a", "db_failover_standby": "bench-b"}}}}}},

@@ -1,7 +1,9 @@
 """Pairwise reconciliation of two voucher libraries (对账, P4.3.5(3)d, P4.3.6, P4.3.7).
 
-Both sources stream in voucher-number order and are merged in one pass, so memory stays
-bounded whatever the number of vouchers. Every discrepancy is written as it is found:
+Both sources stream records (`remediations.records`) in voucher-number order and are
+merged in one pass, so memory stays bounded whatever the number of vouchers; two records
+with the same content bytes cost one comparison, and a `Voucher` is built only for a
+discrepancy. Every discrepancy is written as it is found:
 to a JSON-lines file, and to a resend list for the direction it must travel.
 """
 

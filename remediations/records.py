@@ -73,10 +73,6 @@ def voucher_of(record: bytes) -> Voucher:
                    receipt)
 
 
-def same_content(a: bytes, b: bytes) -> bool:
-    return a[:-2] == b[:-2]  # all but the state byte and the newline
-
-
 class Gaps(NamedTuple):
     """What two parties' states of one voucher say is missing, and who moved it unsigned."""
     kinds: tuple[str, ...]

@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 
+from remediations import first_aid
 from tests.conftest import ROOT
 from tests.lab.watcher import Watch, wait_until
 from vigil import lab
+from vigil.inventory import load_inventory
 from vigil.lab.procs import port_open, read_pid
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("restore_lab")]
@@ -112,9 +114,38 @@ def test_primary_killed_the_standby_takes_over_at_once(
              if e["kind"] == "step.run.task"}
     assert tasks["Promote the standby (P4.3.2)"] == "skipped"
     assert tasks["Make the old primary come back as a standby if someone restarts it"] == "ok"
-    assert tasks["Insist that the old primary no longer accepts connections"] == "ok"
+    assert tasks["Insist that the old primary is down"] == "ok"
     assert tasks["Verify that the new primary takes a write"] == "ok"
     assert w.store().verify().ok
+
+
+@pytest.fixture
+def primary_cut_off() -> Iterator[None]:
+    """The primary stays up, but nothing reaches its port (a partition, seen from here)."""
+    rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport", "5433", "-j", "DROP"]
+    subprocess.run(["iptables", "-I", *rule], check=True)
+    yield
+    subprocess.run(["iptables", "-D", *rule], check=True)
+
+
+def test_a_primary_cut_off_but_alive_is_never_promoted_over(
+        pair: None, primary_cut_off: None) -> None:
+    # First aid sees silence, not a refusal: it leaves the standby alone.
+    aid = first_aid.promote_standby(load_inventory(ROOT / "inventory/lab"), {})
+    assert not aid.done and aid.why.startswith("old primary lab-db-primary: does not answer")
+    # The playbook cannot ask the old primary's host either (as when SSH cannot reach it):
+    # no proof that it is down, so no promotion, and a message for people.
+    run = subprocess.run([Path(sys.executable).parent / "ansible-playbook", "-i",
+                          "inventory/lab", "playbooks/db-failover.yml",
+                          "-e", "standby_activation_primary_data=",
+                          "-e", "standby_activation_fence_timeout=1"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+    assert run.returncode != 0
+    assert "cannot confirm it is down (cut off is not down)" in run.stdout
+    assert "standby_activation_fenced_by_hand=true" in run.stdout
+    assert psql(5434, "SELECT pg_is_in_recovery()").stdout.strip() == "t"
+    assert read_pid(PG / "primary" / "postmaster.pid")  # still running behind the cut
 
 
 def _route(netns: str) -> str:
