@@ -52,6 +52,8 @@ class Executor:
         self.workers: dict[str, threading.Thread] = {}
         self.locks: dict[str, str] = {}  # lock -> step key
         self.mutex = threading.Lock()
+        self.active: dict[str, dict[str, Any]] = {}  # step records not yet final
+        self.seen_seq = 0  # step records changed from this event seq on are read again
         self._resume()
 
     # --- after a restart --------------------------------------------------------------
@@ -97,7 +99,14 @@ class Executor:
             tx.set_state("executor:cursor", max(e.seq for e in events))
 
     def advance(self, now: dt.datetime) -> None:
-        for key, rec in self.store.states("step:").items():
+        # Only steps still under way, kept across ticks: a long history costs nothing.
+        # What changed since the last look (new plans, `vigil approve` from another
+        # process, our own runs) is read again.
+        changed, self.seen_seq = self.store.changed_states("step:", self.seen_seq)
+        self.active.update(changed)
+        for key in [k for k, r in self.active.items() if r["status"] in steps.FINAL]:
+            del self.active[key]
+        for key, rec in list(self.active.items()):
             if rec["status"] in steps.DECIDING:
                 if now >= dt.datetime.fromisoformat(rec["expires_at"]):  # else no write lock
                     with self.store.transaction() as tx:  # as committed, not as read above

@@ -213,6 +213,22 @@ class Store:
         with self.engine.connect() as conn:
             return _states(conn, prefix)
 
+    def changed_states(self, prefix: str, since: int) -> tuple[dict[str, Any], int]:
+        """State rows under `prefix` set at event seq `since` or later, and the seq to ask
+        from next time. Writers serialise on the chain head, so a row set later never
+        carries an earlier seq; one set without an event carries the head's seq, hence
+        "or later"."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(state_table.c.key, state_table.c.value,
+                                       state_table.c.seq)
+                                .where(state_table.c.key.startswith(prefix, autoescape=True))
+                                .where(state_table.c.seq >= since))
+            changed, last = {}, since
+            for r in rows:
+                changed[r.key] = json.loads(r.value)
+                last = max(last, r.seq)
+        return changed, last
+
     def verify(self) -> Verdict:
         """Walk the chain from the first event; name the first event that does not fit."""
         expected_seq, prev, count = 1, GENESIS, 0

@@ -7,9 +7,12 @@ When the lab is down they skip with a reason, except under VIGIL_REQUIRE_LAB=1 (
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
+from tests.lab.watcher import Watch
 from vigil import lab
 
 
@@ -28,3 +31,19 @@ def restore_lab(lab_up: None):  # type: ignore[no-untyped-def]
     """Whatever a fault-injection test breaks, bring the lab back after it."""
     yield
     lab.up(progress=lambda _m: None)
+
+
+@pytest.fixture
+def watches() -> Iterator[Callable[..., Watch]]:
+    """`vigil watch` daemons for a test; whatever happens in it, none outlives it (a
+    leftover daemon would act on the next test's faults)."""
+    made: list[Watch] = []
+
+    def make(*args: Any, **kwargs: Any) -> Watch:
+        made.append(Watch(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for w in made:
+        if w.proc and w.proc.poll() is None:
+            w.kill()

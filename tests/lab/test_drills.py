@@ -53,21 +53,6 @@ def pair() -> Iterator[None]:
     restore_pair()
 
 
-@pytest.fixture
-def watches() -> Iterator[Callable[..., Watch]]:
-    """Daemons for a drill; whatever happens in the test, none outlives it."""
-    made: list[Watch] = []
-
-    def make(*args: Any, **kwargs: Any) -> Watch:
-        made.append(Watch(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for w in made:
-        if w.proc and w.proc.poll() is None:
-            w.kill()
-
-
 def timeline(w: Watch, incident: str) -> list[dict[str, Any]]:
     run = w.vigil("incidents", "show", incident, "--json", inventory=False)
     assert run.returncode == 0, run.stderr

@@ -8,7 +8,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,11 +30,9 @@ def receivers() -> Iterator[tuple[WebhookReceiver, SmtpReceiver]]:
 
 
 @pytest.fixture
-def watch(tmp_path: Path, receivers: tuple[WebhookReceiver, SmtpReceiver]) -> Iterator[Watch]:
-    w = Watch(tmp_path, *receivers, observe_only=True)  # alerting only: no remediation
-    yield w
-    if w.proc and w.proc.poll() is None:
-        w.kill()
+def watch(tmp_path: Path, receivers: tuple[WebhookReceiver, SmtpReceiver],
+          watches: Callable[..., Watch]) -> Watch:
+    return watches(tmp_path, *receivers, observe_only=True)  # alerting only: no remediation
 
 
 def test_fault_escalation_ack_and_recovery_reach_people(

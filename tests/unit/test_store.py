@@ -90,3 +90,25 @@ def test_revealed_secrets_never_reach_events(store_path: Path,
     assert "s3cret-value" not in store_path.read_bytes().decode("utf-8", "replace")
     assert store.events()[0].data["message"] == "login as admin/*** failed"
     assert store.verify().ok
+
+
+def test_changed_states_reads_only_what_was_set_since_the_last_look(store_path: Path) -> None:
+    store = Store(str(store_path))
+    with store.transaction() as tx:
+        tx.append("step.planned", "a")
+        tx.set_state("step:a", {"status": "pending"})
+        tx.set_state("step:b", {"status": "pending"})
+    changed, since = store.changed_states("step:", 0)
+    assert set(changed) == {"step:a", "step:b"} and since == 1
+    with store.transaction() as tx:  # another process approves b
+        tx.append("step.approved", "b")
+        tx.set_state("step:b", {"status": "succeeded"})
+        tx.set_state("incident:x", {"status": "open"})
+    changed, since = store.changed_states("step:", since)
+    assert changed["step:b"] == {"status": "succeeded"} and since == 2
+    changed, since = store.changed_states("step:", since)
+    assert changed == {"step:b": {"status": "succeeded"}}  # step:a is older: not read again
+    with store.transaction() as tx:  # a state set without an event keeps the head's seq
+        tx.set_state("step:a", {"status": "running"})
+    changed, _ = store.changed_states("step:", since)
+    assert changed["step:a"] == {"status": "running"}
