@@ -45,9 +45,12 @@ def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: f
 
     failed: list[str] = []
     changed = 0
+    hosts: set[str] = set()
 
     def handler(event: dict[str, Any]) -> bool:
         nonlocal changed
+        if event.get("event") == "playbook_on_stats":
+            hosts.update(event.get("event_data", {}).get("processed") or {})
         status = TASK_EVENTS.get(event.get("event", ""))
         if status is None:
             return False
@@ -76,10 +79,19 @@ def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: f
         # A folder a run: ansible-runner writes its extravars there, and runs for two
         # targets may go at once.
         private_data_dir=str(folder / ident), ident=ident, project_dir=str(REPO / "playbooks"),
-        playbook=run.playbook, inventory=inventory, extravars=dict(run.vars),
+        # Absolute: ansible-runner takes a string it cannot find for inventory *text*, and
+        # the run then matches no host.
+        playbook=run.playbook, inventory=str(Path(inventory).resolve()),
+        extravars=dict(run.vars),
         cmdline=cmdline.strip() or None, quiet=True, timeout=int(timeout_s),
         event_handler=handler,
         envvars={"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
                  "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
                  "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+    if r.status == "successful" and not hosts:
+        # A play whose hosts match nothing "succeeds" having done nothing; a remedy that
+        # did nothing is not a success.
+        return Outcome(status="failed", rc=r.rc, changed=changed, failed_tasks=[
+            f"{run.playbook} ran on no host: check the inventory and the step's host "
+            f"variables ({', '.join(f'{k}={v}' for k, v in run.vars.items()) or 'none'})"])
     return Outcome(status=r.status, rc=r.rc, failed_tasks=failed, changed=changed)

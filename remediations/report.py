@@ -16,7 +16,8 @@ _ZH = {"title": "故障总结报告", "incident": "事件", "system": "系统", 
        "kind": "方式", "status": "结果", "who": "执行/决定人", "messages": "通知",
        "sent": "条消息已送达", "pending": "条待发送", "cause": "原因分析（由实施小组填写）",
        "lessons": "经验教训与整改措施（由实施小组填写）", "per": "依据预案 P5 编写",
-       "chain": "事件日志哈希链校验", "verified": "凭证库核对"}
+       "chain": "事件日志哈希链校验", "verified": "凭证库核对",
+       "first_aid": "Vigil 即时处置（先于剧本）"}
 _EN = {"title": "Incident summary report", "incident": "Incident", "system": "System",
        "class": "Fault class", "onset": "Onset", "recovered": "Recovered", "open": "not yet",
        "duration": "Lasted", "levels": "Levels reached", "steps": "The plan's steps",
@@ -25,7 +26,8 @@ _EN = {"title": "Incident summary report", "incident": "Incident", "system": "Sy
        "pending": "pending", "cause": "Cause analysis (for the implementation team)",
        "lessons": "Lessons and fixes (for the implementation team)",
        "per": "Written per the plan's P5", "chain": "Event-log hash chain",
-       "verified": "Voucher libraries verified"}
+       "verified": "Voucher libraries verified",
+       "first_aid": "Done by Vigil at once (before the playbook)"}
 
 
 def _local(at: str, tz: ZoneInfo) -> str:
@@ -69,6 +71,10 @@ def incident_report(store: Store, incident: str, tz: ZoneInfo, lang: str = "zh")
         detail = f" ({r['last']})" if r.get("last") else ""
         lines.append(f"| {r['level']}/{r['step']} | {r['clause']} | {r['kind']} | "
                      f"{r['status']}{detail} | {_who(r)} |")
+    aid = [e for e in events if e.kind == "step.first_aid"]
+    if aid:
+        lines += ["", f"{words['first_aid']}:", ""]
+        lines += [f"- {_local(e.at, tz)} {e.data['clause']}: {e.data['why']}" for e in aid]
     msgs = [m for m in store.states("msg:").values() if m.get("incident") == incident]
     sent = sum(m["status"] == "sent" for m in msgs)
     verdict = store.verify()

@@ -205,11 +205,22 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id.")]
         table.add_column(t(f"col.{col}", lg), overflow="fold")
     table.add_column(t("col.data", lg), overflow="fold")
     for e in timeline:
-        detail = e.data.get("mark") or e.data.get("error") or e.data.get("title") or \
-            e.data.get("message") or e.data.get("by") or ""
         table.add_row(str(e.seq), e.at[:19], e.kind, escape(e.subject[-60:]),
-                      escape(str(detail)))
+                      escape(_detail(e.data, lg)))
     out.print(table)
+
+
+def _detail(data: dict[str, Any], lang: str) -> str:
+    """The one thing worth reading in an event, for the timeline's last column."""
+    if "task" in data:  # a playbook task: what ran, where, how it ended
+        return f"{data['task']} @ {data.get('host', '')}: {data.get('status', '')}"
+    text = data.get("text_zh") if lang == "zh" else None
+    for value in (data.get("mark"), data.get("error"), data.get("title"), data.get("message"),
+                  data.get("by"), data.get("why"), text or data.get("text"),
+                  data.get("playbook")):
+        if value:
+            return str(value)
+    return ""
 
 
 @app.command()

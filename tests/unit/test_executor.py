@@ -262,3 +262,5 @@ def test_the_summary_report_tells_the_leadership_what_the_plan_did(drill: Drill)
     en = incident_report(drill.store, incident, ZoneInfo("Asia/Shanghai"), "en")
     assert "| IV/call-vendor | P4.3.2 | manual | open |  |" in en
     assert "Event-log hash chain: ok" in en
+    assert "Done by Vigil at once (before the playbook):\n\n- " in en
+    assert " P4.3.2: promoted\n" in en
