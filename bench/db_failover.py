@@ -106,6 +106,26 @@ class Pair:
                                "WHERE sync_state = 'sync'").fetchone()
         return bool(row and row[0])
 
+    def cut(self, node: str) -> list[str]:
+        """A partition as seen from everyone else: the node runs on, but nothing reaches its
+        port (existing connections included). Returns the rule, for `heal`."""
+        rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(PORTS[node]), "-j", "DROP"]
+        subprocess.run(["iptables", "-I", *rule], check=True)
+        return rule
+
+    def heal(self, rule: list[str]) -> None:
+        subprocess.run(["iptables", "-D", *rule], check=False)
+
+    def acts_as_primary(self, node: str) -> bool:
+        """Running and out of recovery, asked over its Unix socket (a cut leaves that)."""
+        try:
+            with psycopg.connect(f"host={self.root} port={PORTS[node]} user=postgres "
+                                 "dbname=postgres connect_timeout=2", autocommit=True) as conn:
+                row = conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()
+            return bool(row and row[0])
+        except psycopg.Error:
+            return False
+
     def kill(self, node: str) -> None:
         pid = read_pid(self.data(node) / "postmaster.pid")
         if pid:
@@ -154,9 +174,9 @@ def takes_write(node: str) -> bool:
 
 @dataclass
 class Trial:
-    seconds: float
+    seconds: float | None  # None: the standby never took a write in the time allowed
     lost: int
-    split_brain: bool
+    split_brain: bool  # two nodes acting as primary at once
 
 
 @dataclass
@@ -166,26 +186,38 @@ class Contender:
     trials: list[Trial] = field(default_factory=list)
 
 
-def trial(pair: Pair, contender: Contender, timeout: float = 180) -> Trial:
+def trial(pair: Pair, contender: Contender, fault: str = "kill", timeout: float = 180) -> Trial:
     disarm = contender.arm(pair)
+    rule: list[str] = []
     try:
         writer = Writer()
         writer.start()
         time.sleep(1.0 + random.random())  # at any phase of the contenders' polling
-        pair.kill("a")
+        if fault == "kill":
+            pair.kill("a")
+        else:
+            rule = pair.cut("a")
         t0 = time.monotonic()
         writer.stop.set()
-        while not takes_write("b"):
-            if time.monotonic() - t0 > timeout:
-                raise RuntimeError(f"{contender.name}: no write on the standby after {timeout}s")
-            time.sleep(0.05)
-        seconds = time.monotonic() - t0
+        seconds: float | None = None
+        while seconds is None and time.monotonic() - t0 < timeout:
+            if takes_write("b"):
+                seconds = time.monotonic() - t0
+            else:
+                time.sleep(0.05)
+        if seconds is None and fault == "kill":
+            raise RuntimeError(f"{contender.name}: no write on the standby after {timeout}s")
         writer.join(5)
-        with psycopg.connect(dsn("b"), autocommit=True) as conn:
-            present = {r[0] for r in conn.execute("SELECT id FROM ledger")}
-        lost = len(set(writer.acked) - present)
-        return Trial(seconds, lost, takes_write("a") and takes_write("b"))
+        lost = 0
+        if seconds is not None:
+            with psycopg.connect(dsn("b"), autocommit=True) as conn:
+                present = {r[0] for r in conn.execute("SELECT id FROM ledger")}
+            lost = len(set(writer.acked) - present)
+        split = pair.acts_as_primary("a") and pair.acts_as_primary("b")
+        return Trial(seconds, lost, split)
     finally:
+        if rule:
+            pair.heal(rule)
         disarm()
 
 
@@ -300,6 +332,11 @@ def main() -> None:
                         help="runs of repmgr with its default settings (slow; default --runs)")
     parser.add_argument("--only", choices=["vigil", "repmgr-tuned", "repmgr-default"],
                         help="one contender (to look into it; no ratios)")
+    parser.add_argument("--fault", choices=["kill", "partition"], default="kill",
+                        help="kill: SIGKILL the primary; partition: the primary runs on but "
+                             "nothing reaches its port (iptables)")
+    parser.add_argument("--timeout", type=float, default=180,
+                        help="seconds a contender has to make the standby take writes")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep Vigil's event stores here, one a run")
     args = parser.parse_args()
@@ -322,25 +359,28 @@ def main() -> None:
                 pair = Pair(Path(tmp) / f"pair-{c.name}-{i}")
                 try:
                     pair.build()
-                    t = trial(pair, c)
+                    t = trial(pair, c, args.fault, args.timeout)
                 finally:
                     pair.destroy()
                 c.trials.append(t)
-                print(f"run {i + 1} {c.name:15} {t.seconds:6.2f} s  lost {t.lost}  "
+                took = f"{t.seconds:6.2f} s" if t.seconds is not None else "no promotion"
+                print(f"run {i + 1} {c.name:15} {took}  lost {t.lost}  "
                       f"split-brain {t.split_brain}", flush=True)
         print()
-        print("| contender | runs | median s | worst s | committed lost | split brain |")
-        print("|---|---|---|---|---|---|")
+        print("| contender | runs | promoted | median s | worst s | committed lost | "
+              "split brain |")
+        print("|---|---|---|---|---|---|---|")
         for c in contenders:
-            secs = [t.seconds for t in c.trials]
-            print(f"| {c.name} | {len(secs)} | {statistics.median(secs):.2f} | "
-                  f"{max(secs):.2f} | {sum(t.lost for t in c.trials)} | "
-                  f"{sum(t.split_brain for t in c.trials)} |")
-        if args.only:
+            secs = [t.seconds for t in c.trials if t.seconds is not None]
+            median = f"{statistics.median(secs):.2f}" if secs else "-"
+            worst = f"{max(secs):.2f}" if secs else "-"
+            print(f"| {c.name} | {len(c.trials)} | {len(secs)} | {median} | {worst} | "
+                  f"{sum(t.lost for t in c.trials)} | {sum(t.split_brain for t in c.trials)} |")
+        if args.only or args.fault != "kill":
             return
-        vigil = statistics.median(t.seconds for t in contenders[0].trials)
+        vigil = statistics.median(t.seconds or 0 for t in contenders[0].trials)
         for c in contenders[1:]:
-            ratio = statistics.median(t.seconds for t in c.trials) / vigil
+            ratio = statistics.median(t.seconds or 0 for t in c.trials) / vigil
             print(f"median ratio {c.name} / vigil: {ratio:.1f}x")
 
 
