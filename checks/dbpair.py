@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from checks.base import CheckSpec, Finding, Probe, ProbeParams, verdict
 from checks.result import Metric, Result, Say, Status
+from vigil.errors import first_line
 from vigil.secrets import SecretField, SecretMissing
 
 
@@ -89,8 +90,7 @@ def inspect(node: Node, p: DbPairParams, timeout: float) -> NodeState:
                                for r in conn.execute(_SLOTS_SQL).fetchall()]
             return state
     except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return NodeState(node.name, up=False, error=first)
+        return NodeState(node.name, up=False, error=first_line(str(exc), type(exc).__name__))
 
 
 class DbPairProbe(Probe):

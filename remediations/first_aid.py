@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from vigil.errors import first_line
 from vigil.model import Inventory
 
 MAX_REPLAY_GAP = 16 * 1024 * 1024  # bytes received but not replayed; the role's default
@@ -70,8 +71,7 @@ def promote_standby(inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
             promoted = conn.execute("SELECT pg_promote(wait => true, wait_seconds => 30)"
                                     ).fetchone()
     except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return Aid(False, f"{standby.name}: {first}")
+        return Aid(False, f"{standby.name}: {first_line(str(exc), type(exc).__name__)}")
     if not promoted or not promoted[0]:
         return Aid(False, f"{standby.name}: promotion did not finish in 30 s")
     return Aid(True, f"{standby.name} promoted at replay position {replayed}: "

@@ -19,6 +19,7 @@ from typing import Any
 
 from remediations.records import STATE_BASE, STATE_BITS, record_of
 from remediations.vouchers import CONTENT_FIELDS, STATE_FIELDS, Voucher, to_cents, voucher_from
+from vigil.errors import first_line
 
 BATCH = 5000
 
@@ -48,7 +49,7 @@ def from_sql(name: str, dsn: str, query: str, params: dict[str, Any]) -> Iterato
             cur.execute(query, params)  # a server-side cursor: rows arrive in batches
             yield from _rows(name, cur)
     except psycopg.Error as exc:
-        raise SourceError(f"{name}: database: {_first_line(exc)}") from None
+        raise SourceError(f"{name}: database: {first_line(str(exc), type(exc).__name__)}") from None
 
 
 # Column types PostgreSQL's COPY writes exactly as `record_of` would (by OID): text,
@@ -83,11 +84,7 @@ def records_from_sql(name: str, dsn: str, query: str, params: dict[str, Any]
                 return
             yield from _copied(name, conn.pgconn, copy)
     except psycopg.Error as exc:
-        raise SourceError(f"{name}: database: {_first_line(exc)}") from None
-
-
-def _first_line(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise SourceError(f"{name}: database: {first_line(str(exc), type(exc).__name__)}") from None
 
 
 def _copy_sql(site: str, types: dict[str, int]) -> str | None:
@@ -128,7 +125,7 @@ def _copied(name: str, pg: Any, copy: str) -> Iterator[bytes]:
 
 def _raise_result(name: str, result: Any) -> None:
     message = result.error_message.decode("utf-8", "replace") if result else "no result"
-    raise SourceError(f"{name}: database: {(message.strip().splitlines() or ['?'])[0]}")
+    raise SourceError(f"{name}: database: {first_line(message, '?')}")
 
 
 def _no_nulls(name: str, position: int, record: bytes) -> None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from checks.base import BindError, CheckSpec
 from checks.registry import probe_for
 from checks.ssh import SshTarget
+from vigil.errors import first_line
 from vigil.model import CheckDefaults, Host, HostVars, Inventory, SiteVars, System
 
 M = TypeVar("M", bound=BaseModel)
@@ -92,7 +93,7 @@ def _setup_vault(loader: Any, password_file: str | None) -> None:
 
 def _from_ansible(exc: Exception, root: Path) -> InventoryError:
     text = str(getattr(exc, "message", "") or exc)
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    first = first_line(text, type(exc).__name__)
     broken = _first_broken_yaml(root)
     if broken:  # ansible does not always say which file; YAML itself can
         file, problem = broken

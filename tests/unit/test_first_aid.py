@@ -9,14 +9,9 @@ import pytest
 
 from remediations.first_aid import promote_standby
 from tests.conftest import ROOT
+from tests.receivers import free_port
 from vigil.inventory import load_inventory
 from vigil.model import Host, Inventory
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
