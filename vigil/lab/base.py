@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import stat
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +17,19 @@ def lab_dir() -> Path:
     path = Path(os.environ.get("VIGIL_LAB_DIR") or REPO / ".lab")
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o755)  # postgres, nut and rabbitmq users must traverse it
+    _passable(path)
     return path
+
+
+def _passable(path: Path) -> None:
+    """The services' own users must pass through every folder above the lab too (a clone
+    in `mktemp -d` is 0700): search permission only, never reading."""
+    for folder in path.parents:
+        mode = folder.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            folder.chmod(mode | stat.S_IXOTH)
+            sys.stderr.write(f"lab: other users may now pass through {folder} (o+x), so the "
+                             f"lab's services can reach {path}\n")
 
 
 @dataclass
