@@ -12,11 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from remediations.bundle import (
+    MAX_TTL,
     BundleRefused,
     Keys,
+    check_party,
     check_rows,
     open_bundle,
     voucher_line,
+    write_atomically,
     write_bundle,
 )
 from remediations.suites import SUITES, Suite
@@ -30,7 +33,13 @@ def export(vouchers: Iterable[Voucher], *, sender: str, recipient: str, keys: Ke
            suite: Suite, out_dir: Path, ttl: dt.timedelta, now: dt.datetime,
            store: Store | None = None, supplementary: bool = False) -> tuple[Path, dict[str, Any]]:
     """`supplementary`: the vouchers are supplementary vouchers (补录凭证, P4.3.5(3)d),
-    marked so in the manifest and on every voucher, so no party pays them twice."""
+    marked so in the manifest and on every voucher, so no party pays them twice.
+    The bundle and its handover records appear together or not at all."""
+    check_party(sender, "sender")
+    check_party(recipient, "recipient")
+    if not dt.timedelta(0) < ttl <= MAX_TTL:
+        raise ValueError(f"a bundle is valid for more than 0 and at most {MAX_TTL.days} days")
+    keys.require([(sender, "sign", "private"), (recipient, "enc", "public")])
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = now.strftime("%Y%m%dT%H%M%S")
     path = out_dir / f"{sender}-to-{recipient}-{stamp}{SUFFIX}"
@@ -39,13 +48,27 @@ def export(vouchers: Iterable[Voucher], *, sender: str, recipient: str, keys: Ke
                             rows=({**voucher_line(v), **mark} for v in vouchers), keys=keys,
                             suite=suite, ttl=ttl, now=now,
                             extra={"supplementary": True} if supplementary else None)
-    for lang in ("zh", "en"):
-        md, page = handover(manifest, path, lang)
-        path.with_name(f"{path.stem}.handover.{lang}.md").write_text(md, encoding="utf-8")
-        path.with_name(f"{path.stem}.handover.{lang}.html").write_text(page, encoding="utf-8")
-    if store:
-        store.append("exchange.exported", manifest["bundle_id"], _summary(manifest, path))
+    written = [path]
+    try:
+        for lang in ("zh", "en"):
+            md, page = handover(manifest, path, lang)
+            for ext, text in (("md", md), ("html", page)):
+                written.append(path.with_name(f"{path.stem}.handover.{lang}.{ext}"))
+                write_atomically(written[-1], text.encode("utf-8"))
+        if store:
+            with store.transaction() as tx:
+                tx.set_state(exported_key(manifest["bundle_id"]), {
+                    "from": sender, "to": recipient, "count": manifest["count"]})
+                tx.append("exchange.exported", manifest["bundle_id"], _summary(manifest, path))
+    except BaseException:
+        for done in written:
+            done.unlink(missing_ok=True)
+        raise
     return path, manifest
+
+
+def exported_key(bundle_id: str) -> str:
+    return f"exported:{bundle_id}"
 
 
 def _summary(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -64,79 +87,109 @@ class Imported:
     receipt: Path | None = None
 
 
-def _inbox(inbox: Path, sender: str) -> tuple[Path, dict[str, str]]:
-    path = inbox / f"from-{sender}.jsonl"
+def _inbox(inbox: Path, sender: str) -> tuple[Path, bytes, dict[str, str]]:
+    path = inbox / f"from-{check_party(sender)}.jsonl"
     known: dict[str, str] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            row = json.loads(line)
-            known[row["number"]] = row["digest"]
-    return path, known
+    data = path.read_bytes() if path.exists() else b""
+    for line in data.decode("utf-8").splitlines():
+        row = json.loads(line)
+        known[row["number"]] = row["digest"]
+    return path, data, known
 
 
 def import_bundle(path: Path, *, me: str, keys: Keys, receipt: bool,
                   inbox: Path, store: Store, now: dt.datetime,
-                  ttl: dt.timedelta = dt.timedelta(days=3)) -> Imported:
+                  ttl: dt.timedelta = dt.timedelta(days=3),
+                  parties: Iterable[str] | None = None) -> Imported:
     """Verify, then import what is new; a voucher already there with other content is a
-    conflict for people, never overwritten. Raises BundleRefused, recorded as an event."""
+    conflict for people, never overwritten. Raises BundleRefused, recorded as an event,
+    and CryptoError when a key this import needs is missing; either way nothing is
+    imported. `parties`: the inventory's, to which senders are limited."""
+    check_party(me, "--as")
+    keys.require([(me, "enc", "private")] + ([(me, "sign", "private")] if receipt else []))
     seen = {k.removeprefix("bundle:") for k in store.states("bundle:")}
     try:
-        opened = open_bundle(path, me=me, keys=keys, now=now, seen=seen)
+        opened = open_bundle(path, me=me, keys=keys, now=now, seen=seen, parties=parties)
         manifest = opened.manifest
         if manifest["kind"] == "receipt":
-            return _receipt(opened.manifest, opened.rows, store, path)
+            return _receipt(manifest, opened.rows, store, path, me)
         vouchers = check_rows(opened.rows)
     except BundleRefused as exc:
         store.append("exchange.refused", str(path), {"reason": exc.reason,
                                                     "message": str(exc), "me": me})
         raise
-    inbox.mkdir(parents=True, exist_ok=True)
-    target, known = _inbox(inbox, manifest["from"])
+    if receipt:  # its key is checked before anything is written
+        keys.require([(manifest["from"], "enc", "public")])
+    target, data, known = _inbox(inbox, manifest["from"])
     result = Imported(manifest)
-    with target.open("a", encoding="utf-8") as fh:
-        for v in vouchers:
-            digest = v.content_digest()
-            if v.number not in known:
-                line = voucher_line(v)
-                if manifest.get("supplementary"):
-                    line["mark"] = "supplementary"
-                fh.write(json.dumps(line, ensure_ascii=False) + "\n")
-                known[v.number] = digest
-                result.imported.append(v.number)
-            elif known[v.number] == digest:
-                result.duplicates.append(v.number)
-            else:
-                result.conflicts.append(v.number)
+    added = []
+    for v in vouchers:
+        digest = v.content_digest()
+        if v.number not in known:
+            line = voucher_line(v)
+            if manifest.get("supplementary"):
+                line["mark"] = "supplementary"
+            added.append(json.dumps(line, ensure_ascii=False) + "\n")
+            known[v.number] = digest
+            result.imported.append(v.number)
+        elif known[v.number] == digest:
+            result.duplicates.append(v.number)
+        else:
+            result.conflicts.append(v.number)
     receipts = ([{"number": n, "status": s} for s, numbers in
                  (("imported", result.imported), ("duplicate", result.duplicates),
                   ("conflict", result.conflicts)) for n in numbers])
-    if receipt:  # back in the suite the bundle came in
-        result.receipt = path.with_name(f"{me}-receipt-for-{manifest['bundle_id'][:8]}{SUFFIX}")
-        write_bundle(result.receipt, kind="receipt", sender=me, recipient=manifest["from"],
-                     rows=receipts, keys=keys, suite=SUITES[manifest["suite"]], ttl=ttl,
-                     now=now, extra={"in_reply_to": manifest["bundle_id"]})
-    with store.transaction() as tx:
-        tx.set_state(f"bundle:{manifest['bundle_id']}", {
-            "from": manifest["from"], "kind": "vouchers", "imported_at": now.isoformat(),
-            "count": manifest["count"]})
-        tx.append("exchange.imported", manifest["bundle_id"], {
-            **_summary(manifest, path), "imported": len(result.imported),
-            "duplicates": len(result.duplicates), "conflicts": result.conflicts[:100],
-            "receipt": str(result.receipt) if result.receipt else None})
+    written: list[Path] = []
+    try:
+        if receipt:  # back in the suite the bundle came in
+            result.receipt = path.with_name(
+                f"{me}-receipt-for-{manifest['bundle_id'][:8]}{SUFFIX}")
+            write_bundle(result.receipt, kind="receipt", sender=me,
+                         recipient=manifest["from"], rows=receipts, keys=keys,
+                         suite=SUITES[manifest["suite"]], ttl=ttl, now=now,
+                         extra={"in_reply_to": manifest["bundle_id"]})
+            written.append(result.receipt)
+        with store.transaction() as tx:
+            tx.set_state(f"bundle:{manifest['bundle_id']}", {
+                "from": manifest["from"], "kind": "vouchers", "imported_at": now.isoformat(),
+                "count": manifest["count"]})
+            tx.append("exchange.imported", manifest["bundle_id"], {
+                **_summary(manifest, path), "imported": len(result.imported),
+                "duplicates": len(result.duplicates), "conflicts": result.conflicts[:100],
+                "receipt": str(result.receipt) if result.receipt else None})
+            if added:  # inside the transaction: a failed write rolls the record back
+                inbox.mkdir(parents=True, exist_ok=True)
+                write_atomically(target, data + "".join(added).encode("utf-8"))
+    except BaseException:
+        for done in written:
+            done.unlink(missing_ok=True)
+        raise
     return result
 
 
 def _receipt(manifest: dict[str, Any], rows: list[dict[str, Any]], store: Store,
-             path: Path) -> Imported:
+             path: Path, me: str) -> Imported:
+    """A receipt counts only for a bundle this party sent to the receipt's sender, once."""
+    sender, replying_to = manifest["from"], manifest["in_reply_to"]
+    sent = store.get_state(exported_key(replying_to))
+    if not sent or sent.get("from") != me or sent.get("to") != sender:
+        raise BundleRefused("unknown-bundle", f"{path}: a receipt for bundle {replying_to}, "
+                                              f"which {me} never sent to {sender}")
+    if sent.get("receipt"):
+        raise BundleRefused("replayed", f"{path}: bundle {replying_to} was receipted "
+                                        f"already ({sent['receipt']})")
+    if len(rows) != sent.get("count"):
+        raise BundleRefused("counts", f"{path}: a receipt for {len(rows)} vouchers, bundle "
+                                      f"{replying_to} carried {sent.get('count')}")
     result = Imported(manifest)
     for row in rows:
         getattr(result, {"imported": "imported", "duplicate": "duplicates"}.get(
             row["status"], "conflicts")).append(row["number"])
     with store.transaction() as tx:
-        tx.set_state(f"bundle:{manifest['bundle_id']}", {"from": manifest["from"],
-                                                        "kind": "receipt"})
-        tx.append("exchange.receipt", manifest.get("in_reply_to", ""), {
-            "file": str(path), "from": manifest["from"], "imported": len(result.imported),
+        tx.set_state(f"bundle:{manifest['bundle_id']}", {"from": sender, "kind": "receipt"})
+        tx.set_state(exported_key(replying_to), {**sent, "receipt": manifest["bundle_id"]})
+        tx.append("exchange.receipt", replying_to, {
+            "file": str(path), "from": sender, "imported": len(result.imported),
             "duplicates": len(result.duplicates), "conflicts": result.conflicts[:100]})
     return result
 

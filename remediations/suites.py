@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.exceptions import InvalidSignature, InvalidTag, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -115,14 +115,14 @@ class SmSuite:
 def _load_private(path: Path) -> object:
     try:
         return serialization.load_pem_private_key(path.read_bytes(), None)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise CryptoError(f"{path}: {exc}") from None
 
 
 def _load_public(path: Path) -> object:
     try:
         return serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, UnsupportedAlgorithm) as exc:
         raise CryptoError(f"{path}: {exc}") from None
 
 

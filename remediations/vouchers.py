@@ -63,6 +63,9 @@ def parse_bool(value: object) -> bool:
 def voucher_from(row: dict[str, object]) -> Voucher:
     """Build a voucher from a row whose keys are the canonical column names."""
     try:
+        missing = [f for f in CONTENT_FIELDS if row[f] is None]
+        if missing:  # a short CSV row or a NULL: never the text "None"
+            raise ValueError(f"{missing[0]} is empty (NULL, or a short row)")
         date = row["business_date"]
         if isinstance(date, dt.datetime):  # a vendor's timestamp: its day is the date
             date = date.date()
@@ -70,6 +73,8 @@ def voucher_from(row: dict[str, object]) -> Voucher:
             date = dt.date.fromisoformat(str(date))
         amount = row["amount"]
         amount = amount if isinstance(amount, Decimal) else Decimal(str(amount))
+        if not amount.is_finite():
+            raise ValueError(f"amount {amount} is not a number of yuan")
         return Voucher(
             number=str(row["number"]), type=str(row["type"]), business_date=date,
             amount=to_cents(amount), payer_account=str(row["payer_account"]),

@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from remediations.bundle import BundleRefused, Keys
+from remediations.bundle import MAX_TTL, BundleRefused, Keys, PartyNameError, check_party
 from remediations.offline import export, import_bundle
 from remediations.sources import SourceError, window
 from remediations.suites import SUITES, CryptoError
@@ -39,6 +40,13 @@ SuiteOpt = Annotated[str, typer.Option("--suite", help="sm (SM2/SM3/SM4, default
 EXIT_REFUSED = 4
 
 
+def _party(name: str, option: str) -> str:
+    try:
+        return check_party(name, option)
+    except PartyNameError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
+
+
 def _suite(name: str) -> Any:
     if name not in SUITES:
         raise typer.BadParameter(f"must be one of {', '.join(SUITES)}", param_hint="--suite")
@@ -49,9 +57,8 @@ def _suite(name: str) -> Any:
 def keygen(party: Annotated[str, typer.Option("--party")], keys: KeysOpt,
            suite: SuiteOpt = "sm") -> None:
     """Make a party's signing and encryption key pairs (give others the .pub.pem files)."""
-    keys.mkdir(parents=True, exist_ok=True)
     try:
-        _suite(suite).keygen(keys, party)
+        Keys(keys).generate(_suite(suite), _party(party, "--party"))
     except CryptoError as exc:
         _fail(str(exc))
     out.print(f"{keys}/{party}.sign.*.pem, {keys}/{party}.enc.*.pem")
@@ -79,6 +86,11 @@ def export_cmd(sender: Annotated[str, typer.Option("--from", help="Your party.")
                vault_password_file: VaultOpt = None) -> None:
     """Write a signed, encrypted bundle and its handover record (Markdown and HTML)."""
     lg = _lang(lang)
+    _party(sender, "--from")
+    _party(recipient, "--to")
+    if not 0 < ttl_hours <= MAX_TTL.total_seconds() / 3600:  # NaN fails too
+        raise typer.BadParameter(f"must be more than 0 and at most {MAX_TTL.days * 24}",
+                                 param_hint="--ttl-hours")
     inv = _load(inventory, vault_password_file, lg)
     db = _open_store(store, lg)
     parse = dt.datetime.fromisoformat
@@ -93,7 +105,7 @@ def export_cmd(sender: Annotated[str, typer.Option("--from", help="Your party.")
                                 keys=Keys(keys), suite=_suite(suite), out_dir=out_dir,
                                 ttl=dt.timedelta(hours=ttl_hours), now=clock.now(), store=db,
                                 supplementary=supplementary is not None)
-    except (SourceError, CryptoError) as exc:
+    except (SourceError, CryptoError, ValueError) as exc:
         _fail(str(exc))
     if json_out:
         sys.stdout.write(json.dumps({"bundle": str(path), **manifest}, ensure_ascii=False,
@@ -112,17 +124,27 @@ def import_cmd(bundle: Annotated[Path, typer.Argument(help="The bundle file from
                inbox: Annotated[Path, typer.Option(help="Where imported vouchers go.")],
                no_receipt: Annotated[bool, typer.Option(
                    "--no-receipt", help="Do not write the receipt bundle.")] = False,
-               store: StoreOpt = None, json_out: JsonOpt = False, lang: LangOpt = None) -> None:
+               inventory: Annotated[Path | None, typer.Option(
+                   "--inventory", "-i", help="Accept bundles only from this inventory's "
+                   "parties (always: only from parties whose key is in --keys).")] = None,
+               store: StoreOpt = None, json_out: JsonOpt = False, lang: LangOpt = None,
+               vault_password_file: VaultOpt = None) -> None:
     """Verify signature, decryption, manifest, counts and totals, then import what is new
     and write the receipt bundle for the way back. Exit 4 when the bundle is refused."""
     lg = _lang(lang)
+    _party(me, "--as")
+    parties = (list(_load(inventory, vault_password_file, lg).parties)
+               if inventory else None)
     db = _open_store(store, lg)
     try:
         result = import_bundle(bundle, me=me, keys=Keys(keys), inbox=inbox, store=db,
-                               receipt=not no_receipt, now=clock.now())
+                               receipt=not no_receipt, now=clock.now(), parties=parties)
     except BundleRefused as exc:
-        out.print(f"[red]{'拒收' if lg == 'zh' else 'refused'} ({exc.reason}): {exc}[/]")
+        out.print(f"[red]{'拒收' if lg == 'zh' else 'refused'} ({exc.reason}): "
+                  f"{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(EXIT_REFUSED) from None
+    except CryptoError as exc:
+        _fail(f"{exc}; {'未导入任何凭证' if lg == 'zh' else 'nothing imported'}")
     summary = {"bundle_id": result.manifest["bundle_id"], "kind": result.manifest["kind"],
                "imported": len(result.imported), "duplicates": len(result.duplicates),
                "conflicts": result.conflicts,

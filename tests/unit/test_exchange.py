@@ -83,17 +83,17 @@ def test_sm3_and_sm2_agree_with_the_openssl_command_line(tmp_path: Path) -> None
 
 
 def _export(keys: Keys, suite_name: str, tmp_path: Path, n: int = 200,
-            ttl: dt.timedelta = dt.timedelta(hours=72)) -> Path:
+            ttl: dt.timedelta = dt.timedelta(hours=72), store: Store | None = None) -> Path:
     path, manifest = export(vouchers(n), sender="finance", recipient="pboc", keys=keys,
                             suite=SUITES[suite_name], out_dir=tmp_path / "disc", ttl=ttl,
-                            now=NOW)
+                            now=NOW, store=store)
     assert manifest["count"] == n
     return path
 
 
 def test_round_trip_export_import_receipt(tmp_path: Path, keys: Keys, suite_name: str) -> None:
     store = Store(str(tmp_path / "s.db"))
-    bundle = _export(keys, suite_name, tmp_path)
+    bundle = _export(keys, suite_name, tmp_path, store=store)
     md = bundle.with_name(f"{bundle.stem}.handover.zh.md").read_text()
     total = sum(v.amount for v in vouchers(200))
     assert "交接记录" in md and "| 凭证笔数 | 200 |" in md and f"{total:.2f}" in md
@@ -108,7 +108,7 @@ def test_round_trip_export_import_receipt(tmp_path: Path, keys: Keys, suite_name
                          inbox=tmp_path / "fin-inbox", store=store, now=NOW)
     assert len(back.imported) == 200
     kinds = [e.kind for e in store.events()]
-    assert kinds == ["exchange.imported", "exchange.receipt"]
+    assert kinds == ["exchange.exported", "exchange.imported", "exchange.receipt"]
 
 
 def _refused(bundle: Path, keys: Keys, tmp_path: Path, *, me: str = "pboc",
