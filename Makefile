@@ -20,9 +20,15 @@ demo: $(BIN)/.installed
 	echo "vigil check exited $$code (0 ok, 1 warning, 2 critical, 3 unknown or error)"; \
 	test $$code -lt 3
 
+# mypy cannot follow setuptools' package-dir mapping, so it checks the package as the
+# wheel lays it out: a tree of links, vigil/ with checks/, alerting/ and remediations/ in it.
+TYPECHECK := build/typecheck
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/vigil
+	ln -s $(CURDIR)/vigil/* $(TYPECHECK)/vigil/
+	for d in checks alerting remediations; do ln -s $(CURDIR)/$$d $(TYPECHECK)/vigil/$$d; done
+	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p vigil
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint -q --profile production roles/ playbooks/ molecule/
 
 lab-up: $(BIN)/.installed

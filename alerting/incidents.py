@@ -16,15 +16,15 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from alerting import outbox
-from alerting.calendar import WorkCalendar
-from alerting.ladder import LadderConfig, Rung, rungs
-from alerting.messages import Facts, incident_message, recovery_message
-from alerting.policy import recipients, renotify_minutes
-from checks.result import Result, Status
+from vigil.alerting.calendar import WorkCalendar
+from vigil.alerting.ladder import LadderConfig, Rung, rungs
+from vigil.alerting.messages import Facts, incident_message, recovery_message
+from vigil.alerting.policy import recipients, renotify_minutes
+from vigil.delivery import outbox
 from vigil.domain import FaultClass
 from vigil.model import Contact, Inventory
 from vigil.recording import record_in
+from vigil.result import Result, Status
 from vigil.store import Store, Tx
 
 FAILING = (Status.CRITICAL, Status.UNKNOWN)
@@ -253,7 +253,8 @@ class Tracker:
                      onset=dt.datetime.fromisoformat(inc["onset"]), now=now,
                      next_mark=ahead.mark if ahead else None,
                      next_at=ahead.at if ahead else None,
-                     detail=(inc["detail"][0], inc["detail"][1]), tz=self.tz)
+                     detail=(inc["detail"][0], inc["detail"][1]), tz=self.tz,
+                     runbook=self.inv.site_runbook)
 
     def _notify(self, tx: Tx, inc: dict[str, Any], kind: str, now: dt.datetime) -> None:
         facts = self._facts(inc, now)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alerting.calendar import WorkCalendar
+from vigil.alerting.calendar import WorkCalendar
 
 
 class Level(StrEnum):

@@ -10,9 +10,9 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from remediations.runbook import load_runbook
 from vigil.domain import FaultClass
 from vigil.i18n import t
+from vigil.runbook import Runbook
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Facts:
     next_at: dt.datetime | None
     detail: tuple[str, str]  # what the checks said (zh, en)
     tz: ZoneInfo
+    runbook: Runbook  # the site's: a step it disabled is never announced
 
 
 def duration_text(seconds: float, lang: str) -> str:
@@ -48,7 +49,7 @@ def level_name(mark: str, lang: str) -> str:
 
 
 def _plan(f: Facts, lang: str, level: str) -> list[str]:
-    steps = load_runbook().steps(f.fault_class, level)
+    steps = f.runbook.steps(f.fault_class, level)
     return [f"· {s.text(lang)}（{s.clause}）" if lang == "zh" else f"- {s.text(lang)} ({s.clause})"
             for s in steps]
 

@@ -19,9 +19,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from checks.result import Status
-from checks.runner import run_checks
+from vigil.checks.runner import run_checks
 from vigil.inventory import load_inventory
+from vigil.result import Status
 
 PLUGINS = Path("/usr/lib/nagios/plugins")
 BASE_PORT = 21000

@@ -19,10 +19,10 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from remediations.bundle import Keys, voucher_line
-from remediations.offline import export, import_bundle
-from remediations.suites import SUITES
-from remediations.vouchers import Voucher
+from vigil.remediations.vouchers.bundle import Keys, voucher_line
+from vigil.remediations.vouchers.offline import export, import_bundle
+from vigil.remediations.vouchers.suites import SUITES
+from vigil.remediations.vouchers.voucher import Voucher
 from vigil.store import Store
 
 NOW = dt.datetime.now(dt.UTC)

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from alerting.incidents import Tracker
 from tests.conftest import ROOT
+from vigil.alerting.incidents import Tracker
 from vigil.inventory import load_inventory
 from vigil.store import Store
 

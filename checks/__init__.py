@@ -1,5 +1,5 @@
 """Probes: one module per kind, each turning one observation into a `Result`."""
 
-from checks.result import Result, Status
+from vigil.result import Result, Status
 
 __all__ = ["Result", "Status"]

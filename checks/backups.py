@@ -18,10 +18,10 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from checks import ssh
-from checks.base import BindError, CheckSpec, Probe, ProbeParams
-from checks.result import Metric, Result, Say, Status
-from checks.ssh import SshTarget
+from vigil.checks import ssh
+from vigil.checks.base import BindError, Probe, ProbeParams
+from vigil.model import CheckSpec, SshTarget
+from vigil.result import Metric, Result, Say, Status
 
 CHECKSUM_SUFFIX = ".sha256"
 

@@ -8,49 +8,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from checks.result import Metric, Result, Say, Status
-from checks.ssh import SshTarget
-from vigil.domain import FaultClass
+from vigil.model import CheckSpec, SshTarget
+from vigil.result import Result, Say, Status
 
 
 class ProbeParams(BaseModel):
     """Base of every probe's parameters: unknown keys are an inventory error."""
 
     model_config = ConfigDict(extra="forbid")
-
-
-class CheckSpec(BaseModel):
-    """One check of one system, as the inventory defines it."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    name: str
-    kind: str
-    system: str
-    fault_class: FaultClass
-    host: str  # the inventory host the system lives on
-    address: str  # where to reach it: ansible_host, else the host name
-    ssh: SshTarget | None = None  # how to run commands there, if not local
-    params: Any = None  # the probe's validated ProbeParams
-    interval_s: float = Field(default=60.0, gt=0)
-    timeout_s: float = Field(default=10.0, gt=0)
-
-    def result(self, status: Status, message: Say | str, target: str | None = None,
-               metrics: dict[str, Metric] | None = None, **more: Metric) -> Result:
-        say = message if isinstance(message, Say) else Say(message, message)
-        return Result(
-            check=self.name,
-            kind=self.kind,
-            system=self.system,
-            target=target or self.address,
-            fault_class=self.fault_class,
-            status=status,
-            message=say.en,
-            message_zh=say.zh,
-            metrics={**(metrics or {}), **more},
-        )
 
 
 class BindError(Exception):

@@ -22,8 +22,9 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 from pydantic import Field
 
-from checks.base import CheckSpec, Finding, Probe, ProbeParams, verdict
-from checks.result import Metric, Result, Say, Status
+from vigil.checks.base import Finding, Probe, ProbeParams, verdict
+from vigil.model import CheckSpec
+from vigil.result import Metric, Result, Say, Status
 
 
 class CaParams(ProbeParams):

@@ -13,9 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.base import CheckSpec, Finding, Probe, ProbeParams, verdict
-from checks.result import Metric, Result, Say, Status
+from vigil.checks.base import Finding, Probe, ProbeParams, verdict
 from vigil.errors import first_line
+from vigil.model import CheckSpec
+from vigil.result import Metric, Result, Say, Status
 from vigil.secrets import SecretField, SecretMissing
 
 

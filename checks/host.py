@@ -16,9 +16,10 @@ from typing import Literal
 import psutil
 from pydantic import Field
 
-from checks import ssh
-from checks.base import CheckSpec, Finding, Probe, ProbeParams, threshold
-from checks.result import Metric, Result, Say, Status, worst
+from vigil.checks import ssh
+from vigil.checks.base import Finding, Probe, ProbeParams, threshold
+from vigil.model import CheckSpec
+from vigil.result import Metric, Result, Say, Status, worst
 
 # Pseudo file systems say nothing about whether a backup or a WAL segment still fits.
 _SKIP_FSTYPES = {"squashfs", "tmpfs", "devtmpfs", "overlay", "proc", "sysfs", "nsfs", "iso9660"}

@@ -16,8 +16,9 @@ import urllib.parse
 
 from pydantic import Field
 
-from checks.base import AsyncProbe, CheckSpec, ProbeParams
-from checks.result import Metric, Result, Say, Status
+from vigil.checks.base import AsyncProbe, ProbeParams
+from vigil.model import CheckSpec
+from vigil.result import Metric, Result, Say, Status
 
 MAX_BODY = 65536
 

@@ -12,9 +12,10 @@ import shlex
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks import ssh
-from checks.base import CheckSpec, Finding, Probe, ProbeParams, verdict
-from checks.result import Metric, Result, Say, Status
+from vigil.checks import ssh
+from vigil.checks.base import Finding, Probe, ProbeParams, verdict
+from vigil.model import CheckSpec
+from vigil.result import Metric, Result, Say, Status
 
 
 class Line(BaseModel):

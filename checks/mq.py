@@ -19,8 +19,9 @@ import pika
 import pika.exceptions
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.base import CheckSpec, Finding, Probe, ProbeParams, verdict
-from checks.result import Metric, Result, Say, Status
+from vigil.checks.base import Finding, Probe, ProbeParams, verdict
+from vigil.model import CheckSpec
+from vigil.result import Metric, Result, Say, Status
 from vigil.secrets import SecretField, SecretMissing
 
 PAUSED = "^$"  # a write permission that matches nothing: the party cannot publish

@@ -13,8 +13,9 @@ import socket
 
 from pydantic import Field
 
-from checks.base import CheckSpec, Probe, ProbeParams
-from checks.result import Metric, Result, Say, Status
+from vigil.checks.base import Probe, ProbeParams
+from vigil.model import CheckSpec
+from vigil.result import Metric, Result, Say, Status
 from vigil.secrets import SecretField
 
 

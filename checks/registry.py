@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from checks.backups import BackupsProbe
-from checks.base import Probe
-from checks.ca import CaProbe
-from checks.dbpair import DbPairProbe
-from checks.host import HostProbe
-from checks.http import HttpProbe
-from checks.links import LinksProbe
-from checks.mq import MqProbe
-from checks.power import PowerProbe
-from checks.tcp import TcpProbe
+from vigil.checks.backups import BackupsProbe
+from vigil.checks.base import Probe
+from vigil.checks.ca import CaProbe
+from vigil.checks.dbpair import DbPairProbe
+from vigil.checks.host import HostProbe
+from vigil.checks.http import HttpProbe
+from vigil.checks.links import LinksProbe
+from vigil.checks.mq import MqProbe
+from vigil.checks.power import PowerProbe
+from vigil.checks.tcp import TcpProbe
 
 PROBES: dict[str, Probe] = {p.kind: p for p in (
     HostProbe(), TcpProbe(), BackupsProbe(), LinksProbe(), PowerProbe(), DbPairProbe(), CaProbe(),

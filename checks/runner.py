@@ -15,9 +15,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from checks.base import AsyncProbe, CheckSpec
-from checks.registry import probe_for
-from checks.result import Result, Say, Status
+from vigil.checks.base import AsyncProbe
+from vigil.checks.registry import probe_for
+from vigil.model import CheckSpec
+from vigil.result import Result, Say, Status
 
 # A probe gets its own timeout plus this grace to report a timeout itself.
 GRACE_S = 1.0

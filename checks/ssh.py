@@ -11,27 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
-from pydantic import BaseModel, ConfigDict
 
-from checks.result import Say
-from vigil.secrets import Secret, SecretMissing
-
-
-class SshTarget(BaseModel):
-    """How to reach a host over SSH, from its Ansible variables."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-
-    address: str
-    port: int = 22
-    user: str = "root"
-    key_file: str | None = None
-    password: Secret | None = None
-    known_hosts: str = "~/.ssh/known_hosts"
-
-    @property
-    def label(self) -> str:
-        return f"{self.user}@{self.address}:{self.port}"
+from vigil.model import SshTarget
+from vigil.result import Say
+from vigil.secrets import SecretMissing
 
 
 class SshFailure(Exception):

@@ -7,8 +7,9 @@ import time
 
 from pydantic import Field
 
-from checks.base import AsyncProbe, CheckSpec, ProbeParams
-from checks.result import Result, Say, Status
+from vigil.checks.base import AsyncProbe, ProbeParams
+from vigil.model import CheckSpec
+from vigil.result import Result, Say, Status
 
 
 class TcpParams(ProbeParams):

@@ -9,12 +9,22 @@ from typing import Any
 
 import yaml
 
-from remediations.runbook import LEVELS, Runbook
 from vigil.domain import FaultClass
 from vigil.model import Inventory
+from vigil.paths import PACKAGE
+from vigil.runbook import LEVELS, Runbook
 
-REPO = Path(__file__).resolve().parent.parent
 CLAUSES = Path(__file__).with_name("clauses.yml")
+# Code paths in clauses.yml are the repository's; installed, these folders are in vigil/.
+_PACKAGED = {"vigil": PACKAGE, "checks": PACKAGE / "checks", "alerting": PACKAGE / "alerting",
+             "remediations": PACKAGE / "remediations"}
+
+
+def _where(path: str, project: Path | None) -> Path | None:
+    top, _, rest = path.partition("/")
+    if top in _PACKAGED:
+        return _PACKAGED[top] / rest
+    return project / path if project else None
 
 
 @dataclass
@@ -40,13 +50,17 @@ def _mentions(clause: str) -> re.Pattern[str]:
     return re.compile(re.escape(clause) + (r"(?![\d(])" if not clause.endswith(")") else ""))
 
 
-def coverage(runbook: Runbook, inv: Inventory | None) -> list[Coverage]:
+def coverage(runbook: Runbook, inv: Inventory | None,
+             project: Path | None = None) -> list[Coverage]:
+    """`project`: the Ansible project (roles, and tests in a checkout), when there is one."""
     raw = yaml.safe_load(CLAUSES.read_text(encoding="utf-8"))
-    tests = {p: p.read_text(encoding="utf-8") for p in sorted((REPO / "tests").rglob("*.py"))}
+    tests = ({str(p.relative_to(project)): p.read_text(encoding="utf-8")
+              for p in sorted((project / "tests").rglob("*.py"))} if project else {})
     rows = []
     for item in raw:
         row = Coverage(item["id"], item["zh"], item["en"],
-                       code=[c for c in item.get("code", []) if (REPO / c).exists()])
+                       code=[c for c in item.get("code", [])
+                             if (found := _where(c, project)) and found.exists()])
         for klass in FaultClass:
             for level in LEVELS:
                 row.steps += [f"{klass.value}.{level}.{s.id} ({s.kind})"
@@ -55,7 +69,7 @@ def coverage(runbook: Runbook, inv: Inventory | None) -> list[Coverage]:
                     row.clause[len(klass.clause):][:1] in ("", "("):
                 row.checks += [c.name for c in inv.checks if c.fault_class == klass]
         pattern = _mentions(row.clause)
-        row.tests = [str(p.relative_to(REPO)) for p, text in tests.items()
+        row.tests = [name for name, text in tests.items()
                      if pattern.search(text)]
         rows.append(row)
     return rows

@@ -15,17 +15,19 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable, Mapping
+from functools import partial
+from pathlib import Path
 from typing import Any
 
-from checks.base import CheckSpec
-from checks.result import Result, Status
-from checks.runner import run_checks
-from remediations import first_aid, steps
-from remediations.playbook_run import Outcome, Runner, run_playbook
-from remediations.runbook import Run, Runbook, Step, site_runbook
 from vigil import clock
+from vigil.checks.runner import run_checks
 from vigil.domain import FaultClass
-from vigil.model import Inventory
+from vigil.model import CheckSpec, Inventory
+from vigil.paths import project_dir
+from vigil.remediations import first_aid, steps
+from vigil.remediations.playbook_run import Outcome, Runner, run_playbook
+from vigil.result import Result, Status
+from vigil.runbook import Run, Runbook, Step
 from vigil.store import Store
 
 log = logging.getLogger("vigil.executor")
@@ -38,16 +40,24 @@ Verifier = Callable[[list[CheckSpec]], list[Result]]
 FirstAid = Callable[[str, Inventory, Mapping[str, Any]], first_aid.Aid]
 
 
+def _refuse_to_run(run: Run, *_: Any) -> Outcome:
+    raise RuntimeError(f"observe-only: {run.playbook} is not run")
+
+
 class Executor:
     def __init__(self, inv: Inventory, store: Store, *, dry_run: bool = False,
-                 observe_only: bool | None = None, runner: Runner = run_playbook,
+                 observe_only: bool | None = None, runner: Runner | None = None,
+                 project: Path | None = None,
                  verifier: Verifier = run_checks, runbook: Runbook | None = None,
                  now: Callable[[], dt.datetime] = clock.now,
                  aid: FirstAid = first_aid.give) -> None:
         self.inv, self.store, self.dry_run, self.now = inv, store, dry_run, now
         self.observe_only = inv.runbook.observe_only if observe_only is None else observe_only
-        self.runbook = runbook or site_runbook(inv.runbook.overrides, inv.runbook.add)
-        self.runner, self.verifier, self.aid = runner, verifier, aid
+        self.runbook = runbook or inv.site_runbook
+        # The playbooks run from the site's Ansible project (vigil.paths: one setting).
+        self.runner = runner or (_refuse_to_run if self.observe_only else
+                                 partial(run_playbook, project=project or project_dir()))
+        self.verifier, self.aid = verifier, aid
         self.checks = {c.name: c for c in inv.checks}
         self.workers: dict[str, threading.Thread] = {}
         self.locks: dict[str, str] = {}  # lock -> step key

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediations.runbook import Run
+from vigil.runbook import Run
 
-REPO = Path(__file__).resolve().parent.parent
 TASK_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed",
                "runner_on_unreachable": "unreachable", "runner_on_skipped": "skipped"}
 
@@ -38,9 +37,11 @@ def runs_dir() -> Path:
 
 
 def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: float,
-                 on_task: TaskSink) -> Outcome:
-    """Run `run.playbook`; `on_task` gets each task result (never its module output, which
-    may hold secrets: the task, host, status, changed and a failure message only)."""
+                 on_task: TaskSink, *, project: Path) -> Outcome:
+    """Run `run.playbook` of the Ansible project `project` (its playbooks/, roles/ and
+    ansible.cfg: vigil.paths.project_dir); `on_task` gets each task result (never its
+    module output, which may hold secrets: the task, host, status, changed and a failure
+    message only)."""
     import ansible_runner
 
     failed: list[str] = []
@@ -78,7 +79,7 @@ def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: f
     r = ansible_runner.run(
         # A folder a run: ansible-runner writes its extravars there, and runs for two
         # targets may go at once.
-        private_data_dir=str(folder / ident), ident=ident, project_dir=str(REPO / "playbooks"),
+        private_data_dir=str(folder / ident), ident=ident, project_dir=str(project / "playbooks"),
         # Absolute: ansible-runner takes a string it cannot find for inventory *text*, and
         # the run then matches no host.
         playbook=run.playbook, inventory=str(Path(inventory).resolve()),
@@ -86,8 +87,8 @@ def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: f
         cmdline=cmdline.strip() or None, quiet=True, timeout=int(timeout_s),
         event_handler=handler,
         envvars={"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
-                 "ANSIBLE_ROLES_PATH": str(REPO / "roles"),
-                 "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
+                 "ANSIBLE_ROLES_PATH": str(project / "roles"),
+                 "ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
     if r.status == "successful" and not hosts:
         # A play whose hosts match nothing "succeeds" having done nothing; a remedy that
         # did nothing is not a success.

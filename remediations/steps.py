@@ -12,11 +12,11 @@ import itertools
 from fnmatch import fnmatchcase
 from typing import Any
 
-from alerting import outbox
-from checks.result import Result
-from remediations.runbook import Runbook, Step
+from vigil.delivery import outbox
 from vigil.domain import FaultClass, PartyKind, Role
 from vigil.model import Contact, Inventory
+from vigil.result import Result
+from vigil.runbook import Runbook, Step
 from vigil.store import Store, Tx
 
 LEVELS_UP_TO = {"IV": ["IV"], "IV+": ["IV"], "III": ["IV", "III"], "II": ["IV", "III", "II"],

@@ -19,17 +19,17 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
-from checks.result import Result, Status, worst
-from checks.runner import run_checks
 from vigil import __version__
+from vigil.checks.runner import run_checks
 from vigil.i18n import Lang, default_lang, t
 from vigil.inventory import InventoryError, load_inventory
 from vigil.model import Inventory
+from vigil.paths import PROJECT_ENV, ProjectDirError, demo_inventory, project_dir
 from vigil.recording import record_results
+from vigil.result import Result, Status, worst
 from vigil.store import Store, StoreError
 
 EXIT_ERROR = 3
-DEMO_INVENTORY = Path(__file__).resolve().parent.parent / "inventory" / "demo"
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Vigil: the county treasury emergency plan, made executable.")
@@ -57,6 +57,9 @@ StoreOpt = Annotated[str | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 LangOpt = Annotated[str | None, typer.Option(
     "--lang", help="zh (default) or en; also $VIGIL_LANG.")]
+ProjectOpt = Annotated[Path | None, typer.Option(
+    "--project-dir", help="The Ansible project to run (playbooks/, roles/): default "
+    "$VIGIL_PROJECT_DIR, else the inventory's vigil_project_dir, else this checkout.")]
 VaultOpt = Annotated[Path | None, typer.Option(
     "--vault-password-file", help="ansible-vault password file (or $ANSIBLE_VAULT_PASSWORD_FILE).")]
 
@@ -76,10 +79,20 @@ def _fail(message: str) -> NoReturn:
 
 def _load(inventory: Path | None, vault: Path | None, lang: Lang) -> Inventory:
     try:
-        return load_inventory(inventory or DEMO_INVENTORY,
+        return load_inventory(inventory or demo_inventory(),
                               vault_password_file=str(vault) if vault else None)
     except InventoryError as exc:
         _fail(f"{t('inventory.error', lang)}: {exc}")
+
+
+def _project(option: Path | None, inv: Inventory, *, required: bool = True) -> Path | None:
+    """The Ansible project to run (vigil.paths); None when not required and not set."""
+    try:
+        return project_dir(option, inv.project_dir, inv.path)
+    except ProjectDirError as exc:
+        if not required and not (option or os.environ.get(PROJECT_ENV) or inv.project_dir):
+            return None
+        _fail(str(exc))
 
 
 def _open_store(url: str | None, lang: Lang) -> Store:

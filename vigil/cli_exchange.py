@@ -11,10 +11,6 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
-from remediations.bundle import MAX_TTL, BundleRefused, Keys, PartyNameError, check_party
-from remediations.offline import export, import_bundle
-from remediations.sources import SourceError, window
-from remediations.suites import SUITES, CryptoError
 from vigil import clock
 from vigil.cli import (
     InventoryOpt,
@@ -30,6 +26,16 @@ from vigil.cli import (
     out,
 )
 from vigil.cli_reconcile import _source
+from vigil.remediations.vouchers.bundle import (
+    MAX_TTL,
+    BundleRefused,
+    Keys,
+    PartyNameError,
+    check_party,
+)
+from vigil.remediations.vouchers.offline import export, import_bundle
+from vigil.remediations.vouchers.sources import SourceError, window
+from vigil.remediations.vouchers.suites import SUITES, CryptoError
 
 exchange_app = typer.Typer(no_args_is_help=True,
                            help="Offline exchange bundles: vouchers by disc and courier.")

@@ -4,16 +4,29 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from remediations.runbook import LEVELS, RunbookError, load_runbook
-from vigil.cli import InventoryOpt, JsonOpt, LangOpt, VaultOpt, _fail, _lang, _load, app, out
+from vigil.cli import (
+    InventoryOpt,
+    JsonOpt,
+    LangOpt,
+    ProjectOpt,
+    VaultOpt,
+    _fail,
+    _lang,
+    _load,
+    _project,
+    app,
+    out,
+)
 from vigil.domain import FaultClass
 from vigil.i18n import t
+from vigil.runbook import LEVELS, RunbookError, load_runbook
 
 plan_app = typer.Typer(no_args_is_help=True, help="The emergency plan as Vigil runs it.")
 app.add_typer(plan_app, name="plan")
@@ -29,15 +42,22 @@ def plan_show(fault_class: Annotated[FaultClass | None, typer.Option(
                   "--class", help="One fault class.")] = None,
               level: Annotated[str | None, typer.Option(
                   help="IV, III, II, I or recovery.")] = None,
-              json_out: JsonOpt = False, lang: LangOpt = None) -> None:
+              inventory: Annotated[Path | None, typer.Option(
+                  "--inventory", "-i", help="The plan as this site runs it (its "
+                  "vigil_runbook changes); default: the plan as shipped.")] = None,
+              json_out: JsonOpt = False, lang: LangOpt = None,
+              vault_password_file: VaultOpt = None) -> None:
     """What the plan says to do, for each fault class and level, with clause IDs."""
     lg = _lang(lang)
     if level is not None and level not in LEVELS:
         raise typer.BadParameter(f"must be one of {', '.join(LEVELS)}", param_hint="--level")
-    try:
-        runbook = load_runbook()
-    except RunbookError as exc:
-        _fail(str(exc))
+    if inventory:
+        runbook = _load(inventory, vault_password_file, lg).site_runbook
+    else:
+        try:
+            runbook = load_runbook()
+        except RunbookError as exc:
+            _fail(str(exc))
     classes = [fault_class] if fault_class else list(FaultClass)
     levels = [level] if level else list(LEVELS)
     rows = [{"fault_class": c.value, "level": lv, "clause": s.clause, "kind": s.kind,
@@ -64,19 +84,14 @@ def plan_coverage(inventory: InventoryOpt = None, json_out: JsonOpt = False,
                   lang: LangOpt = None,
                   strict: Annotated[bool, typer.Option(
                       help="Exit 1 when a clause has nothing implementing it.")] = False,
-                  vault_password_file: VaultOpt = None) -> None:
+                  project: ProjectOpt = None, vault_password_file: VaultOpt = None) -> None:
     """Every clause of the plan with the runbook steps, checks, code and tests behind it;
     clauses nothing implements are flagged."""
-    from remediations.coverage import coverage
-    from remediations.runbook import site_runbook
+    from vigil.remediations.coverage import coverage
 
     lg = _lang(lang)
     inv = _load(inventory, vault_password_file, lg)
-    try:
-        runbook = site_runbook(inv.runbook.overrides, inv.runbook.add)
-    except RunbookError as exc:
-        _fail(str(exc))
-    rows = coverage(runbook, inv)
+    rows = coverage(inv.site_runbook, inv, _project(project, inv, required=False))
     missing = [r.clause for r in rows if not r.implemented]
     if json_out:
         sys.stdout.write(json.dumps([r.as_dict() for r in rows], ensure_ascii=False,

@@ -15,17 +15,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from remediations.reconcile import KINDS, MEANING, Report, reconcile
-from remediations.records import record_of
-from remediations.sources import (
-    SourceError,
-    from_file,
-    from_sql,
-    ordered,
-    records_from_sql,
-    window,
-)
-from remediations.vouchers import Voucher
 from vigil import clock
 from vigil.cli import (
     InventoryOpt,
@@ -42,6 +31,17 @@ from vigil.cli import (
 )
 from vigil.domain import PartyKind
 from vigil.model import Inventory
+from vigil.remediations.vouchers.reconcile import KINDS, MEANING, Report, reconcile
+from vigil.remediations.vouchers.records import record_of
+from vigil.remediations.vouchers.sources import (
+    SourceError,
+    from_file,
+    from_sql,
+    ordered,
+    records_from_sql,
+    window,
+)
+from vigil.remediations.vouchers.voucher import Voucher
 from vigil.secrets import SecretMissing
 
 
@@ -230,7 +230,7 @@ def supplementary_plan(
     holds with other content for people; marking is idempotent. Exit 1 when conflicts
     need a person.
     """
-    from remediations.supplementary import plan
+    from vigil.remediations.vouchers.supplementary import plan
 
     lg = _lang(lang)
     inv = _load(inventory, vault_password_file, lg)

@@ -11,8 +11,6 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from remediations import steps
-from remediations.runbook import RunbookError, site_runbook
 from vigil import clock
 from vigil.cli import (
     InventoryOpt,
@@ -27,6 +25,7 @@ from vigil.cli import (
     app,
     out,
 )
+from vigil.remediations import steps
 
 task_app = typer.Typer(no_args_is_help=True, help="Manual steps of the plan: people's checklist.")
 app.add_typer(task_app, name="task")
@@ -49,9 +48,8 @@ def _act(action: Callable[..., dict[str, Any]], ref: str, person: str, inventory
     inv = _load(inventory, vault, lang)  # type: ignore[arg-type]
     db = _open_store(store, lang)  # type: ignore[arg-type]
     try:
-        runbook = site_runbook(inv.runbook.overrides, inv.runbook.add)
-        return action(db, inv, runbook, ref, person, *extra, clock.now())
-    except (steps.StepError, RunbookError) as exc:
+        return action(db, inv, inv.site_runbook, ref, person, *extra, clock.now())
+    except steps.StepError as exc:
         _fail(str(exc))
     except PermissionError as exc:
         out.print(f"[red]{'拒绝' if lang == 'zh' else 'refused'}: {escape(str(exc))}[/]")
@@ -136,7 +134,7 @@ def report(incident: Annotated[str, typer.Argument(help="Incident id.")],
     """The incident's summary report for the leadership group (P5), in Markdown."""
     from zoneinfo import ZoneInfo
 
-    from remediations.report import incident_report
+    from vigil.remediations.report import incident_report
 
     lg = _lang(lang)
     inv = _load(inventory, vault_password_file, lg)

@@ -12,20 +12,22 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from alerting.incidents import Tracker, acknowledge, calendar_for
-from alerting.ladder import LadderConfig, rungs
-from alerting.messages import duration_text, level_name
 from vigil import clock
+from vigil.alerting.incidents import Tracker, acknowledge, calendar_for
+from vigil.alerting.ladder import LadderConfig, rungs
+from vigil.alerting.messages import duration_text, level_name
 from vigil.cli import (
     InventoryOpt,
     JsonOpt,
     LangOpt,
+    ProjectOpt,
     StoreOpt,
     VaultOpt,
     _fail,
     _lang,
     _load,
     _open_store,
+    _project,
     app,
     err,
     out,
@@ -49,14 +51,13 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
               "--dry-run", help="Run remediation playbooks in check mode only.")] = False,
           observe_only: Annotated[bool, typer.Option(
               "--observe-only", help="Run no remediation; record what would run.")] = False,
-          vault_password_file: VaultOpt = None) -> None:
+          project: ProjectOpt = None, vault_password_file: VaultOpt = None) -> None:
     """The daemon: run checks on schedule, grade incidents, carry out the runbook, deliver
     messages. Stops on SIGTERM."""
     import signal
 
-    from remediations.executor import Executor
-    from remediations.runbook import RunbookError
     from vigil.daemon import Daemon, setup_logging
+    from vigil.remediations.executor import Executor
 
     # Until the daemon takes over the signals, a SIGTERM during start-up exits cleanly:
     # nothing is running yet, and an open transaction rolls back.
@@ -66,10 +67,8 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
     if limit:
         inv = inv.model_copy(update={"checks": inv.limit(limit)})
     db = _open_store(store, lg)
-    try:
-        executor = Executor(inv, db, dry_run=dry_run, observe_only=observe_only or None)
-    except RunbookError as exc:
-        _fail(str(exc))
+    executor = Executor(inv, db, dry_run=dry_run, observe_only=observe_only or None,
+                        project=None if observe_only else _project(project, inv))
     setup_logging()
     Daemon(inv, db, metrics_port=metrics_port, executor=executor).run()
 

@@ -18,12 +18,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from alerting.incidents import Tracker
-from alerting.outbox import Outbox
-from checks.runner import run_checks
-from remediations.executor import Executor
 from vigil import clock
+from vigil.alerting.incidents import Tracker
+from vigil.checks.runner import run_checks
+from vigil.delivery.outbox import Outbox
 from vigil.model import Inventory
+from vigil.remediations.executor import Executor
 from vigil.store import Store
 
 log = logging.getLogger("vigil.watch")

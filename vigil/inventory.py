@@ -14,11 +14,20 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from checks.base import BindError, CheckSpec
-from checks.registry import probe_for
-from checks.ssh import SshTarget
+from vigil.checks.base import BindError
+from vigil.checks.registry import known_kinds, probe_for
 from vigil.errors import first_line
-from vigil.model import CheckDefaults, Host, HostVars, Inventory, SiteVars, System
+from vigil.model import (
+    CheckDefaults,
+    CheckSpec,
+    Host,
+    HostVars,
+    Inventory,
+    SiteVars,
+    SshTarget,
+    System,
+)
+from vigil.runbook import RunbookError, site_runbook
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -127,17 +136,14 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
     site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts",
                                   "vigil_escalation", "vigil_calendar", "vigil_ladder",
                                   "vigil_check_defaults", "vigil_voucher_libraries",
-                                  "vigil_runbook"))
+                                  "vigil_runbook", "vigil_project_dir"))
     site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), site_raw, root,
                           where="group 'all'")
     parties = {p.id: p for p in site_vars.vigil_parties}
-    if site_vars.vigil_runbook.overrides or site_vars.vigil_runbook.add:
-        from remediations.runbook import RunbookError, site_runbook
-
-        try:
-            site_runbook(site_vars.vigil_runbook.overrides, site_vars.vigil_runbook.add)
-        except RunbookError as exc:
-            _fail(site_raw, ("vigil_runbook",), root, "group 'all'", str(exc))
+    try:  # built once: what messages quote, the executor runs and the CLI prints
+        plan = site_runbook(site_vars.vigil_runbook.overrides, site_vars.vigil_runbook.add)
+    except RunbookError as exc:
+        _fail(site_raw, ("vigil_runbook",), root, "group 'all'", str(exc))
     for i, library in enumerate(site_vars.vigil_voucher_libraries):
         if library.party not in parties:
             _fail(site_raw, ("vigil_voucher_libraries", i, "party"), root, "group 'all'",
@@ -206,7 +212,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
                      checks=checks, escalation=site_vars.vigil_escalation,
                      calendar=site_vars.vigil_calendar, ladder=site_vars.vigil_ladder,
                      voucher_libraries=site_vars.vigil_voucher_libraries,
-                     runbook=site_vars.vigil_runbook)
+                     runbook=site_vars.vigil_runbook, site_runbook=plan,
+                     project_dir=site_vars.vigil_project_dir)
 
 
 def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int],
@@ -214,6 +221,9 @@ def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int]
                 existing: list[CheckSpec], defaults: CheckDefaults) -> CheckSpec:
     i, j = at
     host = hosts[host_name]
+    if check.kind not in known_kinds():
+        _fail(raw, ("vigil_systems", i, "checks", j, "kind"), root, where,
+              f"unknown check kind {check.kind!r} (known: {', '.join(known_kinds())})")
     probe = probe_for(check.kind)
     at_params = ("vigil_systems", i, "checks", j, "params")
     try:

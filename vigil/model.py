@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from checks.base import CheckSpec
-from checks.registry import known_kinds
-from checks.ssh import SshTarget
 from vigil.domain import FaultClass, PartyKind, Role
-from vigil.secrets import SecretField
+from vigil.result import Metric, Result, Say, Status
+from vigil.runbook import Runbook, load_runbook
+from vigil.secrets import Secret, SecretField
 
 Ident = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)
 
@@ -68,13 +67,6 @@ class CheckIn(Strict):
     params: dict[str, Any] = {}
     interval: float | None = Field(None, gt=0, description="seconds between runs")
     timeout: float | None = Field(None, gt=0, description="seconds before it is unknown")
-
-    @field_validator("kind")
-    @classmethod
-    def _known_kind(cls, kind: str) -> str:
-        if kind not in known_kinds():
-            raise ValueError(f"unknown check kind {kind!r} (known: {', '.join(known_kinds())})")
-        return kind
 
 
 class SystemIn(Strict):
@@ -184,6 +176,7 @@ class SiteVars(BaseModel):
     vigil_check_defaults: CheckDefaults = CheckDefaults()
     vigil_voucher_libraries: list[VoucherLibrary] = []
     vigil_runbook: RunbookVars = RunbookVars()
+    vigil_project_dir: str | None = None  # the Ansible project Vigil runs (vigil.paths)
 
 
 class HostVars(BaseModel):
@@ -223,6 +216,55 @@ class System(Strict):
     checks: tuple[str, ...]
 
 
+class SshTarget(BaseModel):
+    """How to reach a host over SSH, from its Ansible variables."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    address: str
+    port: int = 22
+    user: str = "root"
+    key_file: str | None = None
+    password: Secret | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+
+    @property
+    def label(self) -> str:
+        return f"{self.user}@{self.address}:{self.port}"
+
+
+class CheckSpec(BaseModel):
+    """One check of one system, as the inventory defines it."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    name: str
+    kind: str
+    system: str
+    fault_class: FaultClass
+    host: str  # the inventory host the system lives on
+    address: str  # where to reach it: ansible_host, else the host name
+    ssh: SshTarget | None = None  # how to run commands there, if not local
+    params: Any = None  # the probe's validated ProbeParams
+    interval_s: float = Field(default=60.0, gt=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    def result(self, status: Status, message: Say | str, target: str | None = None,
+               metrics: dict[str, Metric] | None = None, **more: Metric) -> Result:
+        say = message if isinstance(message, Say) else Say(message, message)
+        return Result(
+            check=self.name,
+            kind=self.kind,
+            system=self.system,
+            target=target or self.address,
+            fault_class=self.fault_class,
+            status=status,
+            message=say.en,
+            message_zh=say.zh,
+            metrics={**(metrics or {}), **more},
+        )
+
+
 class Inventory(BaseModel):
     """A validated inventory. Secrets stay `Secret` objects; printing one shows its origin."""
 
@@ -240,6 +282,8 @@ class Inventory(BaseModel):
     ladder: LadderVars = LadderVars()
     voucher_libraries: list[VoucherLibrary] = []
     runbook: RunbookVars = RunbookVars()
+    site_runbook: Runbook = Field(default_factory=load_runbook)  # with the site's changes
+    project_dir: str | None = None
     warnings: list[str] = []
 
     def limit(self, pattern: str | None) -> list[CheckSpec]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from checks.result import Result
+from vigil.result import Result
 from vigil.store import Event, Store, Tx
 
 

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
-from remediations import first_aid
 from tests.conftest import ROOT
 from tests.lab.watcher import Watch, wait_until
 from vigil import lab
 from vigil.inventory import load_inventory
 from vigil.lab.procs import port_open, read_pid
+from vigil.remediations import first_aid
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("restore_lab")]
 PG = lab.lab_dir() / "pg"

@@ -16,12 +16,12 @@ from pathlib import Path
 import pika
 import pytest
 
-from checks.mq import MqParams, MqProbe, QueueSpec
-from checks.result import Status
 from tests.conftest import VigilRunner
 from vigil import lab
+from vigil.checks.mq import MqParams, MqProbe, QueueSpec
 from vigil.inventory import load_inventory
 from vigil.lab.base import lab_dir
+from vigil.result import Status
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("restore_lab")]
 
@@ -174,7 +174,7 @@ def test_revoked_in_the_ocsp_index(vigil: VigilRunner) -> None:
 def test_expired_certificate(vigil: VigilRunner) -> None:
     inv = load_inventory("inventory/lab")
     spec = next(c for c in inv.checks if c.name == "ca-seal.certificate")
-    from checks.ca import CaProbe
+    from vigil.checks.ca import CaProbe
 
     expired = spec.model_copy(update={"params": spec.params.model_copy(update={"port": 18445})})
     result = CaProbe()(expired)

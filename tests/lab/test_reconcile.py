@@ -141,8 +141,8 @@ def test_copy_records_and_careful_records_agree(tmp_path: Path) -> None:
     date go the careful way. Both must give the same bytes, escapes and all."""
     import psycopg
 
-    from remediations.reconcile import reconcile
-    from remediations.sources import SourceError, records_from_sql
+    from vigil.remediations.vouchers.reconcile import reconcile
+    from vigil.remediations.vouchers.sources import SourceError, records_from_sql
 
     dsn = vouchers.dsn("finance")
     with psycopg.connect(dsn, autocommit=True) as conn:

@@ -8,12 +8,12 @@ import socket
 import time
 from pathlib import Path
 
-from checks.backups import BackupsParams, BackupsProbe
-from checks.base import CheckSpec
-from checks.result import Status
-from checks.tcp import TcpParams, TcpProbe
 from tests.conftest import VigilRunner
+from vigil.checks.backups import BackupsParams, BackupsProbe
+from vigil.checks.tcp import TcpParams, TcpProbe
 from vigil.domain import FaultClass
+from vigil.model import CheckSpec
+from vigil.result import Status
 
 
 def test_json_is_a_list_of_results_and_exit_code_is_the_worst(vigil: VigilRunner,

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from remediations.bundle import BundleRefused, Keys
-from remediations.offline import export, import_bundle
-from remediations.suites import SUITES, SmSuite
-from remediations.vouchers import Voucher
 from tests.conftest import VigilRunner
+from vigil.remediations.vouchers.bundle import BundleRefused, Keys
+from vigil.remediations.vouchers.offline import export, import_bundle
+from vigil.remediations.vouchers.suites import SUITES, SmSuite
+from vigil.remediations.vouchers.voucher import Voucher
 from vigil.store import Store
 
 NOW = dt.datetime(2026, 11, 28, 9, 0, tzinfo=dt.UTC)

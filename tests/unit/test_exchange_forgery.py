@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 
-from remediations.bundle import MEMBERS, BundleRefused, Keys, write_bundle
-from remediations.offline import export, import_bundle
-from remediations.suites import SUITES
 from tests.conftest import VigilRunner
 from tests.unit.test_exchange import NOW, vouchers
+from vigil.remediations.vouchers.bundle import MEMBERS, BundleRefused, Keys, write_bundle
+from vigil.remediations.vouchers.offline import export, import_bundle
+from vigil.remediations.vouchers.suites import SUITES
 from vigil.store import Store
 
 DROP = object()  # a manifest field to remove
@@ -239,7 +239,7 @@ def test_a_missing_key_for_the_receipt_is_found_before_anything_is_imported(
     world["keys"].public("finance", "enc").unlink()
     store: Store = world["store"]
     before = store.events()
-    from remediations.suites import CryptoError
+    from vigil.remediations.vouchers.suites import CryptoError
 
     with pytest.raises(CryptoError, match=r"finance\.enc\.pub\.pem"):
         import_bundle(world["bundle"], me="pboc", keys=world["keys"], receipt=True,

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from alerting.incidents import Tracker
-from checks.result import Result, Status
-from remediations import steps
-from remediations.executor import Executor
-from remediations.first_aid import Aid
-from remediations.playbook_run import Outcome
-from remediations.runbook import Run, RunbookError, site_runbook
 from tests.conftest import ROOT
+from vigil.alerting.incidents import Tracker
 from vigil.domain import FaultClass
 from vigil.inventory import load_inventory
 from vigil.model import Inventory
+from vigil.remediations import steps
+from vigil.remediations.executor import Executor
+from vigil.remediations.first_aid import Aid
+from vigil.remediations.playbook_run import Outcome
+from vigil.result import Result, Status
+from vigil.runbook import Run, RunbookError, site_runbook
 from vigil.store import Store
 
 T0 = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)  # Wednesday 10:00 in Shanghai
@@ -251,7 +251,7 @@ def test_a_site_overrides_steps_and_bad_overrides_name_the_step() -> None:
 def test_the_summary_report_tells_the_leadership_what_the_plan_did(drill: Drill) -> None:
     from zoneinfo import ZoneInfo
 
-    from remediations.report import incident_report
+    from vigil.remediations.report import incident_report
 
     drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
     incident = drill.rec("/IV/activate-standby")["incident"]

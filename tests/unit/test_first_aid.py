@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from remediations.first_aid import promote_standby
 from tests.conftest import ROOT
 from tests.receivers import free_port
 from vigil.inventory import load_inventory
 from vigil.model import Host, Inventory
+from vigil.remediations.first_aid import promote_standby
 
 
 @pytest.fixture

@@ -4,17 +4,18 @@ policy and messages; the sender records instead of delivering)."""
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import pytest
 
-from alerting.incidents import Tracker, acknowledge
-from alerting.outbox import Outbox
-from checks.result import Result, Status
 from tests.conftest import ROOT
+from vigil.alerting.incidents import Tracker, acknowledge
+from vigil.delivery.outbox import Outbox
 from vigil.domain import FaultClass
 from vigil.inventory import load_inventory
 from vigil.model import Inventory
+from vigil.result import Result, Status
 from vigil.store import Store
 
 T0 = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)  # Wednesday 10:00 in Shanghai
@@ -30,11 +31,13 @@ class Harness:
         self.inv, self.store = inv, store
         self.tracker = Tracker(inv, store)
         self.sent: list[tuple[str, str]] = []  # (key, title)
+        self.bodies: list[str] = []
         self.outbox = Outbox(inv, store, sender=self._send)
         self.now = T0
 
     def _send(self, url: str, title: str, body: str, key: str) -> str | None:
         self.sent.append((key, title))
+        self.bodies.append(body)
         return None
 
     def see(self, system: str, status: Status, minutes: float = 1,
@@ -133,3 +136,22 @@ def test_state_survives_a_restart(h: Harness, inv: Inventory) -> None:
     assert list(again.open) == [inc_id]
     rung, _ = again.reached(again.open[inc_id], h.now + dt.timedelta(hours=25))
     assert rung.mark == "III"
+
+
+def test_a_step_the_site_disabled_is_never_announced(inv: Inventory, tmp_path: Path) -> None:
+    """Messages quote the site's runbook (P6), not the plan as shipped."""
+    vendor, standby = "无备用数据库时立即联系软硬件厂商", "立即按数据库保护方案启用备用数据库"
+    shipped = Harness(inv, Store(str(tmp_path / "a.db")))
+    for _ in range(2):
+        shipped.see("payment-db", Status.CRITICAL)
+    assert any(vendor in b for b in shipped.bodies) and any(standby in b for b in shipped.bodies)
+    site = tmp_path / "inv"
+    shutil.copytree(ROOT / "inventory/lab", site)
+    vars_file = site / "group_vars/all/site.yml"
+    vars_file.write_text(vars_file.read_text().replace(
+        "  overrides:\n", "  overrides:\n    database.IV.call-vendor: {enabled: false}\n", 1))
+    adapted = Harness(load_inventory(site), Store(str(tmp_path / "b.db")))
+    for _ in range(2):
+        adapted.see("payment-db", Status.CRITICAL)
+    assert adapted.bodies and all(standby in b for b in adapted.bodies)
+    assert not any(vendor in b for b in adapted.bodies)

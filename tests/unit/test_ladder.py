@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from zoneinfo import ZoneInfo
 
-from alerting.calendar import WorkCalendar
-from alerting.ladder import reached, rungs
 from tests.conftest import VigilRunner
+from vigil.alerting.calendar import WorkCalendar
+from vigil.alerting.ladder import reached, rungs
 
 TZ = ZoneInfo("Asia/Shanghai")
 

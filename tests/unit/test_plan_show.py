@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 
-from remediations.runbook import load_runbook
 from tests.conftest import ROOT, VigilRunner
 from vigil.domain import FaultClass
+from vigil.runbook import load_runbook
 
 
 def test_every_fault_class_has_steps_at_every_level() -> None:

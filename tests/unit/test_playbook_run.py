@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from remediations.playbook_run import run_playbook
-from remediations.runbook import Run
 from tests.conftest import ROOT
+from vigil.remediations.playbook_run import run_playbook
+from vigil.runbook import Run
 
 
 @pytest.fixture(autouse=True)
@@ -25,14 +25,15 @@ def test_a_relative_inventory_reaches_its_hosts() -> None:
               vars={"target": "vigil-server", "service_restart_name": "vigil-no-such-unit",
                     "service_restart_manager": "command",
                     "service_restart_command": "true"})
-    run_playbook(run, "inventory/demo", "relative", True, 120, tasks.append)
+    run_playbook(run, "inventory/demo", "relative", True, 120, tasks.append, project=ROOT)
     assert tasks and {t["host"] for t in tasks} == {"vigil-server"}
 
 
 def test_a_play_that_matches_no_host_is_a_failure() -> None:
     tasks: list[dict[str, Any]] = []
     outcome = run_playbook(Run(playbook="restart-service.yml", vars={"target": "nowhere"}),
-                           str(ROOT / "inventory/demo"), "nohost", True, 120, tasks.append)
+                           str(ROOT / "inventory/demo"), "nohost", True, 120, tasks.append,
+                           project=ROOT)
     assert not outcome.ok and tasks == []
     assert outcome.failed_tasks == ["restart-service.yml ran on no host: check the inventory "
                                     "and the step's host variables (target=nowhere)"]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from checks.base import CheckSpec
-from checks.host import HostParams, evaluate, parse_remote
-from checks.links import LinksParams, LinksProbe
-from checks.result import Status
+from vigil.checks.host import HostParams, evaluate, parse_remote
+from vigil.checks.links import LinksParams, LinksProbe
 from vigil.domain import FaultClass
+from vigil.model import CheckSpec
+from vigil.result import Status
 
 REMOTE = """@stat1
 cpu  100 0 100 800 0 0 0 0 0 0

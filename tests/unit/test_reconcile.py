@@ -13,10 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from remediations.reconcile import reconcile
-from remediations.records import record_of, voucher_of
-from remediations.sources import SourceError, from_file, ordered
-from remediations.vouchers import Voucher
+from vigil.remediations.vouchers.reconcile import reconcile
+from vigil.remediations.vouchers.records import record_of, voucher_of
+from vigil.remediations.vouchers.sources import SourceError, from_file, ordered
+from vigil.remediations.vouchers.voucher import Voucher
 
 DAY = dt.date(2026, 11, 27)
 

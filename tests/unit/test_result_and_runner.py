@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from checks import registry
-from checks.base import CheckSpec, Probe, ProbeParams
-from checks.result import Result, Status, worst
-from checks.runner import run_checks
+from vigil.checks import registry
+from vigil.checks.base import Probe, ProbeParams
+from vigil.checks.runner import run_checks
 from vigil.domain import FaultClass
+from vigil.model import CheckSpec
+from vigil.result import Result, Status, worst
 
 
 def test_exit_codes_follow_nagios() -> None:

@@ -9,12 +9,13 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from vigil.paths import checkout
 
 
 def lab_dir() -> Path:
-    """Where the lab keeps data, PIDs and logs: $VIGIL_LAB_DIR, else .lab/ in the repo."""
-    path = Path(os.environ.get("VIGIL_LAB_DIR") or REPO / ".lab")
+    """Where the lab keeps data, PIDs and logs: $VIGIL_LAB_DIR, else .lab/ in the
+    checkout (or in the current folder, installed)."""
+    path = Path(os.environ.get("VIGIL_LAB_DIR") or (checkout() or Path.cwd()) / ".lab")
     path.mkdir(parents=True, exist_ok=True)
     path.chmod(0o755)  # postgres, nut and rabbitmq users must traverse it
     _passable(path)

@@ -31,9 +31,9 @@ def test_retention_kept_daily_and_a_sunday(host):  # type: ignore[no-untyped-def
 
 
 def test_vigil_backups_check_is_ok(host):  # type: ignore[no-untyped-def]
-    from checks.backups import BackupsParams, BackupsProbe
-    from checks.base import CheckSpec
-    from checks.result import Status
+    from vigil.checks.backups import BackupsParams, BackupsProbe
+    from vigil.model import CheckSpec
+    from vigil.result import Status
 
     spec = CheckSpec(name="b", kind="backups", system="db", fault_class="database", host="h",
                      address="127.0.0.1",

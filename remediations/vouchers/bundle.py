@@ -27,8 +27,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from remediations.suites import SUITES, CryptoError, Suite
-from remediations.vouchers import Voucher, voucher_from
+from vigil.remediations.vouchers.suites import SUITES, CryptoError, Suite
+from vigil.remediations.vouchers.voucher import Voucher, voucher_from
 
 FORMAT = "vigil-exchange/1"
 MEMBERS = ("manifest.json", "manifest.sig", "payload.enc")

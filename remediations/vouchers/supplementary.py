@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from remediations.vouchers import Voucher
+from vigil.remediations.vouchers.voucher import Voucher
 from vigil.store import Store
 
 

@@ -1,6 +1,6 @@
 """Pairwise reconciliation of two voucher libraries (对账, P4.3.5(3)d, P4.3.6, P4.3.7).
 
-Both sources stream records (`remediations.records`) in voucher-number order and are
+Both sources stream records (`vigil.remediations.vouchers.records`) in voucher-number order and are
 merged in one pass, so memory stays bounded whatever the number of vouchers; two records
 with the same content bytes cost one comparison, and a `Voucher` is built only for a
 discrepancy. Every discrepancy is written as it is found:
@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediations.records import GAPS, Gaps, moved_unsigned, number_of, voucher_of
-from remediations.sources import SourceError
-from remediations.vouchers import Voucher
+from vigil.remediations.vouchers.records import GAPS, Gaps, moved_unsigned, number_of, voucher_of
+from vigil.remediations.vouchers.sources import SourceError
+from vigil.remediations.vouchers.voucher import Voucher
 
 KINDS = ("only_in_a", "only_in_b", "differs", "not_received_by_b", "not_received_by_a",
          "receipt_missing_from_b", "receipt_missing_from_a")
@@ -90,7 +90,7 @@ def _row(v: Voucher) -> dict[str, Any]:
 
 def reconcile(a: str, a_records: Iterator[bytes], b: str, b_records: Iterator[bytes],
               out: Path) -> Report:
-    """Merge two libraries' records (`remediations.records`), both in voucher-number order."""
+    """Merge two libraries' records (`records.py`), both in voucher-number order."""
     report = Report(a, b)
     w = _Writers(out, a, b)
     report.files = {k: str(v) for k, v in w.paths.items()}

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from alerting import channels
+from vigil.delivery import channels
 from vigil.domain import Role
 from vigil.model import Contact, Inventory
 from vigil.secrets import SecretMissing

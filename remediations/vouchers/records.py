@@ -17,7 +17,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import NamedTuple
 
-from remediations.vouchers import Voucher
+from vigil.remediations.vouchers.voucher import Voucher
 
 # The state byte: '@' (64) plus signed 8, sent 4, received 2, receipt returned 1.
 STATE_BASE = 64

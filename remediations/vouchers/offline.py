@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from remediations.bundle import (
+from vigil.remediations.vouchers.bundle import (
     MAX_TTL,
     BundleRefused,
     Keys,
@@ -22,8 +22,8 @@ from remediations.bundle import (
     write_atomically,
     write_bundle,
 )
-from remediations.suites import SUITES, Suite
-from remediations.vouchers import Voucher
+from vigil.remediations.vouchers.suites import SUITES, Suite
+from vigil.remediations.vouchers.voucher import Voucher
 from vigil.store import Store
 
 SUFFIX = ".vgb"

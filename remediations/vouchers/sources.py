@@ -17,9 +17,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from remediations.records import STATE_BASE, STATE_BITS, record_of
-from remediations.vouchers import CONTENT_FIELDS, STATE_FIELDS, Voucher, to_cents, voucher_from
 from vigil.errors import first_line
+from vigil.remediations.vouchers.records import STATE_BASE, STATE_BITS, record_of
+from vigil.remediations.vouchers.voucher import (
+    CONTENT_FIELDS,
+    STATE_FIELDS,
+    Voucher,
+    to_cents,
+    voucher_from,
+)
 
 BATCH = 5000
 
