@@ -23,8 +23,8 @@ from vigil.alerting.policy import recipients, renotify_minutes
 from vigil.delivery import outbox
 from vigil.domain import FaultClass
 from vigil.model import Contact, Inventory
-from vigil.recording import record_in
 from vigil.result import Result, Status
+from vigil.status_log import log_changes
 from vigil.store import Store, Tx
 
 FAILING = (Status.CRITICAL, Status.UNKNOWN)
@@ -78,7 +78,7 @@ class Tracker:
         """Record results, open and recover incidents, then move the ladder."""
         with self.store.transaction() as tx:
             results = list(results)
-            record_in(tx, results)
+            log_changes(tx, results)
             for r in results:
                 self._track(tx, r, now)
             self._tick(tx, now)

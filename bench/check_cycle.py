@@ -19,7 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from vigil.checks.runner import run_checks
+from vigil.checks.cycle import run_checks
 from vigil.inventory import load_inventory
 from vigil.result import Status
 

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from vigil import clock
-from vigil.checks.runner import run_checks
+from vigil.checks.cycle import run_checks
 from vigil.domain import FaultClass
 from vigil.model import CheckSpec, Inventory
 from vigil.paths import project_dir
 from vigil.remediations import first_aid, steps
-from vigil.remediations.playbook_run import Outcome, Runner, run_playbook
+from vigil.remediations.playbook_run import Outcome, PlaybookRunner, run_playbook
 from vigil.result import Result, Status
 from vigil.runbook import Run, Runbook, Step
 from vigil.store import Store
@@ -46,7 +46,7 @@ def _refuse_to_run(run: Run, *_: Any) -> Outcome:
 
 class Executor:
     def __init__(self, inv: Inventory, store: Store, *, dry_run: bool = False,
-                 observe_only: bool | None = None, runner: Runner | None = None,
+                 observe_only: bool | None = None, runner: PlaybookRunner | None = None,
                  project: Path | None = None,
                  verifier: Verifier = run_checks, runbook: Runbook | None = None,
                  now: Callable[[], dt.datetime] = clock.now,

@@ -29,7 +29,7 @@ class Outcome:
 
 
 TaskSink = Callable[[dict[str, Any]], None]
-Runner = Callable[[Run, str, str, bool, float, TaskSink], Outcome]
+PlaybookRunner = Callable[[Run, str, str, bool, float, TaskSink], Outcome]
 
 
 def runs_dir() -> Path:

@@ -20,7 +20,7 @@ from typing import Any
 
 from vigil import clock
 from vigil.alerting.incidents import Tracker
-from vigil.checks.runner import run_checks
+from vigil.checks.cycle import run_checks
 from vigil.delivery.outbox import Outbox
 from vigil.model import Inventory
 from vigil.remediations.executor import Executor

@@ -1,7 +1,7 @@
 """Pairwise reconciliation of two voucher libraries (对账, P4.3.5(3)d, P4.3.6, P4.3.7).
 
-Both sources stream records (`vigil.remediations.vouchers.records`) in voucher-number order and are
-merged in one pass, so memory stays bounded whatever the number of vouchers; two records
+Both sources stream lines (`vigil.remediations.vouchers.lines`) in voucher-number order and are
+merged in one pass, so memory stays bounded whatever the number of vouchers; two lines
 with the same content bytes cost one comparison, and a `Voucher` is built only for a
 discrepancy. Every discrepancy is written as it is found:
 to a JSON-lines file, and to a resend list for the direction it must travel.
@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from vigil.remediations.vouchers.records import GAPS, Gaps, moved_unsigned, number_of, voucher_of
-from vigil.remediations.vouchers.sources import SourceError
+from vigil.remediations.vouchers.lines import GAPS, Gaps, moved_unsigned, number_of, voucher_of
+from vigil.remediations.vouchers.sources import SourceError, open_lines
 from vigil.remediations.vouchers.voucher import Voucher
 
 KINDS = ("only_in_a", "only_in_b", "differs", "not_received_by_b", "not_received_by_a",
@@ -88,9 +89,9 @@ def _row(v: Voucher) -> dict[str, Any]:
             "received": v.received, "receipt_returned": v.receipt_returned}
 
 
-def reconcile(a: str, a_records: Iterator[bytes], b: str, b_records: Iterator[bytes],
+def reconcile(a: str, a_lines: Iterator[bytes], b: str, b_lines: Iterator[bytes],
               out: Path) -> Report:
-    """Merge two libraries' records (`records.py`), both in voucher-number order."""
+    """Merge two libraries' lines (`lines.py`), both in voucher-number order."""
     report = Report(a, b)
     w = _Writers(out, a, b)
     report.files = {k: str(v) for k, v in w.paths.items()}
@@ -114,8 +115,8 @@ def reconcile(a: str, a_records: Iterator[bytes], b: str, b_records: Iterator[by
         elif direction == "to_a":
             w.csv_a.writerow(line)
 
-    def unsigned(party: str, record: bytes) -> None:
-        if moved_unsigned(record[-2]):
+    def unsigned(party: str, line: bytes) -> None:
+        if moved_unsigned(line[-2]):
             report.unsigned[party] += 1
 
     def gaps(ra: bytes, rb: bytes, g: Gaps) -> None:
@@ -134,7 +135,7 @@ def reconcile(a: str, a_records: Iterator[bytes], b: str, b_records: Iterator[by
                            "without repeats)")
 
     table = GAPS
-    ra, rb = next(a_records, None), next(b_records, None)
+    ra, rb = next(a_lines, None), next(b_lines, None)
     last_a = last_b = b""
     compared = 0
     try:
@@ -148,7 +149,7 @@ def reconcile(a: str, a_records: Iterator[bytes], b: str, b_records: Iterator[by
                 if number <= last_a:
                     raise out_of_order(a, number, last_a, compared - report.counts["only_in_b"])
                 last_a = last_b = number
-                ra, rb = next(a_records, None), next(b_records, None)
+                ra, rb = next(a_lines, None), next(b_lines, None)
                 continue
             na, nb = number_of(ra), number_of(rb)
             if na <= last_a:
@@ -158,32 +159,52 @@ def reconcile(a: str, a_records: Iterator[bytes], b: str, b_records: Iterator[by
             if na < nb:
                 found("only_in_a", "to_b", "voucher", ra, None)
                 unsigned(a, ra)
-                last_a, ra = na, next(a_records, None)
+                last_a, ra = na, next(a_lines, None)
             elif nb < na:
                 found("only_in_b", "to_a", "voucher", None, rb)
                 unsigned(b, rb)
-                last_b, rb = nb, next(b_records, None)
+                last_b, rb = nb, next(b_lines, None)
             else:
                 found("differs", None, "voucher", ra, rb)
                 unsigned(a, ra)
                 unsigned(b, rb)
                 last_a = last_b = na
-                ra, rb = next(a_records, None), next(b_records, None)
-        for party, kind, rest, record, last, other in (
-                (a, "only_in_a", a_records, ra, last_a, "only_in_b"),
-                (b, "only_in_b", b_records, rb, last_b, "only_in_a")):
-            while record is not None:
+                ra, rb = next(a_lines, None), next(b_lines, None)
+        for party, kind, rest, line, last, other in (
+                (a, "only_in_a", a_lines, ra, last_a, "only_in_b"),
+                (b, "only_in_b", b_lines, rb, last_b, "only_in_a")):
+            while line is not None:
                 compared += 1
-                number = number_of(record)
+                number = number_of(line)
                 if number <= last:
                     raise out_of_order(party, number, last, compared - report.counts[other])
                 if kind == "only_in_a":
-                    found(kind, "to_b", "voucher", record, None)
+                    found(kind, "to_b", "voucher", line, None)
                 else:
-                    found(kind, "to_a", "voucher", None, record)
-                unsigned(party, record)
-                last, record = number, next(rest, None)
+                    found(kind, "to_a", "voucher", None, line)
+                unsigned(party, line)
+                last, line = number, next(rest, None)
     finally:
         w.close()
         report.compared = compared
     return report
+
+
+# Two library_spec()s, the query parameters and the output folder.
+Pair = tuple[tuple[str, ...], tuple[str, ...], dict[str, Any], Path]
+
+
+def reconcile_pair(job: Pair) -> Report:
+    """One pair's reconciliation; in a worker process when there are several pairs."""
+    a, b, params, folder = job
+    return reconcile(a[1], open_lines(a, params), b[1], open_lines(b, params), folder)
+
+
+def reconcile_pairs(jobs: list[Pair]) -> list[Report]:
+    if len(jobs) == 1:
+        return [reconcile_pair(jobs[0])]
+    from concurrent.futures import ProcessPoolExecutor
+
+    # Each pair streams its own two sources: one process a pair uses the cores.
+    with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
+        return list(pool.map(reconcile_pair, jobs))

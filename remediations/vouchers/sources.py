@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from vigil.errors import first_line
-from vigil.remediations.vouchers.records import STATE_BASE, STATE_BITS, record_of
+from vigil.model import Inventory
+from vigil.remediations.vouchers.lines import STATE_BASE, STATE_BITS, line_of
 from vigil.remediations.vouchers.voucher import (
     CONTENT_FIELDS,
     STATE_FIELDS,
@@ -26,6 +27,7 @@ from vigil.remediations.vouchers.voucher import (
     to_cents,
     voucher_from,
 )
+from vigil.secrets import SecretMissing
 
 BATCH = 5000
 
@@ -58,16 +60,16 @@ def from_sql(name: str, dsn: str, query: str, params: dict[str, Any]) -> Iterato
         raise SourceError(f"{name}: database: {first_line(str(exc), type(exc).__name__)}") from None
 
 
-# Column types PostgreSQL's COPY writes exactly as `record_of` would (by OID): text,
+# Column types PostgreSQL's COPY writes exactly as `line_of` would (by OID): text,
 # varchar, char and name for the words, date, numeric or an integer for the amount.
 _WORDS = {25, 1043, 1042, 19}
 _NATIVE = {"business_date": {1082}, "amount": {1700, 21, 23, 20}}
 _BOOL = 16
 
 
-def records_from_sql(name: str, dsn: str, query: str, params: dict[str, Any]
+def lines_from_sql(name: str, dsn: str, query: str, params: dict[str, Any]
                      ) -> Iterator[bytes]:
-    """The library's vouchers as records, straight from `COPY ... TO STDOUT`.
+    """The library's vouchers as lines, straight from `COPY ... TO STDOUT`.
 
     Reconciliation reads millions of vouchers: PostgreSQL formats them in its own
     process and Vigil compares bytes. Columns of other types (a vendor's text flags,
@@ -78,7 +80,7 @@ def records_from_sql(name: str, dsn: str, query: str, params: dict[str, Any]
 
     try:
         with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("SET DateStyle = ISO")  # dates as YYYY-MM-DD, as record_of writes
+            conn.execute("SET DateStyle = ISO")  # dates as YYYY-MM-DD, as line_of writes
             cur = ClientCursor(conn)
             # COPY takes no parameters: psycopg quotes them into the text.
             site = cur.mogrify(query, params)
@@ -86,7 +88,7 @@ def records_from_sql(name: str, dsn: str, query: str, params: dict[str, Any]
             types = {d.name: d.type_code for d in cur.description or []}
             copy = _copy_sql(site, types)
             if copy is None:
-                yield from map(record_of, from_sql(name, dsn, query, params))
+                yield from map(line_of, from_sql(name, dsn, query, params))
                 return
             yield from _copied(name, conn.pgconn, copy)
     except psycopg.Error as exc:
@@ -120,10 +122,10 @@ def _copied(name: str, pg: Any, copy: str) -> Iterator[bytes]:
         if size < 0:
             break
         position += 1
-        record = bytes(data)
-        if b"\\N" in record:
-            _no_nulls(name, position, record)
-        yield record
+        line = bytes(data)
+        if b"\\N" in line:
+            _no_nulls(name, position, line)
+        yield line
     while (result := pg.get_result()) is not None:
         if result.status != pq.ExecStatus.COMMAND_OK:
             _raise_result(name, result)
@@ -134,8 +136,8 @@ def _raise_result(name: str, result: Any) -> None:
     raise SourceError(f"{name}: database: {first_line(message, '?')}")
 
 
-def _no_nulls(name: str, position: int, record: bytes) -> None:
-    fields = record[:-1].split(b"\t")
+def _no_nulls(name: str, position: int, line: bytes) -> None:
+    fields = line[:-1].split(b"\t")
     for column, value in zip(CONTENT_FIELDS, fields, strict=False):
         if value == b"\\N":
             raise SourceError(f"{name}: row {position}: {column} is NULL")
@@ -222,3 +224,41 @@ def window(date: dt.date | None, since: dt.datetime | None,
 
 def ordered(name: str, vouchers: Iterator[Voucher]) -> Iterator[Voucher]:
     return _checked_order(name, vouchers)
+
+
+def library_spec(inv: Inventory, name: str) -> tuple[str, ...]:
+    """Where `name`'s vouchers come from (a party's voucher library in the inventory, or an
+    export file), as plain strings a worker process can take."""
+    path = Path(name)
+    if path.suffix in (".csv", ".jsonl", ".ndjson") and path.exists():
+        return ("file", path.stem, str(path))
+    library = next((lib for lib in inv.voucher_libraries if lib.party == name), None)
+    if library is None:
+        known = ", ".join(lib.party for lib in inv.voucher_libraries) or "none"
+        raise SourceError(f"no voucher library for {name!r} in the inventory (known: {known}; "
+                          "or give a .csv / .jsonl export)")
+    if library.source == "file":
+        assert library.path
+        return ("file", name, library.path)
+    assert library.dsn and library.query
+    try:
+        dsn = library.dsn.reveal()
+    except SecretMissing as exc:
+        raise SourceError(f"{name}: {exc}") from None
+    return ("sql", name, dsn, library.query)
+
+
+def open_vouchers(spec: tuple[str, ...], params: dict[str, Any]) -> Iterator[Voucher]:
+    if spec[0] == "file":
+        return ordered(spec[1], from_file(spec[1], Path(spec[2])))
+    return ordered(spec[1], from_sql(spec[1], spec[2], spec[3], params))
+
+
+def vouchers_of(inv: Inventory, name: str, params: dict[str, Any]) -> Iterator[Voucher]:
+    return open_vouchers(library_spec(inv, name), params)
+
+
+def open_lines(spec: tuple[str, ...], params: dict[str, Any]) -> Iterator[bytes]:
+    if spec[0] == "file":
+        return map(line_of, from_file(spec[1], Path(spec[2])))
+    return lines_from_sql(spec[1], spec[2], spec[3], params)

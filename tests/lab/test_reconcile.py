@@ -136,13 +136,13 @@ ODD = ["V1", "V2\\tab", "V3", "V4"]  # a backslash in a number survives both way
 PAYEES = ["plain", "tab\there", "back\\slash", "line\nbreak 收款人"]
 
 
-def test_copy_records_and_careful_records_agree(tmp_path: Path) -> None:
+def test_copy_lines_and_careful_lines_agree(tmp_path: Path) -> None:
     """A vendor's native columns stream through COPY; text flags and a timestamp for the
     date go the careful way. Both must give the same bytes, escapes and all."""
     import psycopg
 
     from vigil.remediations.vouchers.reconcile import reconcile
-    from vigil.remediations.vouchers.sources import SourceError, records_from_sql
+    from vigil.remediations.vouchers.sources import SourceError, lines_from_sql
 
     dsn = vouchers.dsn("finance")
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -159,8 +159,8 @@ def test_copy_records_and_careful_records_agree(tmp_path: Path) -> None:
             conn.execute("INSERT INTO odd_vendor VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
                          (*row[:6], "Y", "yes" if i != 2 else "N"))
     query = "SELECT * FROM {} WHERE business_date >= %(since)s ORDER BY number"
-    native = list(records_from_sql("native", dsn, query.format("odd_native"), {"since": DAY}))
-    vendor = list(records_from_sql("vendor", dsn, query.format("odd_vendor"), {"since": DAY}))
+    native = list(lines_from_sql("native", dsn, query.format("odd_native"), {"since": DAY}))
+    vendor = list(lines_from_sql("vendor", dsn, query.format("odd_vendor"), {"since": DAY}))
     assert native == vendor and len(native) == 4
     assert native[1].startswith(b"V2\\\\tab\t") and b"tab\\there" in native[1]
     assert b"\t0.13\t" in native[0]  # halves round away from zero, as round() does
@@ -171,5 +171,5 @@ def test_copy_records_and_careful_records_agree(tmp_path: Path) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("UPDATE odd_native SET business_date = NULL WHERE number = 'V3'")
     with pytest.raises(SourceError, match="native: row 3: business_date is NULL"):
-        list(records_from_sql("native", dsn, query.format("odd_native") .replace(
+        list(lines_from_sql("native", dsn, query.format("odd_native") .replace(
             "WHERE business_date >= %(since)s", "WHERE %(since)s IS NOT NULL"), {"since": DAY}))

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vigil.remediations.vouchers.lines import line_of, voucher_of
 from vigil.remediations.vouchers.reconcile import reconcile
-from vigil.remediations.vouchers.records import record_of, voucher_of
 from vigil.remediations.vouchers.sources import SourceError, from_file, ordered
 from vigil.remediations.vouchers.voucher import Voucher
 
@@ -28,7 +28,7 @@ def v(n: int, amount: str = "100.00", **state: bool) -> Voucher:
 
 
 def records(vouchers: list[Voucher]) -> Iterator[bytes]:
-    return map(record_of, vouchers)
+    return map(line_of, vouchers)
 
 
 def resend(path: str) -> list[tuple[str, str, str]]:
@@ -118,9 +118,9 @@ text = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size
 @settings(max_examples=200, deadline=None)
 @given(number=text, payee=text, cents=st.integers(-10**12, 10**12),
        state=st.tuples(*[st.booleans()] * 4))
-def test_a_record_gives_back_its_voucher(number: str, payee: str, cents: int,
+def test_a_line_gives_back_its_voucher(number: str, payee: str, cents: int,
                                          state: tuple[bool, bool, bool, bool]) -> None:
     voucher = Voucher(number, "直接支付", DAY, Decimal(cents) / 100, "622", payee, *state)
-    record = record_of(voucher)
+    record = line_of(voucher)
     assert record.count(b"\t") == 6 and record.endswith(b"\n")  # escapes keep it one line
     assert voucher_of(record) == voucher

@@ -10,7 +10,7 @@ import pytest
 
 from vigil.checks import registry
 from vigil.checks.base import Probe, ProbeParams
-from vigil.checks.runner import run_checks
+from vigil.checks.cycle import run_checks
 from vigil.domain import FaultClass
 from vigil.model import CheckSpec
 from vigil.result import Result, Status, worst

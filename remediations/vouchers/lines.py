@@ -1,14 +1,14 @@
-"""Vouchers as records: one line of bytes each, the form reconciliation compares.
+"""Vouchers as lines: one line of bytes each, the form reconciliation compares.
 
-A record is the voucher's content in PostgreSQL's COPY text format (tab between fields,
+A voucher's line is its content in PostgreSQL's COPY text format (tab between fields,
 backslash escapes), then one byte for its state flags:
 
     number \t type \t business_date \t amount \t payer \t payee \t S \n
 
-so a voucher library streams records straight out of `COPY ... TO STDOUT` and two
+so a voucher library streams lines straight out of `COPY ... TO STDOUT` and two
 libraries compare a million vouchers as bytes, building a `Voucher` only for the few
 that disagree. Files and non-native columns are turned into the same bytes by
-`record_of`, so both ways meet in the middle.
+`line_of`, so both ways meet in the middle.
 """
 
 from __future__ import annotations
@@ -53,20 +53,20 @@ def unescape(text: str) -> str:
     return "".join(out)
 
 
-def record_of(v: Voucher) -> bytes:
+def line_of(v: Voucher) -> bytes:
     fields = (v.number, v.type, v.business_date.isoformat(), f"{v.amount:.2f}",
               v.payer_account, v.payee_account,
               chr(state_of(v.signed, v.sent, v.received, v.receipt_returned)))
     return ("\t".join(escape(f) for f in fields) + "\n").encode("utf-8")
 
 
-def number_of(record: bytes) -> bytes:
-    return record[:record.index(9)]
+def number_of(line: bytes) -> bytes:
+    return line[:line.index(9)]
 
 
-def voucher_of(record: bytes) -> Voucher:
-    """The voucher a record holds; only discrepancies need one."""
-    number, kind, day, amount, payer, payee, state = record.decode("utf-8")[:-1].split("\t")
+def voucher_of(line: bytes) -> Voucher:
+    """The voucher a line holds; only discrepancies need one."""
+    number, kind, day, amount, payer, payee, state = line.decode("utf-8")[:-1].split("\t")
     signed, sent, received, receipt = flags(ord(state))
     return Voucher(unescape(number), unescape(kind), dt.date.fromisoformat(day),
                    Decimal(amount), unescape(payer), unescape(payee), signed, sent, received,

@@ -1,4 +1,4 @@
-"""`vigil plan show`: the runbook (the plan as data) rendered for people."""
+"""`vigil plan show | coverage`: the runbook (the plan as data) for people."""
 
 from __future__ import annotations
 
@@ -11,28 +11,29 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vigil.cli import (
+from vigil.cli.common import (
     InventoryOpt,
     JsonOpt,
     LangOpt,
     ProjectOpt,
     VaultOpt,
-    _fail,
-    _lang,
-    _load,
-    _project,
-    app,
+    fail,
+    load_inv,
     out,
+    pick_lang,
+    project_folder,
 )
 from vigil.domain import FaultClass
 from vigil.i18n import t
 from vigil.runbook import LEVELS, RunbookError, load_runbook
 
 plan_app = typer.Typer(no_args_is_help=True, help="The emergency plan as Vigil runs it.")
-app.add_typer(plan_app, name="plan")
+
 
 _KIND = {"auto": ("自动执行", "automatic"), "approval": ("需审批", "needs approval"),
          "manual": ("人工处理", "by people"), "notify": ("通知各方", "notify parties")}
+
+
 _LEVEL = {"IV": ("四级", "level IV"), "III": ("三级", "level III"), "II": ("二级", "level II"),
           "I": ("一级", "level I"), "recovery": ("恢复后", "after recovery")}
 
@@ -48,16 +49,16 @@ def plan_show(fault_class: Annotated[FaultClass | None, typer.Option(
               json_out: JsonOpt = False, lang: LangOpt = None,
               vault_password_file: VaultOpt = None) -> None:
     """What the plan says to do, for each fault class and level, with clause IDs."""
-    lg = _lang(lang)
+    lg = pick_lang(lang)
     if level is not None and level not in LEVELS:
         raise typer.BadParameter(f"must be one of {', '.join(LEVELS)}", param_hint="--level")
     if inventory:
-        runbook = _load(inventory, vault_password_file, lg).site_runbook
+        runbook = load_inv(inventory, vault_password_file, lg).site_runbook
     else:
         try:
             runbook = load_runbook()
         except RunbookError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     classes = [fault_class] if fault_class else list(FaultClass)
     levels = [level] if level else list(LEVELS)
     rows = [{"fault_class": c.value, "level": lv, "clause": s.clause, "kind": s.kind,
@@ -89,9 +90,9 @@ def plan_coverage(inventory: InventoryOpt = None, json_out: JsonOpt = False,
     clauses nothing implements are flagged."""
     from vigil.remediations.coverage import coverage
 
-    lg = _lang(lang)
-    inv = _load(inventory, vault_password_file, lg)
-    rows = coverage(inv.site_runbook, inv, _project(project, inv, required=False))
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
+    rows = coverage(inv.site_runbook, inv, project_folder(project, inv, required=False))
     missing = [r.clause for r in rows if not r.implemented]
     if json_out:
         sys.stdout.write(json.dumps([r.as_dict() for r in rows], ensure_ascii=False,
@@ -114,3 +115,4 @@ def plan_coverage(inventory: InventoryOpt = None, json_out: JsonOpt = False,
                    f"implements: ") + (", ".join(missing) or "-"))
     if strict and missing:
         raise typer.Exit(1)
+

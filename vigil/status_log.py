@@ -12,7 +12,7 @@ def state_key(result: Result) -> str:
     return f"check:{result.key}"
 
 
-def record_in(tx: Tx, results: Iterable[Result]) -> None:
+def log_changes(tx: Tx, results: Iterable[Result]) -> None:
     """Append a `result` event for each Result whose status differs from the last recorded."""
     for r in results:
         key = state_key(r)
@@ -30,7 +30,7 @@ def record_in(tx: Tx, results: Iterable[Result]) -> None:
         tx.set_state(key, {"status": r.status.value, "since": r.observed_at.isoformat()})
 
 
-def record_results(store: Store, results: Iterable[Result]) -> list[Event]:
+def log_results(store: Store, results: Iterable[Result]) -> list[Event]:
     with store.transaction() as tx:
-        record_in(tx, results)
+        log_changes(tx, results)
         return list(tx.appended)

@@ -12,20 +12,19 @@ import typer
 from rich.markup import escape
 
 from vigil import clock
-from vigil.cli import (
+from vigil.cli.common import (
+    EXIT_REFUSED,
     InventoryOpt,
     JsonOpt,
     LangOpt,
     StoreOpt,
     VaultOpt,
-    _fail,
-    _lang,
-    _load,
-    _open_store,
-    app,
+    fail,
+    load_inv,
+    open_store,
     out,
+    pick_lang,
 )
-from vigil.cli_reconcile import _source
 from vigil.remediations.vouchers.bundle import (
     MAX_TTL,
     BundleRefused,
@@ -34,16 +33,14 @@ from vigil.remediations.vouchers.bundle import (
     check_party,
 )
 from vigil.remediations.vouchers.offline import export, import_bundle
-from vigil.remediations.vouchers.sources import SourceError, window
+from vigil.remediations.vouchers.sources import SourceError, vouchers_of, window
 from vigil.remediations.vouchers.suites import SUITES, CryptoError
 
 exchange_app = typer.Typer(no_args_is_help=True,
                            help="Offline exchange bundles: vouchers by disc and courier.")
-app.add_typer(exchange_app, name="exchange")
 
 KeysOpt = Annotated[Path, typer.Option("--keys", help="Folder of the parties' PEM keys.")]
 SuiteOpt = Annotated[str, typer.Option("--suite", help="sm (SM2/SM3/SM4, default) or intl.")]
-EXIT_REFUSED = 4
 
 
 def _party(name: str, option: str) -> str:
@@ -66,7 +63,7 @@ def keygen(party: Annotated[str, typer.Option("--party")], keys: KeysOpt,
     try:
         Keys(keys).generate(_suite(suite), _party(party, "--party"))
     except CryptoError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"{keys}/{party}.sign.*.pem, {keys}/{party}.enc.*.pem")
 
 
@@ -91,19 +88,19 @@ def export_cmd(sender: Annotated[str, typer.Option("--from", help="Your party.")
                json_out: JsonOpt = False, lang: LangOpt = None,
                vault_password_file: VaultOpt = None) -> None:
     """Write a signed, encrypted bundle and its handover record (Markdown and HTML)."""
-    lg = _lang(lang)
+    lg = pick_lang(lang)
     _party(sender, "--from")
     _party(recipient, "--to")
     if not 0 < ttl_hours <= MAX_TTL.total_seconds() / 3600:  # NaN fails too
         raise typer.BadParameter(f"must be more than 0 and at most {MAX_TTL.days * 24}",
                                  param_hint="--ttl-hours")
-    inv = _load(inventory, vault_password_file, lg)
-    db = _open_store(store, lg)
+    inv = load_inv(inventory, vault_password_file, lg)
+    db = open_store(store, lg)
     parse = dt.datetime.fromisoformat
     params = window(dt.date.fromisoformat(date) if date else None,
                     parse(since) if since else None, parse(until) if until else None)
     try:
-        vouchers = _source(inv, source or sender, params)
+        vouchers = vouchers_of(inv, source or sender, params)
         if supplementary:
             wanted = _numbers(supplementary)
             vouchers = (v for v in vouchers if v.number in wanted)
@@ -112,7 +109,7 @@ def export_cmd(sender: Annotated[str, typer.Option("--from", help="Your party.")
                                 ttl=dt.timedelta(hours=ttl_hours), now=clock.now(), store=db,
                                 supplementary=supplementary is not None)
     except (SourceError, CryptoError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if json_out:
         sys.stdout.write(json.dumps({"bundle": str(path), **manifest}, ensure_ascii=False,
                                     indent=2) + "\n")
@@ -137,11 +134,11 @@ def import_cmd(bundle: Annotated[Path, typer.Argument(help="The bundle file from
                vault_password_file: VaultOpt = None) -> None:
     """Verify signature, decryption, manifest, counts and totals, then import what is new
     and write the receipt bundle for the way back. Exit 4 when the bundle is refused."""
-    lg = _lang(lang)
+    lg = pick_lang(lang)
     _party(me, "--as")
-    parties = (list(_load(inventory, vault_password_file, lg).parties)
+    parties = (list(load_inv(inventory, vault_password_file, lg).parties)
                if inventory else None)
-    db = _open_store(store, lg)
+    db = open_store(store, lg)
     try:
         result = import_bundle(bundle, me=me, keys=Keys(keys), inbox=inbox, store=db,
                                receipt=not no_receipt, now=clock.now(), parties=parties)
@@ -150,7 +147,7 @@ def import_cmd(bundle: Annotated[Path, typer.Argument(help="The bundle file from
                   f"{escape(str(exc))}[/]", soft_wrap=True)
         raise typer.Exit(EXIT_REFUSED) from None
     except CryptoError as exc:
-        _fail(f"{exc}; {'未导入任何凭证' if lg == 'zh' else 'nothing imported'}")
+        fail(f"{exc}; {'未导入任何凭证' if lg == 'zh' else 'nothing imported'}")
     summary = {"bundle_id": result.manifest["bundle_id"], "kind": result.manifest["kind"],
                "imported": len(result.imported), "duplicates": len(result.duplicates),
                "conflicts": result.conflicts,
@@ -174,4 +171,4 @@ def _numbers(plan: Path) -> set[str]:
         with plan.open(encoding="utf-8") as fh:
             return {row["number"] for row in csv.DictReader(fh)}
     except (OSError, KeyError) as exc:
-        _fail(f"{plan}: not a supplementary list ({exc})")
+        fail(f"{plan}: not a supplementary list ({exc})")

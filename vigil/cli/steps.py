@@ -1,4 +1,5 @@
-"""`vigil steps`, `vigil approve`, `vigil deny`, `vigil task done`: people and the runbook."""
+"""`vigil steps`, `vigil approve`, `vigil deny`, `vigil task done`: people and the
+runbook's steps."""
 
 from __future__ import annotations
 
@@ -12,27 +13,30 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil import clock
-from vigil.cli import (
+from vigil.cli.common import (
     InventoryOpt,
     JsonOpt,
     LangOpt,
     StoreOpt,
     VaultOpt,
-    _fail,
-    _lang,
-    _load,
-    _open_store,
-    app,
+    fail,
+    load_inv,
+    open_store,
     out,
+    pick_lang,
 )
 from vigil.remediations import steps
 
 task_app = typer.Typer(no_args_is_help=True, help="Manual steps of the plan: people's checklist.")
-app.add_typer(task_app, name="task")
+
 
 StepArg = Annotated[str, typer.Argument(help="INCIDENT/LEVEL/STEP, or a STEP id waiting "
                                              "in one incident only.")]
+
+
 AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
+
+
 _STATUS = {"pending": "待执行", "running": "执行中", "succeeded": "已成功", "failed": "已失败",
            "awaiting": "待审批", "denied": "已拒绝", "expired": "已过期", "open": "待办",
            "done": "已完成", "sent": "已通知", "observed": "仅观察", "dry-run": "演练",
@@ -45,22 +49,21 @@ def status_text(status: str, lang: str) -> str:
 
 def _act(action: Callable[..., dict[str, Any]], ref: str, person: str, inventory: Any,
          store: Any, vault: Any, lang: str, *extra: str) -> dict[str, Any]:
-    inv = _load(inventory, vault, lang)  # type: ignore[arg-type]
-    db = _open_store(store, lang)  # type: ignore[arg-type]
+    inv = load_inv(inventory, vault, lang)  # type: ignore[arg-type]
+    db = open_store(store, lang)  # type: ignore[arg-type]
     try:
         return action(db, inv, inv.site_runbook, ref, person, *extra, clock.now())
     except steps.StepError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except PermissionError as exc:
         out.print(f"[red]{'拒绝' if lang == 'zh' else 'refused'}: {escape(str(exc))}[/]")
         raise typer.Exit(4) from None
 
 
-@app.command()
 def approve(step: StepArg, as_: AsOpt, inventory: InventoryOpt = None, store: StoreOpt = None,
             lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
     """Approve a step of the plan that waits for approval (exit 4: you may not)."""
-    lg = _lang(lang)
+    lg = pick_lang(lang)
     rec = _act(steps.approve, step, as_, inventory, store, vault_password_file, lg)
     out.print(f"{rec['key']}: {status_text(rec['status'], lg)} "
               f"({', '.join(a['by'] for a in rec['approvals'])})")
@@ -68,13 +71,12 @@ def approve(step: StepArg, as_: AsOpt, inventory: InventoryOpt = None, store: St
         raise typer.Exit(5)
 
 
-@app.command()
 def deny(step: StepArg, as_: AsOpt,
          reason: Annotated[str, typer.Option(help="Why (goes on record).")] = "",
          inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
          vault_password_file: VaultOpt = None) -> None:
     """Deny a step that waits for approval; nothing of it runs."""
-    lg = _lang(lang)
+    lg = pick_lang(lang)
     rec = _act(steps.deny, step, as_, inventory, store, vault_password_file, lg, reason)
     out.print(f"{rec['key']}: {status_text(rec['status'], lg)}")
 
@@ -85,7 +87,7 @@ def task_done(step: StepArg, as_: AsOpt,
               inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
               vault_password_file: VaultOpt = None) -> None:
     """Tick off a manual step (paper vouchers, courier, payroll by hand...)."""
-    lg = _lang(lang)
+    lg = pick_lang(lang)
     rec = _act(steps.done, step, as_, inventory, store, vault_password_file, lg, note)
     out.print(f"{rec['key']}: {status_text(rec['status'], lg)} ({rec.get('done_by')})")
 
@@ -97,14 +99,13 @@ def step_rows(db: Any, incident: str | None, all_: bool) -> list[dict[str, Any]]
     return sorted(rows, key=lambda r: (r["incident"], r["planned_at"], r["key"]))
 
 
-@app.command("steps")
 def steps_list(incident: Annotated[str | None, typer.Argument(help="One incident.")] = None,
                all_: Annotated[bool, typer.Option("--all", help="Finished steps too.")] = False,
                inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
                lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
     """The plan's steps under way: runs, approvals waited for, people's tasks."""
-    lg = _lang(lang)
-    db = _open_store(store, lg)
+    lg = pick_lang(lang)
+    db = open_store(store, lg)
     rows = step_rows(db, incident, all_ or incident is not None)
     if json_out:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
@@ -125,28 +126,3 @@ def print_steps(rows: list[dict[str, Any]], lg: str) -> None:
                       str(r["attempts"]), escape(str(note)))
     out.print(table)
 
-
-@app.command()
-def report(incident: Annotated[str, typer.Argument(help="Incident id.")],
-           inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
-           out_file: Annotated[str | None, typer.Option("--out", help="Write it here.")] = None,
-           vault_password_file: VaultOpt = None) -> None:
-    """The incident's summary report for the leadership group (P5), in Markdown."""
-    from zoneinfo import ZoneInfo
-
-    from vigil.remediations.report import incident_report
-
-    lg = _lang(lang)
-    inv = _load(inventory, vault_password_file, lg)
-    db = _open_store(store, lg)
-    try:
-        text = incident_report(db, incident, ZoneInfo(inv.site.timezone), lg)
-    except LookupError as exc:
-        _fail(str(exc))
-    db.append("report.written", incident, {"lang": lg, "file": out_file})
-    if out_file:
-        with open(out_file, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        out.print(out_file)
-    else:
-        sys.stdout.write(text)

@@ -1,13 +1,12 @@
-"""`vigil reconcile`: pairwise reconciliation of voucher libraries (P4.3.5(3)d, P4.3.6)."""
+"""`vigil reconcile` and `vigil supplementary plan`: voucher libraries compared
+pairwise (P4.3.5(3)d, P4.3.6)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,89 +15,26 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil import clock
-from vigil.cli import (
+from vigil.cli.common import (
     InventoryOpt,
     JsonOpt,
     LangOpt,
     StoreOpt,
     VaultOpt,
-    _fail,
-    _lang,
-    _load,
-    _open_store,
-    app,
+    fail,
+    load_inv,
+    open_store,
     out,
+    pick_lang,
 )
 from vigil.domain import PartyKind
-from vigil.model import Inventory
-from vigil.remediations.vouchers.reconcile import KINDS, MEANING, Report, reconcile
-from vigil.remediations.vouchers.records import record_of
+from vigil.remediations.vouchers.reconcile import KINDS, MEANING, Report, reconcile_pairs
 from vigil.remediations.vouchers.sources import (
     SourceError,
-    from_file,
-    from_sql,
-    ordered,
-    records_from_sql,
+    library_spec,
+    vouchers_of,
     window,
 )
-from vigil.remediations.vouchers.voucher import Voucher
-from vigil.secrets import SecretMissing
-
-
-def _spec(inv: Inventory, name: str) -> tuple[str, ...]:
-    """Where `name`'s vouchers come from, as plain strings a worker process can take."""
-    path = Path(name)
-    if path.suffix in (".csv", ".jsonl", ".ndjson") and path.exists():
-        return ("file", path.stem, str(path))
-    library = next((lib for lib in inv.voucher_libraries if lib.party == name), None)
-    if library is None:
-        known = ", ".join(lib.party for lib in inv.voucher_libraries) or "none"
-        raise SourceError(f"no voucher library for {name!r} in the inventory (known: {known}; "
-                          "or give a .csv / .jsonl export)")
-    if library.source == "file":
-        assert library.path
-        return ("file", name, library.path)
-    assert library.dsn and library.query
-    try:
-        dsn = library.dsn.reveal()
-    except SecretMissing as exc:
-        raise SourceError(f"{name}: {exc}") from None
-    return ("sql", name, dsn, library.query)
-
-
-def _open(spec: tuple[str, ...], params: dict[str, Any]) -> Iterator[Voucher]:
-    if spec[0] == "file":
-        return ordered(spec[1], from_file(spec[1], Path(spec[2])))
-    return ordered(spec[1], from_sql(spec[1], spec[2], spec[3], params))
-
-
-def _source(inv: Inventory, name: str, params: dict[str, Any]) -> Iterator[Voucher]:
-    return _open(_spec(inv, name), params)
-
-
-def _records(spec: tuple[str, ...], params: dict[str, Any]) -> Iterator[bytes]:
-    if spec[0] == "file":
-        return map(record_of, from_file(spec[1], Path(spec[2])))
-    return records_from_sql(spec[1], spec[2], spec[3], params)
-
-
-Job = tuple[tuple[str, ...], tuple[str, ...], dict[str, Any], Path]
-
-
-def _pair(job: Job) -> Report:
-    """One pair's reconciliation; in a worker process when there are several pairs."""
-    a, b, params, folder = job
-    return reconcile(a[1], _records(a, params), b[1], _records(b, params), folder)
-
-
-def _pairs(jobs: list[Job]) -> list[Report]:
-    if len(jobs) == 1:
-        return [_pair(jobs[0])]
-    from concurrent.futures import ProcessPoolExecutor
-
-    # Each pair streams its own two sources: one process a pair uses the cores.
-    with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-        return list(pool.map(_pair, jobs))
 
 
 def _print(report: Report, lang: str) -> None:
@@ -121,7 +57,6 @@ def _print(report: Report, lang: str) -> None:
         out.print(f"  {what}: {escape(path)}")
 
 
-@app.command("reconcile")
 def reconcile_cmd(
         a: Annotated[str | None, typer.Argument(help="A party with a voucher library, or an "
                                                      "export file (.csv / .jsonl).")] = None,
@@ -142,8 +77,8 @@ def reconcile_cmd(
         inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
         lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
     """Compare voucher libraries pairwise; exit 1 when they are not consistent."""
-    lg = _lang(lang)
-    inv = _load(inventory, vault_password_file, lg)
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
     try:
         params = window(dt.date.fromisoformat(date) if date else None,
                         dt.datetime.fromisoformat(since) if since else None,
@@ -155,7 +90,7 @@ def reconcile_cmd(
         hub = next((lib.party for lib in inv.voucher_libraries
                     if inv.parties[lib.party].kind is PartyKind.FINANCE_BUREAU), None)
         if hub is None:
-            _fail("--all needs the finance bureau's voucher library in the inventory")
+            fail("--all needs the finance bureau's voucher library in the inventory")
         pairs = [(hub, lib.party) for lib in inv.voucher_libraries if lib.party != hub]
     elif a and b:
         pairs = [(a, b)]
@@ -163,10 +98,10 @@ def reconcile_cmd(
         raise typer.BadParameter("give two parties (or exports), or --all")
     folder = out_dir or Path(f"reconcile-{clock.now():%Y%m%dT%H%M%S}")
     try:
-        reports = _pairs([(_spec(inv, left), _spec(inv, right), params, folder)
-                          for left, right in pairs])
+        reports = reconcile_pairs([(library_spec(inv, left), library_spec(inv, right),
+                                    params, folder) for left, right in pairs])
     except SourceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     # Validity: vouchers sent or received but never signed, per party (finance is in
     # every pair, so its count is the largest any pair saw, not their sum).
     unsigned: Counter[str] = Counter()
@@ -174,7 +109,7 @@ def reconcile_cmd(
         for party, n in r.unsigned.items():
             unsigned[party] = max(unsigned[party], n)
     unsigned = +unsigned
-    db = _open_store(store, lg)
+    db = open_store(store, lg)
     with db.transaction() as tx:
         for r in reports:
             tx.append("reconcile.done", f"{r.a}<->{r.b}",
@@ -212,7 +147,6 @@ def reconcile_cmd(
 
 supplementary_app = typer.Typer(no_args_is_help=True,
                                 help="Supplementary vouchers after an outage (P4.3.5(3)d).")
-app.add_typer(supplementary_app, name="supplementary")
 
 
 @supplementary_app.command("plan")
@@ -232,8 +166,8 @@ def supplementary_plan(
     """
     from vigil.remediations.vouchers.supplementary import plan
 
-    lg = _lang(lang)
-    inv = _load(inventory, vault_password_file, lg)
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
     try:
         start, end = dt.datetime.fromisoformat(outage_start), dt.datetime.fromisoformat(outage_end)
     except ValueError as exc:
@@ -244,17 +178,18 @@ def supplementary_plan(
     hub = next((lib.party for lib in inv.voucher_libraries
                 if inv.parties[lib.party].kind is PartyKind.FINANCE_BUREAU), None)
     if hub is None:
-        _fail("no voucher library of the finance bureau in the inventory")
+        fail("no voucher library of the finance bureau in the inventory")
     parties = party or [lib.party for lib in inv.voucher_libraries if lib.party != hub]
-    db = _open_store(store, lg)
+    db = open_store(store, lg)
     folder = out_dir or Path(f"supplementary-{clock.now():%Y%m%dT%H%M%S}")
     plans = []
     for name in parties:
         try:
-            plans.append(plan(db, name, _source(inv, hub, params), _source(inv, name, params),
-                              folder, f"{start.isoformat()}/{end.isoformat()}"))
+            plans.append(plan(db, name, vouchers_of(inv, hub, params),
+                              vouchers_of(inv, name, params), folder,
+                              f"{start.isoformat()}/{end.isoformat()}"))
         except SourceError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     if json_out:
         sys.stdout.write(json.dumps([pl.__dict__ for pl in plans], ensure_ascii=False,
                                     indent=2) + "\n")

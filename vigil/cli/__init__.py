@@ -1,0 +1,88 @@
+"""The `vigil` command line: each command group in a module named after it, registered
+here explicitly; shared options and helpers in `vigil.cli.common`.
+
+Exit codes follow the Nagios plugin convention so `vigil check` can serve as an external
+check: 0 ok, 1 warning, 2 critical, 3 unknown, and 3 for an inventory, store or usage
+error; 4 when a person or a bundle is refused.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from vigil import __version__
+from vigil.cli import (
+    check,
+    events,
+    exchange,
+    incidents,
+    inventory,
+    lab,
+    ladder,
+    plan,
+    reconcile,
+    report,
+    steps,
+    watch,
+)
+from vigil.cli.common import EXIT_ERROR, err, out
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(__version__)
+        raise typer.Exit(0)
+
+
+def version() -> None:
+    """Print Vigil's version."""
+    out.print(__version__)
+
+
+def build() -> typer.Typer:
+    app = typer.Typer(add_completion=False, no_args_is_help=True,
+                      help="Vigil: the county treasury emergency plan, made executable.")
+
+    @app.callback()
+    def _root(version: Annotated[bool, typer.Option(
+            "--version", callback=_version, is_eager=True,
+            help="Print Vigil's version and exit.")] = False) -> None:
+        """Vigil: the county treasury emergency plan, made executable."""
+
+    app.command("check")(check.check)
+    app.command("watch")(watch.watch)
+    app.command("status")(incidents.status)
+    app.command("ack")(incidents.ack)
+    app.command("steps")(steps.steps_list)
+    app.command("approve")(steps.approve)
+    app.command("deny")(steps.deny)
+    app.command("report")(report.report)
+    app.command("reconcile")(reconcile.reconcile_cmd)
+    app.command("version")(version)
+    for group, name in ((inventory.inventory_app, "inventory"), (events.events_app, "events"),
+                        (incidents.incidents_app, "incidents"), (ladder.ladder_app, "ladder"),
+                        (plan.plan_app, "plan"), (steps.task_app, "task"),
+                        (reconcile.supplementary_app, "supplementary"),
+                        (exchange.exchange_app, "exchange"), (lab.lab_app, "lab")):
+        app.add_typer(group, name=name)
+    return app
+
+
+def main() -> None:
+    """Entry point: usage errors exit 3 (not click's 2, which means critical here)."""
+    command = typer.main.get_command(build())
+    try:
+        code = command.main(prog_name="vigil", standalone_mode=False)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        # typer may vendor click, so match the usage-error family by name.
+        if any(k.__name__ == "UsageError" for k in type(exc).__mro__):
+            exc.show()  # type: ignore[attr-defined]
+            sys.exit(EXIT_ERROR)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)

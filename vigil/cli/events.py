@@ -1,0 +1,67 @@
+"""`vigil events list | verify`: the append-only event log."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from vigil.cli.common import (
+    JsonOpt,
+    LangOpt,
+    StoreOpt,
+    err,
+    open_store,
+    out,
+    pick_lang,
+)
+from vigil.i18n import t
+
+events_app = typer.Typer(no_args_is_help=True, help="The append-only event log.")
+
+
+@events_app.command("list")
+def events_list(store: StoreOpt = None, kind: Annotated[str | None, typer.Option()] = None,
+                subject: Annotated[str | None, typer.Option()] = None,
+                after: Annotated[int, typer.Option(help="Only events after this seq.")] = 0,
+                limit: Annotated[int | None, typer.Option()] = None,
+                json_out: JsonOpt = False, lang: LangOpt = None) -> None:
+    """Show events in order."""
+    lg = pick_lang(lang)
+    evs = open_store(store, lg).events(kind=kind, subject=subject, after=after, limit=limit)
+    if json_out:
+        sys.stdout.write(json.dumps([e.__dict__ for e in evs], ensure_ascii=False, indent=2)
+                         + "\n")
+        return
+    if not evs:
+        out.print(t("events.none", lg))
+        return
+    table = Table()
+    for col in ("seq", "at", "kind", "subject", "data"):
+        table.add_column(t(f"col.{col}", lg), overflow="fold")
+    for e in evs:
+        summary = e.data.get("message") or json.dumps(e.data, ensure_ascii=False)[:120]
+        if "status" in e.data:
+            summary = f"{e.data.get('previous') or '-'} → {e.data['status']}: {summary}"
+        table.add_row(str(e.seq), e.at, e.kind, escape(e.subject), escape(summary))
+    out.print(table)
+
+
+@events_app.command("verify")
+def events_verify(store: StoreOpt = None, json_out: JsonOpt = False,
+                  lang: LangOpt = None) -> None:
+    """Re-compute the hash chain; exit 2 naming the first bad event if anything was changed."""
+    lg = pick_lang(lang)
+    verdict = open_store(store, lg).verify()
+    if json_out:
+        sys.stdout.write(json.dumps(verdict.__dict__) + "\n")
+    elif verdict.ok:
+        out.print(f"[green]{t('verify.ok', lg, n=verdict.count)}[/]")
+    else:
+        err.print(f"[bold red]{escape(t('verify.bad', lg, reason=verdict.reason))}[/]")
+    raise typer.Exit(0 if verdict.ok else 2)
+

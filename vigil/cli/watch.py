@@ -1,0 +1,52 @@
+"""`vigil watch`: the daemon."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from vigil.cli.common import (
+    InventoryOpt,
+    ProjectOpt,
+    StoreOpt,
+    VaultOpt,
+    load_inv,
+    open_store,
+    pick_lang,
+    project_folder,
+)
+
+
+def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
+          metrics_port: Annotated[int | None, typer.Option(
+              help="Serve Prometheus metrics on 127.0.0.1:PORT.")] = None,
+          limit: Annotated[str | None, typer.Option(
+              "--limit", "-l", help="Only these hosts, groups, systems or checks (globs).")]
+          = None,
+          dry_run: Annotated[bool, typer.Option(
+              "--dry-run", help="Run remediation playbooks in check mode only.")] = False,
+          observe_only: Annotated[bool, typer.Option(
+              "--observe-only", help="Run no remediation; record what would run.")] = False,
+          project: ProjectOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """The daemon: run checks on schedule, grade incidents, carry out the runbook, deliver
+    messages. Stops on SIGTERM."""
+    import signal
+
+    from vigil.daemon import Daemon, setup_logging
+    from vigil.remediations.executor import Executor
+
+    # Until the daemon takes over the signals, a SIGTERM during start-up exits cleanly:
+    # nothing is running yet, and an open transaction rolls back.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    lg = pick_lang(None)
+    inv = load_inv(inventory, vault_password_file, lg)
+    if limit:
+        inv = inv.model_copy(update={"checks": inv.limit(limit)})
+    db = open_store(store, lg)
+    executor = Executor(inv, db, dry_run=dry_run, observe_only=observe_only or None,
+                        project=None if observe_only else project_folder(project, inv))
+    setup_logging()
+    Daemon(inv, db, metrics_port=metrics_port, executor=executor).run()
+
