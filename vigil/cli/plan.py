@@ -5,20 +5,24 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
+from vigil import clock
 from vigil.cli.common import (
     InventoryOpt,
     JsonOpt,
     LangOpt,
     ProjectOpt,
+    StoreOpt,
     VaultOpt,
+    err,
     fail,
     load_inv,
+    open_store,
     out,
     pick_lang,
     project_folder,
@@ -116,3 +120,60 @@ def plan_coverage(inventory: InventoryOpt = None, json_out: JsonOpt = False,
     if strict and missing:
         raise typer.Exit(1)
 
+
+
+@plan_app.command("rehearse")
+def plan_rehearse(step_ref: Annotated[str, typer.Argument(
+                      metavar="CLASS.LEVEL.STEP",
+                      help="e.g. voucher_library.IV.restart-service (see `vigil plan show`).")],
+                  inventory: InventoryOpt = None, project: ProjectOpt = None,
+                  store: StoreOpt = None, json_out: JsonOpt = False, lang: LangOpt = None,
+                  vault_password_file: VaultOpt = None) -> None:
+    """Rehearse one step of the site's plan: its playbook runs through ansible-runner in
+    check mode (--check --diff), changing nothing. Exit 0 when it would succeed, 2 when
+    not; recorded as a `step.rehearsed` event."""
+    from vigil.remediations.playbook_run import run_playbook
+
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
+    klass, _, rest = step_ref.partition(".")
+    level, _, step_id = rest.partition(".")
+    try:
+        step = inv.site_runbook.step(FaultClass(klass), level, step_id)
+    except ValueError:
+        step = None
+    if step is None:
+        fail(f"no step {step_ref!r} in the site's plan (see `vigil plan show -i`)")
+    if step.run is None:
+        fail(f"{step_ref} is a {step.kind} step: it runs no playbook")
+    folder = project_folder(project, inv)
+    assert folder is not None
+    db = open_store(store, lg)
+    tasks: list[dict[str, Any]] = []
+
+    def on_task(item: dict[str, Any]) -> None:
+        tasks.append(item)
+        if not json_out:
+            err.print(f"[dim]{escape(item['host'])}: {escape(item['task'])}: "
+                      f"{item['status']}[/]")
+
+    ident = f"rehearse_{step_ref}_{clock.now():%Y%m%dT%H%M%S%f}"
+    outcome = run_playbook(step.run, inv.path, ident, True, step.timeout_s, on_task,
+                           project=folder)
+    summary = {"step": step_ref, "clause": step.clause, "playbook": step.run.playbook,
+               "project": str(folder), "status": outcome.status, "ok": outcome.ok,
+               "tasks": len(tasks), "failed_tasks": outcome.failed_tasks}
+    db.append("step.rehearsed", step_ref, {**summary, "check_mode": True})
+    if json_out:
+        sys.stdout.write(json.dumps({**summary, "task_results": tasks}, ensure_ascii=False,
+                                    indent=2) + "\n")
+    elif lg == "zh":
+        out.print(f"演练 {step_ref}（{step.clause}，{step.run.playbook}，检查模式）："
+                  f"{'可以成功' if outcome.ok else '不会成功'}，{len(tasks)} 个任务结果"
+                  + "".join(f"\n  失败：{escape(f)}" for f in outcome.failed_tasks))
+    else:
+        out.print(f"rehearsed {step_ref} ({step.clause}, {step.run.playbook}, check mode): "
+                  f"{'would succeed' if outcome.ok else 'would NOT succeed'}, {len(tasks)} "
+                  f"task results" + "".join(f"\n  failed: {escape(f)}"
+                                            for f in outcome.failed_tasks))
+    raise typer.Exit(0 if outcome.ok else 2)
