@@ -32,8 +32,16 @@ vigil_runbook:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     home = tmp_path_factory.mktemp("installed")
     assert not home.resolve().is_relative_to(ROOT)
+    # Built from a copy of the files git knows: no stale build/ folder, no stray file.
+    source = home / "source"
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
+                            capture_output=True, text=True, check=True).stdout.splitlines()
+    for name in listed:
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                    str(home / "dist"), str(ROOT)], check=True, capture_output=True,
+                    str(home / "dist"), str(source)], check=True, capture_output=True,
                    timeout=600)
     (wheel,) = (home / "dist").glob("vigil-*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(home / "venv")], check=True,
