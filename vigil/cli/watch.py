@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated
 
 import typer
@@ -32,14 +31,11 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
           project: ProjectOpt = None, vault_password_file: VaultOpt = None) -> None:
     """The daemon: run checks on schedule, grade incidents, carry out the runbook, deliver
     messages. Stops on SIGTERM."""
-    import signal
-
     from vigil.daemon import Daemon, setup_logging
     from vigil.remediations.executor import Executor
 
-    # Until the daemon takes over the signals, a SIGTERM during start-up exits cleanly:
-    # nothing is running yet, and an open transaction rolls back.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # Until the daemon takes over the signals, a SIGTERM during start-up exits cleanly
+    # (vigil.__main__ installed that before the first import).
     lg = pick_lang(None)
     inv = load_inv(inventory, vault_password_file, lg)
     if limit:
