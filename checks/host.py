@@ -52,6 +52,7 @@ class Facts:
     processes: set[str]
     uptime_s: float
     clock_offset_s: float = 0.0
+    clock_uncertainty_s: float = 0.0  # half the round trip the offset was measured in
     problems: list[Say] = field(default_factory=list)
 
 
@@ -110,7 +111,9 @@ def evaluate(check: CheckSpec, p: HostParams, f: Facts) -> Result:
             findings.append((Status.CRITICAL, Say(f"process {name} not running",
                                                   f"进程 {name} 未运行")))
     metrics["clock_offset_s"] = round(f.clock_offset_s, 3)
-    drift = abs(f.clock_offset_s)
+    metrics["clock_uncertainty_s"] = round(f.clock_uncertainty_s, 3)
+    # As NTP does: only what the round trip cannot explain is the clock's fault.
+    drift = max(0.0, abs(f.clock_offset_s) - f.clock_uncertainty_s)
     if drift >= p.clock_warning_s:
         off = f"{f.clock_offset_s:+.1f}"
         findings.append((threshold(drift, p.clock_warning_s, p.clock_critical_s),
@@ -160,13 +163,23 @@ _REMOTE = (
 )
 
 
+CLOCK_SAMPLES = 3
+
+
 def remote_facts(target: ssh.SshTarget, p: HostParams, timeout: float) -> Facts:
-    # The clock is read in a round trip of its own, so the midpoint estimate is tight.
-    before = time.time()
-    clock = ssh.run(target, "echo @time; date +%s.%N", timeout)
-    after = time.time()
+    # The clock is read in round trips of its own; as NTP's clock filter does, the
+    # shortest of a few bounds the estimate best (a busy machine stretches some).
+    samples = []
+    for _ in range(CLOCK_SAMPLES):
+        before = time.time()
+        clock = ssh.run(target, "echo @time; date +%s.%N", timeout)
+        after = time.time()
+        samples.append((after - before, clock.out, (before + after) / 2))
+    rtt, clock_out, midpoint = min(samples)
     out = ssh.run(target, _REMOTE, timeout)
-    return parse_remote(out.out + "\n" + clock.out, local_midpoint=(before + after) / 2)
+    facts = parse_remote(out.out + "\n" + clock_out, local_midpoint=midpoint)
+    facts.clock_uncertainty_s = rtt / 2
+    return facts
 
 
 def parse_remote(text: str, local_midpoint: float) -> Facts:

@@ -78,3 +78,16 @@ def test_failed_over_to_backup_then_primary_back() -> None:
     status, message, _ = _links(_ping("primary", 3) + _ping("backup", 3)
                                 + "@route\ndefault via 10.0.0.1 dev b0 \n")
     assert status is Status.WARNING and "fail back" in message
+
+
+def test_a_slow_round_trip_is_not_blamed_on_the_clock() -> None:
+    """A busy machine stretched the SSH round trip to 1.2 s: a 0.5 s offset lies within
+    what the trip explains (±0.6 s); 7 s does not, less the trip's half."""
+    slow = parse_remote(REMOTE.replace("1000007.0", "1000000.5"), local_midpoint=1000000.0)
+    slow.clock_uncertainty_s = 0.6
+    ok = evaluate(_spec(HostParams()), HostParams(reboot_window_s=0), slow)
+    assert ok.metrics["clock_offset_s"] == 0.5 and "clock" not in ok.message
+    drifted = parse_remote(REMOTE, local_midpoint=1000000.0)
+    drifted.clock_uncertainty_s = 0.6
+    bad = evaluate(_spec(HostParams()), HostParams(reboot_window_s=0), drifted)
+    assert bad.status is Status.CRITICAL and "clock off by +7.0s" in bad.message
