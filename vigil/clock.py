@@ -4,20 +4,40 @@ seconds (VIGIL_CLOCK_OFFSET_FILE), read on every call so a running daemon follow
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from pathlib import Path
 
+from vigil.errors import UserError
+
 OFFSET_ENV = "VIGIL_CLOCK_OFFSET_FILE"
+MAX_OFFSET_S = 10 * 366 * 86400.0  # a drill moves days or weeks ahead, never decades
+
+
+class ClockError(UserError):
+    pass
 
 
 def offset_s() -> float:
+    """The offset in the file; no file (yet) is none. Anything but a number of seconds
+    within ten years is refused, never silently taken as zero."""
     path = os.environ.get(OFFSET_ENV)
     if not path:
         return 0.0
     try:
-        return float(Path(path).read_text().strip() or 0)
-    except (OSError, ValueError):
+        text = Path(path).read_text(encoding="utf-8", errors="replace")[:100].strip()
+    except FileNotFoundError:
         return 0.0
+    except OSError as exc:
+        raise ClockError(f"{OFFSET_ENV}={path}: {exc.strerror}") from None
+    try:
+        value = float(text or 0)
+    except ValueError:
+        value = math.nan
+    if not abs(value) <= MAX_OFFSET_S:  # NaN fails this too
+        raise ClockError(f"{OFFSET_ENV}={path}: {text[:40]!r} is not a number of seconds "
+                         f"within ten years")
+    return value
 
 
 def now() -> dt.datetime:

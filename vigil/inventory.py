@@ -57,6 +57,7 @@ def load_inventory(path: str | os.PathLike[str], *,
     root = Path(path)
     if not root.exists():
         raise InventoryError("no such inventory file or directory", file=str(root))
+    _prescan(root)
     for key, value in _ANSIBLE_ENV.items():
         os.environ.setdefault(key, value)
 
@@ -114,6 +115,78 @@ def _from_ansible(exc: Exception, root: Path) -> InventoryError:
     return InventoryError(f"cannot parse: {first}", file=file)
 
 
+MAX_FILE_BYTES = 1024 * 1024
+MAX_VALUES = 100_000  # after YAML aliases are expanded: "billion laughs" stops here
+MAX_DEPTH = 64
+MAX_NUMBER_DIGITS = 40
+
+
+def _prescan(root: Path) -> None:
+    """Before ansible-core reads anything: only regular files of sane size, and YAML whose
+    nesting, alias expansion and numbers are bounded (ansible-core would hang or crash)."""
+    import yaml
+
+    entries = [root] if not root.is_dir() else sorted(root.rglob("*"))
+    for path in entries:
+        if path.is_dir() and not path.is_symlink():
+            continue
+        if not path.is_file():
+            raise InventoryError("not a regular file (a pipe or device would hang the "
+                                 "loader)", file=_rel(str(path)))
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise InventoryError(f"larger than {MAX_FILE_BYTES // 1024} KiB",
+                                 file=_rel(str(path)))
+        if path.suffix not in (".yml", ".yaml", ".json") and path is not root:
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+            for doc in yaml.compose_all(text, Loader=getattr(yaml, "CSafeLoader",
+                                                              yaml.SafeLoader)):
+                if doc is not None:
+                    _bounded(doc, path)
+        except RecursionError:
+            raise InventoryError(f"nested deeper than {MAX_DEPTH} levels",
+                                 file=_rel(str(path))) from None
+        except (yaml.YAMLError, UnicodeDecodeError, OSError):
+            continue  # ansible-core says what is wrong, and _first_broken_yaml where
+
+
+def _bounded(doc: Any, path: Path) -> None:
+    """Walk a composed YAML document without recursion: expanded size, depth and number
+    lengths, each alias counted as often as it is used."""
+    import yaml
+
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, int, bool]] = [(doc, 1, False)]
+    on_path: set[int] = set()
+    while stack:
+        node, depth, done = stack.pop()
+        where = f"{_rel(str(path))}:{node.start_mark.line + 1}"
+        if depth > MAX_DEPTH:
+            raise InventoryError(f"nested deeper than {MAX_DEPTH} levels", file=where)
+        if isinstance(node, yaml.ScalarNode):
+            if node.tag.endswith((":int", ":float")) and len(node.value) > MAX_NUMBER_DIGITS:
+                raise InventoryError(f"a number of {len(node.value)} digits", file=where)
+            sizes[id(node)] = 1
+            continue
+        children = [c for pair in node.value for c in pair] if isinstance(
+            node, yaml.MappingNode) else list(node.value)
+        if done:
+            on_path.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+            if sizes[id(node)] > MAX_VALUES:
+                raise InventoryError(f"expands to more than {MAX_VALUES} values (YAML "
+                                     f"aliases?)", file=where)
+            continue
+        if id(node) in sizes:
+            continue
+        if id(node) in on_path:
+            raise InventoryError("a YAML alias refers to itself", file=where)
+        on_path.add(id(node))
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if id(c) not in sizes)
+
+
 def _first_broken_yaml(root: Path) -> tuple[str, str] | None:
     import yaml
 
@@ -126,7 +199,9 @@ def _first_broken_yaml(root: Path) -> tuple[str, str] | None:
             mark = exc.problem_mark or exc.context_mark
             line = f":{mark.line + 1}" if mark else ""
             return f"{_rel(str(path))}{line}", f"{exc.problem or exc.context or 'invalid YAML'}"
-        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
+        except RecursionError:
+            return _rel(str(path)), f"nested deeper than {MAX_DEPTH} levels"
+        except (yaml.YAMLError, UnicodeDecodeError, OSError, ValueError) as exc:
             return _rel(str(path)), f"unreadable ({type(exc).__name__})"
     return None
 

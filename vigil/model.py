@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any, Literal
+from zoneinfo import available_timezones
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vigil.domain import FaultClass, PartyKind, Role
 from vigil.result import Metric, Result, Say, Status
@@ -42,8 +43,16 @@ class Text(Strict):
 class Site(Strict):
     id: str = Ident
     name: Text
-    timezone: str = "Asia/Shanghai"
+    timezone: str = "Asia/Shanghai"  # an IANA name: the site's local time on everything
     lang: Literal["zh", "en"] = "zh"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        if name not in available_timezones():  # never a path, never an abbreviation
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as "
+                             f"Asia/Shanghai)")
+        return name
 
 
 class Party(Strict):
@@ -123,10 +132,12 @@ class CalendarVars(Strict):
 
 
 class LadderVars(Strict):
-    iv_confirmed_hours: float = Field(4, gt=0)
-    iii_hours: float = Field(24, gt=0)
-    ii_working_days: int = Field(2, ge=1)
-    i_working_days: int = Field(5, ge=1)
+    # Bounded: the plan's ladder spans days; a threshold of years is a typo, and the
+    # working-day count walks the calendar one day at a time.
+    iv_confirmed_hours: float = Field(4, gt=0, le=24 * 30)
+    iii_hours: float = Field(24, gt=0, le=24 * 90)
+    ii_working_days: int = Field(2, ge=1, le=60)
+    i_working_days: int = Field(5, ge=1, le=120)
 
 
 class CheckDefaults(Strict):

@@ -32,8 +32,9 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from vigil.errors import UserError, first_line
 from vigil.secrets import redact
 
 GENESIS = "0" * 64
@@ -63,7 +64,7 @@ state_table = Table(
 )
 
 
-class StoreError(Exception):
+class StoreError(UserError):
     """The store cannot be opened or written; the message says which and why."""
 
 
@@ -98,6 +99,10 @@ def resolve_url(url: str | None) -> str:
     url = url or os.environ.get("VIGIL_STORE") or default_url()
     if "://" not in url:
         url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    if url.startswith("sqlite:") and (url.rstrip("/") in ("sqlite:", "sqlite:/")
+                                      or url.endswith(":memory:")):
+        raise StoreError(f"{url}: an in-memory store keeps nothing (records would vanish); "
+                         f"give a file path or a database URL")
     return url
 
 
@@ -270,6 +275,12 @@ def _states(conn: Connection, prefix: str) -> dict[str, Any]:
     return {r.key: json.loads(r.value) for r in rows}
 
 
+def _no_password(url: str) -> str:
+    """A URL for a message: whatever stands between :// and @ may hold a password."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}…@{rest.rpartition('@')[2]}" if "@" in rest else url
+
+
 def _engine(url: str) -> Engine:
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         path = Path(url.removeprefix("sqlite:///"))
@@ -277,7 +288,11 @@ def _engine(url: str) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
-    engine = create_engine(url)
+    try:
+        engine = create_engine(url)
+    except (ArgumentError, ValueError, ImportError) as exc:  # a malformed URL, no driver
+        why = first_line(str(exc), type(exc).__name__)
+        raise StoreError(f"not a store URL: {_no_password(url)} ({why})") from None
     if engine.dialect.name == "sqlite":
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

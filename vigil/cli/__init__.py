@@ -8,10 +8,12 @@ error; 4 when a person or a bundle is refused.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from vigil import __version__
 from vigil.cli import (
@@ -29,6 +31,7 @@ from vigil.cli import (
     watch,
 )
 from vigil.cli.common import EXIT_ERROR, err, out
+from vigil.errors import UserError, first_line
 
 
 def _version(value: bool) -> None:
@@ -48,8 +51,11 @@ def build() -> typer.Typer:
 
     @app.callback()
     def _root(version: Annotated[bool, typer.Option(
-            "--version", callback=_version, is_eager=True,
-            help="Print Vigil's version and exit.")] = False) -> None:
+                  "--version", callback=_version, is_eager=True,
+                  help="Print Vigil's version and exit.")] = False,
+              debug: Annotated[bool, typer.Option(
+                  "--debug", help="On an internal error, show the whole traceback "
+                  "(also $VIGIL_DEBUG=1).")] = False) -> None:
         """Vigil: the county treasury emergency plan, made executable."""
 
     app.command("check")(check.check)
@@ -72,17 +78,27 @@ def build() -> typer.Typer:
 
 
 def main() -> None:
-    """Entry point: usage errors exit 3 (not click's 2, which means critical here)."""
+    """Entry point: usage errors exit 3 (not click's 2, which means critical here), and
+    anything unexpected is one line with exit 3 — the traceback only with --debug."""
     command = typer.main.get_command(build())
     try:
         code = command.main(prog_name="vigil", standalone_mode=False)
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         err.print("aborted")
         sys.exit(130)
+    except UserError as exc:  # bad input or setting: its message is the line to read
+        err.print(f"[bold red]vigil:[/] {escape(first_line(str(exc), type(exc).__name__))}",
+                  soft_wrap=True)
+        sys.exit(EXIT_ERROR)
     except Exception as exc:
         # typer may vendor click, so match the usage-error family by name.
         if any(k.__name__ == "UsageError" for k in type(exc).__mro__):
             exc.show()  # type: ignore[attr-defined]
             sys.exit(EXIT_ERROR)
-        raise
+        if "--debug" in sys.argv[1:] or os.environ.get("VIGIL_DEBUG") == "1":
+            raise
+        what = first_line(str(exc), "")[:300]
+        err.print(f"[bold red]vigil:[/] internal error: {type(exc).__name__}"
+                  f"{': ' + escape(what) if what else ''} (see --debug)", soft_wrap=True)
+        sys.exit(EXIT_ERROR)
     sys.exit(code if isinstance(code, int) else 0)

@@ -38,6 +38,9 @@ def _when(value: str | None, tz: ZoneInfo, what: str) -> dt.datetime:
     except ValueError:
         raise typer.BadParameter(f"not a date and time: {value!r} (e.g. 2026-09-30T16:00)",
                                  param_hint=what) from None
+    if not 2000 <= moment.year <= 2100:  # the ladder walks the calendar from there
+        raise typer.BadParameter(f"{value!r} is outside the years 2000 to 2100",
+                                 param_hint=what)
     return moment if moment.tzinfo else moment.replace(tzinfo=tz)
 
 
