@@ -156,6 +156,7 @@ class VoucherLibrary(Strict):
     dsn: SecretField | None = None  # sql: a libpq connection string (may hold a password)
     query: str | None = None  # sql: canonical columns, %(since)s / %(until)s, ORDER BY number
     path: str | None = None  # file: CSV or JSON lines, sorted by number
+    encoding: str | None = None  # file: e.g. gb18030; default UTF-8 (a BOM is honoured)
 
     @model_validator(mode="after")
     def _complete(self) -> VoucherLibrary:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,23 +65,30 @@ class Report:
 
 
 class _Writers:
-    """The discrepancy log and one resend list per direction, written as we go."""
+    """The discrepancy log and one resend list per direction, written as we go under
+    temporary names: a refused comparison leaves no resend list anyone could act on."""
 
     def __init__(self, out: Path, a: str, b: str) -> None:
         out.mkdir(parents=True, exist_ok=True)
         self.paths = {"discrepancies": out / f"discrepancies-{a}-{b}.jsonl",
                       f"resend {a}->{b}": out / f"resend-{a}-to-{b}.csv",
                       f"resend {b}->{a}": out / f"resend-{b}-to-{a}.csv"}
-        self.log = self.paths["discrepancies"].open("w", encoding="utf-8")
-        self.to_b = self.paths[f"resend {a}->{b}"].open("w", encoding="utf-8", newline="")
-        self.to_a = self.paths[f"resend {b}->{a}"].open("w", encoding="utf-8", newline="")
+        self.parts = {k: p.with_name(f".{p.name}.part") for k, p in self.paths.items()}
+        self.log = self.parts["discrepancies"].open("w", encoding="utf-8")
+        self.to_b = self.parts[f"resend {a}->{b}"].open("w", encoding="utf-8", newline="")
+        self.to_a = self.parts[f"resend {b}->{a}"].open("w", encoding="utf-8", newline="")
         self.csv_b, self.csv_a = csv.writer(self.to_b), csv.writer(self.to_a)
         for w in (self.csv_a, self.csv_b):
             w.writerow(["number", "what", "reason", "business_date", "amount"])
 
-    def close(self) -> None:
+    def close(self, keep: bool) -> None:
         for fh in (self.log, self.to_a, self.to_b):
             fh.close()
+        for key, part in self.parts.items():
+            if keep:
+                part.replace(self.paths[key])
+            else:
+                part.unlink(missing_ok=True)
 
 
 def _row(v: Voucher) -> dict[str, Any]:
@@ -184,9 +193,11 @@ def reconcile(a: str, a_lines: Iterator[bytes], b: str, b_lines: Iterator[bytes]
                     found(kind, "to_a", "voucher", None, line)
                 unsigned(party, line)
                 last, line = number, next(rest, None)
-    finally:
-        w.close()
-        report.compared = compared
+    except BaseException:
+        w.close(keep=False)
+        raise
+    w.close(keep=True)
+    report.compared = compared
     return report
 
 
@@ -201,10 +212,25 @@ def reconcile_pair(job: Pair) -> Report:
 
 
 def reconcile_pairs(jobs: list[Pair]) -> list[Report]:
-    if len(jobs) == 1:
-        return [reconcile_pair(jobs[0])]
+    """All pairs or none: the files of every pair appear in the output folder (created
+    then) only when every pair was read to the end; a refusal leaves it as it was."""
     from concurrent.futures import ProcessPoolExecutor
 
-    # Each pair streams its own two sources: one process a pair uses the cores.
-    with ProcessPoolExecutor(max_workers=min(len(jobs), os.cpu_count() or 1)) as pool:
-        return list(pool.map(reconcile_pair, jobs))
+    folder = jobs[0][3]
+    folder.absolute().parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.absolute().name}-",
+                                    dir=folder.absolute().parent))
+    try:
+        staged = [(a, b, params, staging) for a, b, params, _ in jobs]
+        if len(staged) == 1:
+            reports = [reconcile_pair(staged[0])]
+        else:  # each pair streams its own two sources: one process a pair uses the cores
+            with ProcessPoolExecutor(max_workers=min(len(staged), os.cpu_count() or 1)) as pool:
+                reports = list(pool.map(reconcile_pair, staged))
+        folder.mkdir(exist_ok=True)
+        for report in reports:
+            for key, path in report.files.items():
+                report.files[key] = str(Path(path).replace(folder / Path(path).name))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return reports

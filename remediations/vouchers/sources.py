@@ -8,10 +8,12 @@ too, which the reader checks as it goes.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import datetime as dt
 import json
+import stat
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -190,23 +192,69 @@ def _fast_reader(columns: list[str]) -> Callable[[tuple[Any, ...]], Voucher] | N
     return read
 
 
-def from_file(name: str, path: Path) -> Iterator[Voucher]:
+MAX_LINE = 1024 * 1024  # one voucher is a few hundred bytes; a megabyte is no voucher
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def file_encoding(path: Path, encoding: str | None) -> str:
+    """The encoding to read an export with: the one given (GB18030 / GBK for many banks'
+    exports), else what its byte-order mark says, else UTF-8."""
+    if encoding:
+        try:
+            return codecs.lookup(encoding).name
+        except LookupError:
+            raise SourceError(f"{path}: unknown encoding {encoding!r}") from None
     try:
-        with path.open(encoding="utf-8", newline="") as fh:
+        with path.open("rb") as fh:
+            head = fh.read(3)
+    except OSError as exc:
+        raise SourceError(f"{path}: {exc.strerror}") from None
+    return next((name for bom, name in _BOMS if head.startswith(bom)), "utf-8")
+
+
+def from_file(name: str, path: Path, encoding: str | None = None) -> Iterator[Voucher]:
+    """Vouchers from a CSV or JSON-lines export, checked line by line: a regular file
+    (a pipe would hang), bounded lines and fields, one JSON object a line."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise SourceError(f"{name}: {path}: not a regular file")
+    except OSError as exc:
+        raise SourceError(f"{name}: {path}: {exc.strerror}") from None
+    codec = file_encoding(path, encoding)
+    line_no = 1
+    try:
+        with path.open(encoding=codec, newline="") as fh:
             if path.suffix in (".jsonl", ".ndjson"):
-                for line_no, line in enumerate(fh, 1):
+                while line := fh.readline(MAX_LINE + 1):
+                    if len(line) > MAX_LINE:
+                        raise SourceError(f"{name}: {path}:{line_no}: a line longer than "
+                                          f"{MAX_LINE // 1024} KiB")
                     if line.strip():
                         yield _parse(name, path, line_no, json.loads(line))
+                    line_no += 1
             else:
-                for line_no, row in enumerate(csv.DictReader(fh), 2):
+                reader = csv.DictReader(fh)
+                line_no = 2
+                for row in reader:
                     yield _parse(name, path, line_no, row)
+                    line_no = reader.line_num + 1
     except OSError as exc:
         raise SourceError(f"{name}: {path}: {exc.strerror}") from None
     except json.JSONDecodeError as exc:
-        raise SourceError(f"{name}: {path}:{exc.lineno}: not JSON ({exc.msg})") from None
+        raise SourceError(f"{name}: {path}:{line_no}: not JSON ({exc.msg})") from None
+    except RecursionError:
+        raise SourceError(f"{name}: {path}:{line_no}: JSON nested too deeply") from None
+    except csv.Error as exc:
+        raise SourceError(f"{name}: {path}:{line_no}: not CSV ({exc})") from None
+    except UnicodeError as exc:
+        raise SourceError(f"{name}: {path}:{line_no}: not {codec} text ({exc.reason}); "
+                          f"a bank's export in GBK? give --encoding gb18030") from None
 
 
-def _parse(name: str, path: Path, line_no: int, row: dict[str, Any]) -> Voucher:
+def _parse(name: str, path: Path, line_no: int, row: Any) -> Voucher:
+    if not isinstance(row, dict):
+        raise SourceError(f"{name}: {path}:{line_no}: not a JSON object but "
+                          f"{type(row).__name__}")
     try:
         return voucher_from(row)
     except ValueError as exc:
@@ -226,12 +274,14 @@ def ordered(name: str, vouchers: Iterator[Voucher]) -> Iterator[Voucher]:
     return _checked_order(name, vouchers)
 
 
-def library_spec(inv: Inventory, name: str) -> tuple[str, ...]:
+def library_spec(inv: Inventory, name: str, encoding: str | None = None
+                 ) -> tuple[str, ...]:
     """Where `name`'s vouchers come from (a party's voucher library in the inventory, or an
-    export file), as plain strings a worker process can take."""
+    export file), as plain strings a worker process can take. `encoding`: an export
+    file's, when it is not UTF-8 (with or without a byte-order mark)."""
     path = Path(name)
     if path.suffix in (".csv", ".jsonl", ".ndjson") and path.exists():
-        return ("file", path.stem, str(path))
+        return ("file", path.stem, str(path), file_encoding(path, encoding))
     library = next((lib for lib in inv.voucher_libraries if lib.party == name), None)
     if library is None:
         known = ", ".join(lib.party for lib in inv.voucher_libraries) or "none"
@@ -239,7 +289,8 @@ def library_spec(inv: Inventory, name: str) -> tuple[str, ...]:
                           "or give a .csv / .jsonl export)")
     if library.source == "file":
         assert library.path
-        return ("file", name, library.path)
+        return ("file", name, library.path, file_encoding(Path(library.path),
+                                                          library.encoding or encoding))
     assert library.dsn and library.query
     try:
         dsn = library.dsn.reveal()
@@ -250,15 +301,16 @@ def library_spec(inv: Inventory, name: str) -> tuple[str, ...]:
 
 def open_vouchers(spec: tuple[str, ...], params: dict[str, Any]) -> Iterator[Voucher]:
     if spec[0] == "file":
-        return ordered(spec[1], from_file(spec[1], Path(spec[2])))
+        return ordered(spec[1], from_file(spec[1], Path(spec[2]), spec[3]))
     return ordered(spec[1], from_sql(spec[1], spec[2], spec[3], params))
 
 
-def vouchers_of(inv: Inventory, name: str, params: dict[str, Any]) -> Iterator[Voucher]:
-    return open_vouchers(library_spec(inv, name), params)
+def vouchers_of(inv: Inventory, name: str, params: dict[str, Any],
+                encoding: str | None = None) -> Iterator[Voucher]:
+    return open_vouchers(library_spec(inv, name, encoding), params)
 
 
 def open_lines(spec: tuple[str, ...], params: dict[str, Any]) -> Iterator[bytes]:
     if spec[0] == "file":
-        return map(line_of, from_file(spec[1], Path(spec[2])))
+        return map(line_of, from_file(spec[1], Path(spec[2]), spec[3]))
     return lines_from_sql(spec[1], spec[2], spec[3], params)

@@ -60,6 +60,10 @@ def parse_bool(value: object) -> bool:
     return str(value).strip().lower() in ("1", "t", "true", "y", "yes", "是")
 
 
+_TEXT_FIELDS = ("number", "type", "payer_account", "payee_account")
+MAX_TEXT = 200  # a voucher number or an account, never a paragraph
+
+
 def voucher_from(row: dict[str, object]) -> Voucher:
     """Build a voucher from a row whose keys are the canonical column names."""
     try:
@@ -75,14 +79,20 @@ def voucher_from(row: dict[str, object]) -> Voucher:
         amount = amount if isinstance(amount, Decimal) else Decimal(str(amount))
         if not amount.is_finite():
             raise ValueError(f"amount {amount} is not a number of yuan")
+        number, kind, payer, payee = texts = [str(row[f]) for f in _TEXT_FIELDS]
+        for field, text in zip(_TEXT_FIELDS, texts, strict=True):
+            if len(text) > MAX_TEXT:
+                raise ValueError(f"{field} is longer than {MAX_TEXT} characters")
+            text.encode("utf-8")  # a lone surrogate (from JSON's \\ud800) is no text
         return Voucher(
-            number=str(row["number"]), type=str(row["type"]), business_date=date,
-            amount=to_cents(amount), payer_account=str(row["payer_account"]),
-            payee_account=str(row["payee_account"]),
+            number=number, type=kind, business_date=date, amount=to_cents(amount),
+            payer_account=payer, payee_account=payee,
             signed=parse_bool(row.get("signed", False)), sent=parse_bool(row.get("sent", False)),
             received=parse_bool(row.get("received", False)),
             receipt_returned=parse_bool(row.get("receipt_returned", False)))
     except KeyError as exc:
         raise ValueError(f"missing column {exc.args[0]}") from None
+    except UnicodeEncodeError:
+        raise ValueError("a field is not valid text (a lone surrogate?)") from None
     except (ArithmeticError, ValueError) as exc:
         raise ValueError(f"bad value ({exc})") from None

@@ -74,11 +74,15 @@ def reconcile_cmd(
             "consistency of every party's library, recorded as an event.")] = False,
         incident: Annotated[str | None, typer.Option(
             help="With --verify: the incident the verification belongs to.")] = None,
+        encoding: Annotated[str | None, typer.Option(
+            help="Export files' encoding, e.g. gb18030 for a bank's GBK export (default "
+                 "UTF-8; a UTF-8 or UTF-16 byte-order mark is honoured).")] = None,
         inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
         lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
     """Compare voucher libraries pairwise; exit 1 when they are not consistent."""
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
+    db = open_store(store, lg)  # before any file is written: a bad store refuses first
     try:
         params = window(dt.date.fromisoformat(date) if date else None,
                         dt.datetime.fromisoformat(since) if since else None,
@@ -98,8 +102,9 @@ def reconcile_cmd(
         raise typer.BadParameter("give two parties (or exports), or --all")
     folder = out_dir or Path(f"reconcile-{clock.now():%Y%m%dT%H%M%S}")
     try:
-        reports = reconcile_pairs([(library_spec(inv, left), library_spec(inv, right),
-                                    params, folder) for left, right in pairs])
+        reports = reconcile_pairs([(library_spec(inv, left, encoding),
+                                    library_spec(inv, right, encoding), params, folder)
+                                   for left, right in pairs])
     except SourceError as exc:
         fail(str(exc))
     # Validity: vouchers sent or received but never signed, per party (finance is in
@@ -109,13 +114,6 @@ def reconcile_cmd(
         for party, n in r.unsigned.items():
             unsigned[party] = max(unsigned[party], n)
     unsigned = +unsigned
-    db = open_store(store, lg)
-    with db.transaction() as tx:
-        for r in reports:
-            tx.append("reconcile.done", f"{r.a}<->{r.b}",
-                      {"compared": r.compared, "consistent": r.consistent,
-                       "counts": dict(r.counts), "window": {k: str(v) for k, v in params.items()},
-                       "files": r.files})
     verdict = None
     if verify:
         verdict = {
@@ -123,8 +121,15 @@ def reconcile_cmd(
             "validity": not unsigned,  # every voucher that moved was signed
             "consistency": all(r.consistent for r in reports),
             "unsigned": dict(unsigned), "pairs": [f"{r.a}<->{r.b}" for r in reports]}
-        db.append("reconcile.verified", incident or "all-parties",
-                  {**verdict, "incident": incident, "clause": "P4.3.5(3)"})
+    with db.transaction() as tx:  # one command, one transaction
+        for r in reports:
+            tx.append("reconcile.done", f"{r.a}<->{r.b}",
+                      {"compared": r.compared, "consistent": r.consistent,
+                       "counts": dict(r.counts), "window": {k: str(v) for k, v in params.items()},
+                       "files": r.files})
+        if verdict is not None:
+            tx.append("reconcile.verified", incident or "all-parties",
+                      {**verdict, "incident": incident, "clause": "P4.3.5(3)"})
     if json_out:
         body: Any = [r.as_dict() for r in reports]
         if verdict is not None:
