@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from vigil import keys
 from vigil.alerting.calendar import WorkCalendar
 from vigil.alerting.ladder import LadderConfig, Rung, rungs
 from vigil.alerting.messages import Facts, incident_message, recovery_message
@@ -52,7 +53,7 @@ class Tracker:
         # When each open incident next needs a look (its next rung or reminder), so a
         # tick over thousands of quiet incidents is a comparison each.
         self._due: dict[str, dt.datetime] = {}
-        for inc in store.states("incident:").values():
+        for inc in store.states(keys.INCIDENT).values():
             if inc["status"] == "open":
                 self.open[inc["id"]] = inc
 
@@ -89,7 +90,7 @@ class Tracker:
 
     def _track(self, tx: Tx, r: Result, now: dt.datetime) -> None:
         esc = self.inv.escalation
-        key = f"track:{r.key}"
+        key = keys.track(r.key)
         st = tx.get_state(key) or {"history": [], "fails": 0, "passes": 0, "first_fail": None}
         failing = r.status in FAILING
         st["history"] = [*st["history"], "f" if failing else "p"][-esc.flap_window:]
@@ -104,7 +105,7 @@ class Tracker:
         st["system"], st["fault_class"] = r.system, r.fault_class.value
         tx.set_state(key, st)
 
-        inc_id = tx.get_state(f"open:{r.system}:{r.fault_class.value}")
+        inc_id = tx.get_state(keys.open_incident(r.system, r.fault_class.value))
         if inc_id is None:
             if failing and (st["fails"] >= esc.open_after or st["flapping"]):
                 self._open(tx, r, st, now)
@@ -116,13 +117,13 @@ class Tracker:
             inc["checks"].append(r.key)
         if failing:
             inc["detail"] = [r.message_zh or r.message, r.message]
-            tx.set_state(f"incident:{inc_id}", inc)
+            tx.set_state(keys.incident(inc_id), inc)
         elif self._all_passing(tx, inc):
             self._recover(tx, inc, now)
 
     def _all_passing(self, tx: Tx, inc: dict[str, Any]) -> bool:
         for check in inc["checks"]:
-            st = tx.get_state(f"track:{check}") or {}
+            st = tx.get_state(keys.track(check)) or {}
             if st.get("passes", 0) < self.inv.escalation.recover_after or st.get("flapping"):
                 return False
         return True
@@ -161,37 +162,37 @@ class Tracker:
         tx.append("incident.opened", inc_id, {
             "system": r.system, "fault_class": r.fault_class.value, "onset": inc["onset"],
             "check": r.key, "cause": cause, "flapping": st["flapping"], "message": r.message})
-        tx.set_state(f"open:{r.system}:{r.fault_class.value}", inc_id)
+        tx.set_state(keys.open_incident(r.system, r.fault_class.value), inc_id)
         # Faults already open below this system are consequences of it.
         for other in self.open.values():
             if other is not inc and other["cause"] is None and r.system in \
                     self._depends_on(other["system"]):
                 other["cause"] = inc_id
                 tx.append("incident.explained", other["id"], {"cause": inc_id})
-                tx.set_state(f"incident:{other['id']}", other)
+                tx.set_state(keys.incident(other['id']), other)
         if cause is None:
             self._advance(tx, inc, now, opened=True)
-        tx.set_state(f"incident:{inc_id}", inc)
+        tx.set_state(keys.incident(inc_id), inc)
 
     def _recover(self, tx: Tx, inc: dict[str, Any], now: dt.datetime) -> None:
         inc["status"], inc["recovered_at"] = "recovered", now.isoformat()
         tx.append("incident.recovered", inc["id"], {
             "after_s": round((now - dt.datetime.fromisoformat(inc["onset"])).total_seconds()),
             "mark": inc["mark"]})
-        tx.delete_state(f"open:{inc['system']}:{inc['fault_class']}")
+        tx.delete_state(keys.open_incident(inc['system'], inc['fault_class']))
         del self.open[inc["id"]]
         if inc["cause"] is None and inc["told"]:
             facts = self._facts(inc, now)
             for contact in (self.contacts[c] for c in inc["told"] if c in self.contacts):
                 title, body = recovery_message(facts, contact.lang)
                 self._queue(tx, inc, contact, "recovered", "", title, body, now)
-        tx.set_state(f"incident:{inc['id']}", inc)
+        tx.set_state(keys.incident(inc['id']), inc)
         for other in list(self.open.values()):  # its consequences now stand on their own
             if other["cause"] == inc["id"]:
                 other["cause"] = None
                 tx.append("incident.unexplained", other["id"], {"former_cause": inc["id"]})
                 self._advance(tx, other, now, opened=True)
-                tx.set_state(f"incident:{other['id']}", other)
+                tx.set_state(keys.incident(other['id']), other)
 
     # --- the ladder and the people --------------------------------------------------------
 
@@ -202,8 +203,8 @@ class Tracker:
             if inc["cause"] is not None or (due is not None and now < due):
                 continue
             if acks is None:
-                acks = tx.states("ack:")
-            self._advance(tx, inc, now, ack=acks.get(f"ack:{inc['id']}"))
+                acks = tx.states(keys.ACK)
+            self._advance(tx, inc, now, ack=acks.get(keys.ack(inc['id'])))
 
     def _schedule(self, inc: dict[str, Any], now: dt.datetime) -> None:
         _, ahead = self.reached(inc, now)
@@ -227,7 +228,7 @@ class Tracker:
             kind = "opened" if opened or inc["mark"] is None else "level"
             inc["mark"], inc["reminders"] = rung.mark, 0
             self._notify(tx, inc, kind, now)
-            tx.set_state(f"incident:{inc['id']}", inc)
+            tx.set_state(keys.incident(inc['id']), inc)
         elif ack and ack.get("mark") == inc["mark"]:
             _, ahead = self.reached(inc, now)  # acknowledged: quiet until the next level
             if ahead:
@@ -241,7 +242,7 @@ class Tracker:
             if last and now - last >= every:
                 inc["reminders"] += 1
                 self._notify(tx, inc, "reminder", now)
-                tx.set_state(f"incident:{inc['id']}", inc)
+                tx.set_state(keys.incident(inc['id']), inc)
         self._schedule(inc, now)
 
     def _facts(self, inc: dict[str, Any], now: dt.datetime) -> Facts:
@@ -287,6 +288,6 @@ def acknowledge(store: Store, inv: Inventory, incident: str, person: str,
     with store.transaction() as tx:
         tx.append("incident.acked", incident, {"by": person, "mark": inc["mark"],
                                                "at": now.isoformat()})
-        tx.set_state(f"ack:{incident}", {"by": person, "mark": inc["mark"],
+        tx.set_state(keys.ack(incident), {"by": person, "mark": inc["mark"],
                                          "at": now.isoformat()})
     return str(inc["mark"])

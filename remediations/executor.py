@@ -19,7 +19,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from vigil import clock
+from vigil import clock, keys
 from vigil.checks.cycle import run_checks
 from vigil.domain import FaultClass
 from vigil.model import CheckSpec, Inventory
@@ -71,12 +71,12 @@ class Executor:
     def _resume(self) -> None:
         """A run that was going when the daemon died is retried (the roles are idempotent)."""
         with self.store.transaction() as tx:
-            for rec in tx.states("step:").values():
+            for rec in tx.states(keys.STEP).values():
                 if rec["status"] == "running":
                     rec["status"] = "pending"
                     tx.append("step.interrupted", rec["key"], {"incident": rec["incident"],
                                                                "attempt": rec["attempts"]})
-                    tx.set_state(f"step:{rec['key']}", rec)
+                    tx.set_state(keys.step(rec['key']), rec)
 
     # --- the daemon's tick ---------------------------------------------------------------
 
@@ -88,13 +88,13 @@ class Executor:
         """Plan the steps of what the tracker did since the last look (a cursor in the store,
         moved in the same transaction as the plans)."""
         with self.store.transaction() as tx:
-            cursor = tx.get_state("executor:cursor") or 0
+            cursor = tx.get_state(keys.EXECUTOR_CURSOR) or 0
         events = [e for kind in WATCHED for e in self.store.events(kind=kind, after=cursor)]
         if not events:
             return
         with self.store.transaction() as tx:
             for e in sorted(events, key=lambda e: e.seq):
-                inc = tx.get_state(f"incident:{e.subject}")
+                inc = tx.get_state(keys.incident(e.subject))
                 if inc is None or inc.get("cause"):
                     continue  # a consequence: its cause's steps are the remedy
                 if e.kind == "incident.level" and inc["status"] == "open":
@@ -106,13 +106,13 @@ class Executor:
                     continue
                 steps.plan(tx, self.inv, self.runbook, inc, levels, now,
                            observe_only=self.observe_only)
-            tx.set_state("executor:cursor", max(e.seq for e in events))
+            tx.set_state(keys.EXECUTOR_CURSOR, max(e.seq for e in events))
 
     def advance(self, now: dt.datetime) -> None:
         # Only steps still under way, kept across ticks: a long history costs nothing.
         # What changed since the last look (new plans, `vigil approve` from another
         # process, our own runs) is read again.
-        changed, self.seen_seq = self.store.changed_states("step:", self.seen_seq)
+        changed, self.seen_seq = self.store.changed_states(keys.STEP, self.seen_seq)
         self.active.update(changed)
         for key in [k for k, r in self.active.items() if r["status"] in steps.FINAL]:
             del self.active[key]
@@ -123,7 +123,7 @@ class Executor:
                         steps.expire(tx, tx.get_state(key), now)
             elif rec["status"] == "pending" and now >= dt.datetime.fromisoformat(
                     rec["not_before"]):
-                self._start(key.removeprefix("step:"), rec, now)
+                self._start(key.removeprefix(keys.STEP), rec, now)
 
     def wait(self, timeout: float | None = None) -> None:
         for t in list(self.workers.values()):
@@ -141,15 +141,15 @@ class Executor:
             if (worker and worker.is_alive()) or self.locks.get(lock, key) != key:
                 return  # running, or another step holds the target
             self.locks[lock] = key
-        inc = self.store.get_state(f"incident:{rec['incident']}") or {"id": rec["incident"],
+        inc = self.store.get_state(keys.incident(rec['incident'])) or {"id": rec["incident"],
                                                                      "checks": []}
         with self.store.transaction() as tx:
-            rec = tx.get_state(f"step:{key}")
+            rec = tx.get_state(keys.step(key))
             rec["status"], rec["attempts"] = "running", rec["attempts"] + 1
             tx.append("step.run.started", key, {
                 "incident": rec["incident"], "clause": rec["clause"], "attempt": rec["attempts"],
                 "playbook": step.run.playbook, "check_mode": self.dry_run})
-            tx.set_state(f"step:{key}", rec)
+            tx.set_state(keys.step(key), rec)
         worker = threading.Thread(target=self._run, args=(key, step, rec, inc, lock),
                                   name=f"step {key}", daemon=True)
         self.workers[key] = worker
@@ -208,7 +208,7 @@ class Executor:
                 verified: bool, why: str) -> None:
         now = self.now()
         with self.store.transaction() as tx:
-            rec = tx.get_state(f"step:{key}")
+            rec = tx.get_state(keys.step(key))
             tx.append("step.run.finished", key, {
                 "incident": rec["incident"], "attempt": rec["attempts"],
                 "status": outcome.status, "rc": outcome.rc, "changed": outcome.changed,
@@ -229,5 +229,5 @@ class Executor:
                                                "attempts": rec["attempts"], "why": why})
                 steps.escalate(tx, self.inv, step, rec, inc, now, why)
             rec["last"] = why
-            tx.set_state(f"step:{key}", rec)
+            tx.set_state(keys.step(key), rec)
         log.info("step finished", extra={"step": key, "status": rec["status"], "why": why})

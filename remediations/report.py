@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from vigil import keys
 from vigil.store import Store
 
 _ZH = {"title": "故障总结报告", "incident": "事件", "system": "系统", "class": "故障类别",
@@ -45,7 +46,7 @@ def _who(rec: dict[str, Any]) -> str:
 
 def incident_report(store: Store, incident: str, tz: ZoneInfo, lang: str = "zh") -> str:
     words = _ZH if lang == "zh" else _EN
-    inc = store.get_state(f"incident:{incident}")
+    inc = store.get_state(keys.incident(incident))
     if inc is None:
         raise LookupError(f"no incident {incident!r}")
     events = [e for e in store.events() if e.subject == incident
@@ -65,7 +66,7 @@ def incident_report(store: Store, incident: str, tz: ZoneInfo, lang: str = "zh")
     lines += ["", f"## {words['steps']}", "",
               f"| {words['step']} | {words['clause']} | {words['kind']} | {words['status']} | "
               f"{words['who']} |", "|---|---|---|---|---|"]
-    records = sorted((r for r in store.states("step:").values() if r["incident"] == incident),
+    records = sorted((r for r in store.states(keys.STEP).values() if r["incident"] == incident),
                      key=lambda r: (r["planned_at"], r["key"]))
     for r in records:
         detail = f" ({r['last']})" if r.get("last") else ""
@@ -75,7 +76,7 @@ def incident_report(store: Store, incident: str, tz: ZoneInfo, lang: str = "zh")
     if aid:
         lines += ["", f"{words['first_aid']}:", ""]
         lines += [f"- {_local(e.at, tz)} {e.data['clause']}: {e.data['why']}" for e in aid]
-    msgs = [m for m in store.states("msg:").values() if m.get("incident") == incident]
+    msgs = [m for m in store.states(keys.MESSAGE).values() if m.get("incident") == incident]
     sent = sum(m["status"] == "sent" for m in msgs)
     verdict = store.verify()
     lines += ["", f"## {words['messages']}", "",

@@ -12,6 +12,7 @@ import itertools
 from fnmatch import fnmatchcase
 from typing import Any
 
+from vigil import keys
 from vigil.delivery import outbox
 from vigil.domain import FaultClass, PartyKind, Role
 from vigil.model import Contact, Inventory
@@ -57,7 +58,7 @@ def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: dict[str, Any], levels: 
         for step_class, step in _expanded(runbook, klass, level):
             key = step_key(inc["id"], level, step.id if step_class == klass
                            else f"{step_class.value}.{step.id}")
-            if tx.get_state(f"step:{key}") is not None:
+            if tx.get_state(keys.step(key)) is not None:
                 continue
             rec = {"key": key, "incident": inc["id"], "level": level, "step": step.id,
                    "fault_class": step_class.value, "clause": step.clause, "kind": step.kind,
@@ -72,12 +73,12 @@ def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: dict[str, Any], levels: 
             if rec["status"] == "skipped":
                 tx.append("step.skipped", key, {"incident": inc["id"], "only_if_failing":
                                                 step.only_if_failing, "failing": inc["checks"]})
-                tx.set_state(f"step:{key}", rec)
+                tx.set_state(keys.step(key), rec)
                 continue
             if step.kind == "auto" and observe_only:
                 tx.append("step.observed", key, {"incident": inc["id"], "would_run":
                                                  step.run.playbook if step.run else None})
-            tx.set_state(f"step:{key}", rec)
+            tx.set_state(keys.step(key), rec)
             _announce(tx, inv, step, rec, inc, now)
             made.append(rec)
     return made
@@ -167,10 +168,10 @@ def escalate(tx: Tx, inv: Inventory, step: Step, rec: dict[str, Any], inc: dict[
 
 def find(store: Store, ref: str, statuses: set[str]) -> dict[str, Any]:
     """A record by its full key, or by a step id that only one waiting record has."""
-    rec = store.get_state(f"step:{ref}")
+    rec = store.get_state(keys.step(ref))
     if rec is not None:
         return dict(rec)
-    hits = [r for r in store.states("step:").values()
+    hits = [r for r in store.states(keys.STEP).values()
             if ref in (r["step"], r["key"].split("/", 2)[-1]) and r["status"] in statuses]
     if len(hits) == 1:
         return dict(hits[0])
@@ -199,14 +200,14 @@ def expire(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
         rec["status"] = "expired"
         tx.append("step.expired", rec["key"], {"incident": rec["incident"],
                                                "approvals": rec["approvals"]})
-        tx.set_state(f"step:{rec['key']}", rec)
+        tx.set_state(keys.step(rec['key']), rec)
         return True
     return False
 
 
 def _deciding(tx: Tx, key: str, now: dt.datetime) -> tuple[dict[str, Any], bool]:
     """The record as committed, and whether it has just expired; refuses a decided one."""
-    rec = tx.get_state(f"step:{key}")
+    rec = tx.get_state(keys.step(key))
     if expire(tx, rec, now):
         return rec, True
     if rec["status"] not in DECIDING:
@@ -256,7 +257,7 @@ def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: st
                 tx.append("step.authorised", rec["key"], {
                     "incident": rec["incident"], "by": [a["by"] for a in rec["approvals"]],
                     "next": "run" if step.run else "carry out"})
-            tx.set_state(f"step:{rec['key']}", rec)
+            tx.set_state(keys.step(rec['key']), rec)
     if refused:
         raise refused
     return rec
@@ -283,7 +284,7 @@ def deny(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
         rec["approvals"] = []
         tx.append("step.denied", rec["key"], {"incident": rec["incident"], "by": person,
                                               "reason": reason})
-        tx.set_state(f"step:{rec['key']}", rec)
+        tx.set_state(keys.step(rec['key']), rec)
     return rec
 
 
@@ -296,11 +297,11 @@ def done(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
         raise PermissionError(f"{person} may not tick off {rec['key']}: it is for "
                               f"{', '.join(r.value for r in step.owners)}")
     with store.transaction() as tx:
-        rec = tx.get_state(f"step:{rec['key']}")
+        rec = tx.get_state(keys.step(rec['key']))
         if rec["status"] != "open":
             raise StepError(f"{rec['key']} is {rec['status']}, not an open task")
         rec["status"], rec["done_by"], rec["done_at"] = "done", person, now.isoformat()
         tx.append("step.done", rec["key"], {"incident": rec["incident"], "by": person,
                                             "note": note, "clause": rec["clause"]})
-        tx.set_state(f"step:{rec['key']}", rec)
+        tx.set_state(keys.step(rec['key']), rec)
     return rec

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from vigil import keys
 from vigil.result import Result
 from vigil.store import Event, Store, Tx
-
-
-def state_key(result: Result) -> str:
-    return f"check:{result.key}"
 
 
 def log_changes(tx: Tx, results: Iterable[Result]) -> None:
     """Append a `result` event for each Result whose status differs from the last recorded."""
     for r in results:
-        key = state_key(r)
+        key = keys.check(r.key)
         last = tx.get_state(key)
         previous = last["status"] if last else None
         if previous == r.status.value:

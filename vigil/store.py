@@ -204,14 +204,14 @@ class Store:
         if limit:
             query = query.limit(limit)
         with self.engine.connect() as conn:
-            return [Event(r.seq, r.at, r.kind, r.subject, json.loads(r.data), r.prev_hash, r.hash)
+            return [Event(r.seq, r.at, r.kind, r.subject, _event_data(r), r.prev_hash, r.hash)
                     for r in conn.execute(query)]
 
     def get_state(self, key: str) -> Any:
         with self.engine.connect() as conn:
             row = conn.execute(select(state_table.c.value)
                                .where(state_table.c.key == key)).first()
-        return json.loads(row.value) if row else None
+        return _value(key, row.value) if row else None
 
     def states(self, prefix: str) -> dict[str, Any]:
         """Every state row whose key starts with `prefix`."""
@@ -230,7 +230,7 @@ class Store:
                                 .where(state_table.c.seq >= since))
             changed, last = {}, since
             for r in rows:
-                changed[r.key] = json.loads(r.value)
+                changed[r.key] = _value(r.key, r.value)
                 last = max(last, r.seq)
         return changed, last
 
@@ -251,9 +251,15 @@ class Store:
                                    "(previous hash differs: a row was altered or inserted)")
                 try:
                     content = canonical(r.seq, r.at, r.kind, r.subject, r.data)
-                except (ValueError, TypeError):
-                    return Verdict(False, count, r.seq, f"event {r.seq} data is not valid JSON")
-                if chain_hash(prev, content) != r.hash:
+                    digest = chain_hash(prev, content)
+                    _event_data(r)
+                except StoreError:
+                    return Verdict(False, count, r.seq, f"event {r.seq} is unreadable (its "
+                                   "data is not a JSON object)")
+                except (ValueError, TypeError, RecursionError):
+                    return Verdict(False, count, r.seq, f"event {r.seq} is unreadable (not "
+                                   "valid UTF-8 JSON)")
+                if digest != r.hash:
                     return Verdict(False, count, r.seq,
                                    f"event {r.seq} was altered (its content no longer "
                                    "matches its hash)")
@@ -266,13 +272,40 @@ class Store:
             return Verdict(False, count, last + 1,
                            f"the chain head says {head.seq} events but {last} remain: "
                            f"events after {last} were deleted")
+        try:  # the records the commands read (not chained, but they must be readable)
+            with self.engine.connect() as conn:
+                _states(conn, "")
+        except StoreError as exc:
+            return Verdict(False, count, None, str(exc).split(";")[0])
         return Verdict(True, count)
 
 
 def _states(conn: Connection, prefix: str) -> dict[str, Any]:
     rows = conn.execute(select(state_table.c.key, state_table.c.value)
                         .where(state_table.c.key.startswith(prefix, autoescape=True)))
-    return {r.key: json.loads(r.value) for r in rows}
+    return {r.key: _value(r.key, r.value) for r in rows}
+
+
+DAMAGED = "; the store is damaged: `vigil events verify` names what"
+
+
+def _value(key: str, text: str) -> Any:
+    try:
+        text.encode("utf-8")  # bytes a damaged row held, escaped by the text factory
+        return json.loads(text)
+    except (ValueError, TypeError, RecursionError, AttributeError):
+        raise StoreError(f"record {key[:80]!r} is unreadable{DAMAGED}") from None
+
+
+def _event_data(row: Any) -> dict[str, Any]:
+    try:
+        row.data.encode("utf-8")
+        data = json.loads(row.data)
+    except (ValueError, TypeError, RecursionError, AttributeError):
+        data = None
+    if not isinstance(data, dict):
+        raise StoreError(f"event {row.seq} is unreadable{DAMAGED}")
+    return data
 
 
 def _no_password(url: str) -> str:
@@ -297,6 +330,9 @@ def _engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, below
+            # A damaged row (bytes that are not UTF-8) reads as text with its bad bytes
+            # escaped, so the command can say which row it is instead of crashing.
+            dbapi_conn.text_factory = lambda b: b.decode("utf-8", "surrogateescape")
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=FULL")  # a committed event survives power loss

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vigil import keys as store_keys  # `keys` is the key folder here
 from vigil.remediations.vouchers.bundle import (
     MAX_TTL,
     BundleRefused,
@@ -57,7 +58,7 @@ def export(vouchers: Iterable[Voucher], *, sender: str, recipient: str, keys: Ke
                 write_atomically(written[-1], text.encode("utf-8"))
         if store:
             with store.transaction() as tx:
-                tx.set_state(exported_key(manifest["bundle_id"]), {
+                tx.set_state(store_keys.exported(manifest["bundle_id"]), {
                     "from": sender, "to": recipient, "count": manifest["count"]})
                 tx.append("exchange.exported", manifest["bundle_id"], _summary(manifest, path))
     except BaseException:
@@ -65,10 +66,6 @@ def export(vouchers: Iterable[Voucher], *, sender: str, recipient: str, keys: Ke
             done.unlink(missing_ok=True)
         raise
     return path, manifest
-
-
-def exported_key(bundle_id: str) -> str:
-    return f"exported:{bundle_id}"
 
 
 def _summary(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
@@ -107,7 +104,7 @@ def import_bundle(path: Path, *, me: str, keys: Keys, receipt: bool,
     imported. `parties`: the inventory's, to which senders are limited."""
     check_party(me, "--as")
     keys.require([(me, "enc", "private")] + ([(me, "sign", "private")] if receipt else []))
-    seen = {k.removeprefix("bundle:") for k in store.states("bundle:")}
+    seen = {k.removeprefix(store_keys.BUNDLE) for k in store.states(store_keys.BUNDLE)}
     try:
         opened = open_bundle(path, me=me, keys=keys, now=now, seen=seen, parties=parties)
         manifest = opened.manifest
@@ -150,7 +147,7 @@ def import_bundle(path: Path, *, me: str, keys: Keys, receipt: bool,
                          extra={"in_reply_to": manifest["bundle_id"]})
             written.append(result.receipt)
         with store.transaction() as tx:
-            tx.set_state(f"bundle:{manifest['bundle_id']}", {
+            tx.set_state(store_keys.bundle(manifest['bundle_id']), {
                 "from": manifest["from"], "kind": "vouchers", "imported_at": now.isoformat(),
                 "count": manifest["count"]})
             tx.append("exchange.imported", manifest["bundle_id"], {
@@ -171,7 +168,7 @@ def _receipt(manifest: dict[str, Any], rows: list[dict[str, Any]], store: Store,
              path: Path, me: str) -> Imported:
     """A receipt counts only for a bundle this party sent to the receipt's sender, once."""
     sender, replying_to = manifest["from"], manifest["in_reply_to"]
-    sent = store.get_state(exported_key(replying_to))
+    sent = store.get_state(store_keys.exported(replying_to))
     if not sent or sent.get("from") != me or sent.get("to") != sender:
         raise BundleRefused("unknown-bundle", f"{path}: a receipt for bundle {replying_to}, "
                                               f"which {me} never sent to {sender}")
@@ -186,8 +183,8 @@ def _receipt(manifest: dict[str, Any], rows: list[dict[str, Any]], store: Store,
         getattr(result, {"imported": "imported", "duplicate": "duplicates"}.get(
             row["status"], "conflicts")).append(row["number"])
     with store.transaction() as tx:
-        tx.set_state(f"bundle:{manifest['bundle_id']}", {"from": sender, "kind": "receipt"})
-        tx.set_state(exported_key(replying_to), {**sent, "receipt": manifest["bundle_id"]})
+        tx.set_state(store_keys.bundle(manifest['bundle_id']), {"from": sender, "kind": "receipt"})
+        tx.set_state(store_keys.exported(replying_to), {**sent, "receipt": manifest["bundle_id"]})
         tx.append("exchange.receipt", replying_to, {
             "file": str(path), "from": sender, "imported": len(result.imported),
             "duplicates": len(result.duplicates), "conflicts": result.conflicts[:100]})

@@ -247,7 +247,8 @@ def from_file(name: str, path: Path, encoding: str | None = None) -> Iterator[Vo
     except csv.Error as exc:
         raise SourceError(f"{name}: {path}:{line_no}: not CSV ({exc})") from None
     except UnicodeError as exc:
-        raise SourceError(f"{name}: {path}:{line_no}: not {codec} text ({exc.reason}); "
+        why = getattr(exc, "reason", type(exc).__name__)
+        raise SourceError(f"{name}: {path}:{line_no}: not {codec} text ({why}); "
                           f"a bank's export in GBK? give --encoding gb18030") from None
 
 

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from vigil import keys
 from vigil.remediations.vouchers.voucher import Voucher
 from vigil.store import Store
 
@@ -42,7 +43,7 @@ def plan(store: Store, party: str, finance: Iterator[Voucher], theirs: Iterator[
                          "mark"])
 
         def mark(v: Voucher) -> None:
-            key = f"supplementary:{party}:{v.number}"
+            key = keys.supplementary(party, v.number)
             if tx.get_state(key) is None:
                 tx.append("voucher.supplementary", v.number,
                           {"party": party, "outage": outage, "digest": v.content_digest(),

@@ -11,8 +11,9 @@ from tests.conftest import ROOT
 # Where each folder installs (pyproject.toml, [tool.setuptools.package-dir]).
 FOLDERS = {"vigil": "vigil", "checks": "vigil.checks", "alerting": "vigil.alerting",
            "remediations": "vigil.remediations"}
-KERNEL = {f"vigil.{m}" for m in ("domain", "model", "result", "store", "status_log", "clock",
-                                 "errors", "i18n", "secrets", "paths", "runbook")}
+KERNEL = {f"vigil.{m}" for m in ("domain", "model", "result", "runbook", "store", "keys",
+                                 "status_log", "paths", "clock", "errors", "i18n",
+                                 "secrets")}
 SHELL = ("vigil.inventory", "vigil.daemon", "vigil.lab", "vigil.cli",
          "vigil.__main__")
 # Each layer and the layers it may import (besides itself and the kernel).

@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vigil import clock
+from vigil import clock, keys
 from vigil.alerting.incidents import Tracker, acknowledge
 from vigil.alerting.messages import duration_text, level_name
 from vigil.cli.common import (
@@ -82,7 +82,7 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
     tracker = Tracker(inv, db)
     now = clock.now()
     rows = _incident_rows(tracker, list(tracker.open.values()), now, lg)
-    pending = len(db.states("pending:"))
+    pending = len(db.states(keys.PENDING))
     started = db.events(kind="daemon.started")
     stopped = db.events(kind="daemon.stopped")
     running = bool(started) and (not stopped or stopped[-1].seq < started[-1].seq)
@@ -121,7 +121,7 @@ def incidents_list(inventory: InventoryOpt = None, store: StoreOpt = None,
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
     tracker = Tracker(inv, db)
-    incs = [i for i in db.states("incident:").values() if all_ or i["status"] == "open"]
+    incs = [i for i in db.states(keys.INCIDENT).values() if all_ or i["status"] == "open"]
     incs.sort(key=lambda i: i["onset"], reverse=True)
     rows = _incident_rows(tracker, incs, clock.now(), lg)
     if json_out:
@@ -137,7 +137,7 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id.")]
     """One incident's timeline: every event about it and every message it caused."""
     lg = pick_lang(lang)
     db = open_store(store, lg)
-    inc = db.get_state(f"incident:{incident}")
+    inc = db.get_state(keys.incident(incident))
     if inc is None:
         fail(f"no incident {incident!r}")
     timeline = [e for e in db.events()
@@ -180,7 +180,7 @@ def ack(incident: Annotated[str, typer.Argument(help="Incident id.")],
     db = open_store(store, lg)
     try:
         mark = acknowledge(db, inv, incident, as_, clock.now(),
-                           lambda i: db.get_state(f"incident:{i}"))
+                           lambda i: db.get_state(keys.incident(i)))
     except (LookupError, PermissionError) as exc:
         fail(str(exc))
     out.print(f"已确认 {incident}（{level_name(mark, lg)}），确认人 {as_}" if lg == "zh"

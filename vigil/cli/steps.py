@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vigil import clock
+from vigil import clock, keys
 from vigil.cli.common import (
     InventoryOpt,
     JsonOpt,
@@ -93,7 +93,7 @@ def task_done(step: StepArg, as_: AsOpt,
 
 
 def step_rows(db: Any, incident: str | None, all_: bool) -> list[dict[str, Any]]:
-    rows = [r for r in db.states("step:").values()
+    rows = [r for r in db.states(keys.STEP).values()
             if (incident is None or r["incident"] == incident)
             and (all_ or r["status"] not in steps.FINAL)]
     return sorted(rows, key=lambda r: (r["incident"], r["planned_at"], r["key"]))

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from vigil import keys
 from vigil.delivery import channels
 from vigil.domain import Role
 from vigil.model import Contact, Inventory
@@ -32,17 +33,17 @@ Sender = Callable[[str, str, str, str], "str | None"]
 def queue(tx: Tx, *, key: str, contact: Contact, channel: int, title: str, body: str,
           incident: str | None, kind: str, now: dt.datetime) -> bool:
     """Queue one message for one channel of one contact; a key already queued is a no-op."""
-    if tx.get_state(f"msg:{key}") is not None:
+    if tx.get_state(keys.message(key)) is not None:
         return False
     tx.append("message.queued", key, {"contact": contact.id, "channel": channel,
                                       "channel_kind": channels.kind_of(_url_or_blank(contact,
                                                                                      channel)),
                                       "incident": incident, "kind": kind, "title": title,
                                       "body": body})
-    tx.set_state(f"msg:{key}", {"contact": contact.id, "channel": channel, "title": title,
+    tx.set_state(keys.message(key), {"contact": contact.id, "channel": channel, "title": title,
                                 "body": body, "incident": incident, "kind": kind,
                                 "status": "pending", "attempts": 0})
-    tx.set_state(f"pending:{key}", {"due": now.isoformat()})
+    tx.set_state(keys.pending(key), {"due": now.isoformat()})
     return True
 
 
@@ -67,17 +68,17 @@ class Outbox:
         self.sent_total = 0
 
     def pending(self) -> dict[str, Any]:
-        return self.store.states("pending:")
+        return self.store.states(keys.PENDING)
 
     def deliver(self, now: dt.datetime, limit: int = 200) -> int:
         """Try every due message once; return how many were delivered."""
         delivered = 0
-        due = sorted((dt.datetime.fromisoformat(v["due"]), k.removeprefix("pending:"))
+        due = sorted((dt.datetime.fromisoformat(v["due"]), k.removeprefix(keys.PENDING))
                      for k, v in self.pending().items())
         for when, key in due[:limit]:
             if when > now:
                 break
-            msg = self.store.get_state(f"msg:{key}")
+            msg = self.store.get_state(keys.message(key))
             if msg is None or msg["status"] != "pending":
                 continue
             error = self._send(key, msg)
@@ -85,9 +86,9 @@ class Outbox:
                 if error is None:
                     tx.append("message.sent", key, {"attempts": msg["attempts"] + 1,
                                                     "incident": msg["incident"]})
-                    tx.set_state(f"msg:{key}", {**msg, "status": "sent",
+                    tx.set_state(keys.message(key), {**msg, "status": "sent",
                                                 "attempts": msg["attempts"] + 1})
-                    tx.delete_state(f"pending:{key}")
+                    tx.delete_state(keys.pending(key))
                     delivered += 1
                     self.sent_total += 1
                 else:
@@ -115,8 +116,8 @@ class Outbox:
         tx.append("message.failed", key, {"attempts": attempts, "error": error,
                                           "retry_at": retry_at.isoformat(),
                                           "incident": msg["incident"]})
-        tx.set_state(f"msg:{key}", {**msg, "attempts": attempts, "last_error": error})
-        tx.set_state(f"pending:{key}", {"due": retry_at.isoformat()})
+        tx.set_state(keys.message(key), {**msg, "attempts": attempts, "last_error": error})
+        tx.set_state(keys.pending(key), {"due": retry_at.isoformat()})
         log.warning("delivery failed", extra={"key": key, "attempts": attempts, "error": error})
         if attempts == ALERT_AFTER and not msg["kind"].startswith("channel-failing"):
             self._report_channel(tx, key, msg, error, now)
