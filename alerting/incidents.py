@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Literal, NotRequired
 from zoneinfo import ZoneInfo
+
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from vigil import keys
 from vigil.alerting.calendar import WorkCalendar
@@ -26,9 +29,55 @@ from vigil.domain import FaultClass
 from vigil.model import Contact, Inventory
 from vigil.result import Result, Status
 from vigil.status_log import log_changes
-from vigil.store import Store, Tx
+from vigil.store import DAMAGED, Store, StoreError, Tx
 
 FAILING = (Status.CRITICAL, Status.UNKNOWN)
+
+
+class Incident(TypedDict):
+    """An incident's record in the store (keys.incident), written by the Tracker."""
+
+    id: str  # system.fault_class.onset-stamp
+    system: str
+    fault_class: str
+    party: str | None
+    onset: str  # ISO time of the first failing observation: the ladder counts from here
+    opened_at: str
+    status: Literal["open", "recovered"]
+    mark: str | None  # the rung reached (vigil.domain.Level's mark), None until graded
+    checks: list[str]  # result keys that fed it
+    cause: str | None  # the incident of a dependency it is a consequence of
+    flapping: bool
+    detail: list[str]  # what the checks said: [zh, en]
+    told: list[str]  # contacts told so far
+    last_told: str | None
+    reminders: int
+    recovered_at: NotRequired[str]
+
+
+_INCIDENT: TypeAdapter[Incident] = TypeAdapter(Incident)
+
+
+def incident_from(key: str, value: Any) -> Incident:
+    """A stored incident record, checked: a damaged one is one line, never a KeyError."""
+    try:
+        inc = _INCIDENT.validate_python(value, strict=True)
+        dt.datetime.fromisoformat(inc["onset"])
+    except (ValidationError, ValueError) as exc:
+        what = (f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}"
+                if isinstance(exc, ValidationError) else f"onset: {exc}")
+        raise StoreError(f"incident record {key[:80]!r} is damaged ({what}){DAMAGED}") from None
+    return inc
+
+
+def load_incidents(store: Store, *, open_only: bool = False) -> list[Incident]:
+    found = [incident_from(k, v) for k, v in store.states(keys.INCIDENT).items()]
+    return [i for i in found if i["status"] == "open" or not open_only]
+
+
+def load_incident(store: Store, incident_id: str) -> Incident | None:
+    value = store.get_state(keys.incident(incident_id))
+    return None if value is None else incident_from(keys.incident(incident_id), value)
 
 
 def calendar_for(inv: Inventory) -> WorkCalendar:
@@ -48,18 +97,17 @@ class Tracker:
         self.calendar = calendar_for(inv)
         self.ladder = LadderConfig(**inv.ladder.model_dump())
         self.contacts = {c.id: c for c in inv.contacts}
-        self.open: dict[str, dict[str, Any]] = {}
+        self.open: dict[str, Incident] = {}
         self._rungs: dict[str, list[Rung]] = {}
         # When each open incident next needs a look (its next rung or reminder), so a
         # tick over thousands of quiet incidents is a comparison each.
         self._due: dict[str, dt.datetime] = {}
-        for inc in store.states(keys.INCIDENT).values():
-            if inc["status"] == "open":
-                self.open[inc["id"]] = inc
+        for inc in load_incidents(store, open_only=True):
+            self.open[inc["id"]] = inc
 
     # --- the ladder, cached per incident: it depends on the onset only ---------------
 
-    def rungs_of(self, inc: dict[str, Any]) -> list[Rung]:
+    def rungs_of(self, inc: Incident) -> list[Rung]:
         cached = self._rungs.get(inc["id"])
         if cached is None:
             cached = rungs(dt.datetime.fromisoformat(inc["onset"]), self.calendar, self.tz,
@@ -67,7 +115,7 @@ class Tracker:
             self._rungs[inc["id"]] = cached
         return cached
 
-    def reached(self, inc: dict[str, Any], now: dt.datetime) -> tuple[Rung, Rung | None]:
+    def reached(self, inc: Incident, now: dt.datetime) -> tuple[Rung, Rung | None]:
         ladder = self.rungs_of(inc)
         done = [r for r in ladder if r.at <= now]
         ahead = [r for r in ladder if r.at > now]
@@ -121,7 +169,7 @@ class Tracker:
         elif self._all_passing(tx, inc):
             self._recover(tx, inc, now)
 
-    def _all_passing(self, tx: Tx, inc: dict[str, Any]) -> bool:
+    def _all_passing(self, tx: Tx, inc: Incident) -> bool:
         for check in inc["checks"]:
             st = tx.get_state(keys.track(check)) or {}
             if st.get("passes", 0) < self.inv.escalation.recover_after or st.get("flapping"):
@@ -141,8 +189,8 @@ class Tracker:
         return seen
 
     def _root(self, inc_id: str) -> str:
-        while self.open.get(inc_id, {}).get("cause"):
-            inc_id = self.open[inc_id]["cause"]
+        while inc_id in self.open and (cause := self.open[inc_id]["cause"]):
+            inc_id = cause
         return inc_id
 
     def _open(self, tx: Tx, r: Result, st: dict[str, Any], now: dt.datetime) -> None:
@@ -152,7 +200,7 @@ class Tracker:
         cause = next((self._root(i) for i, inc in self.open.items()
                       if inc["system"] in deps), None)
         system = self.inv.systems.get(r.system)
-        inc = {"id": inc_id, "system": r.system, "fault_class": r.fault_class.value,
+        inc: Incident = {"id": inc_id, "system": r.system, "fault_class": r.fault_class.value,
                "party": system.party if system else None, "onset": onset.isoformat(),
                "opened_at": now.isoformat(), "status": "open", "mark": None,
                "checks": [r.key], "cause": cause, "flapping": st["flapping"],
@@ -174,7 +222,7 @@ class Tracker:
             self._advance(tx, inc, now, opened=True)
         tx.set_state(keys.incident(inc_id), inc)
 
-    def _recover(self, tx: Tx, inc: dict[str, Any], now: dt.datetime) -> None:
+    def _recover(self, tx: Tx, inc: Incident, now: dt.datetime) -> None:
         inc["status"], inc["recovered_at"] = "recovered", now.isoformat()
         tx.append("incident.recovered", inc["id"], {
             "after_s": round((now - dt.datetime.fromisoformat(inc["onset"])).total_seconds()),
@@ -206,7 +254,7 @@ class Tracker:
                 acks = tx.states(keys.ACK)
             self._advance(tx, inc, now, ack=acks.get(keys.ack(inc['id'])))
 
-    def _schedule(self, inc: dict[str, Any], now: dt.datetime) -> None:
+    def _schedule(self, inc: Incident, now: dt.datetime) -> None:
         _, ahead = self.reached(inc, now)
         due = [ahead.at] if ahead else []
         if inc["last_told"]:
@@ -217,7 +265,7 @@ class Tracker:
         else:
             self._due.pop(inc["id"], None)
 
-    def _advance(self, tx: Tx, inc: dict[str, Any], now: dt.datetime, *, opened: bool = False,
+    def _advance(self, tx: Tx, inc: Incident, now: dt.datetime, *, opened: bool = False,
                  ack: dict[str, Any] | None = None) -> None:
         rung, _ = self.reached(inc, now)
         if rung.mark != inc["mark"] or opened:
@@ -245,7 +293,7 @@ class Tracker:
                 tx.set_state(keys.incident(inc['id']), inc)
         self._schedule(inc, now)
 
-    def _facts(self, inc: dict[str, Any], now: dt.datetime) -> Facts:
+    def _facts(self, inc: Incident, now: dt.datetime) -> Facts:
         _, ahead = self.reached(inc, now)
         system = self.inv.systems.get(inc["system"])
         names = (system.name.zh, system.name.get("en")) if system else (inc["system"],) * 2
@@ -257,9 +305,9 @@ class Tracker:
                      detail=(inc["detail"][0], inc["detail"][1]), tz=self.tz,
                      runbook=self.inv.site_runbook)
 
-    def _notify(self, tx: Tx, inc: dict[str, Any], kind: str, now: dt.datetime) -> None:
+    def _notify(self, tx: Tx, inc: Incident, kind: str, now: dt.datetime) -> None:
         facts = self._facts(inc, now)
-        for contact in recipients(self.inv, inc["party"] or "", inc["mark"]):
+        for contact in recipients(self.inv, inc["party"] or "", inc["mark"] or "IV"):
             title, body = incident_message(facts, kind, contact.lang)
             self._queue(tx, inc, contact, kind, f"{inc['mark']}/{inc['reminders']}", title,
                         body, now)
@@ -267,7 +315,7 @@ class Tracker:
                 inc["told"].append(contact.id)
         inc["last_told"] = now.isoformat()
 
-    def _queue(self, tx: Tx, inc: dict[str, Any], contact: Contact, kind: str, step: str,
+    def _queue(self, tx: Tx, inc: Incident, contact: Contact, kind: str, step: str,
                title: str, body: str, now: dt.datetime) -> None:
         for index in range(len(contact.channels)):
             outbox.queue(tx, key=f"{inc['id']}/{kind}/{step}/{contact.id}#{index}",
@@ -276,9 +324,9 @@ class Tracker:
 
 
 def acknowledge(store: Store, inv: Inventory, incident: str, person: str,
-                now: dt.datetime, lookup: Callable[[str], dict[str, Any] | None]) -> str:
+                now: dt.datetime) -> str:
     """Record that `person` acknowledged `incident` at its current level; returns the mark."""
-    inc = lookup(incident)
+    inc = load_incident(store, incident)
     if inc is None:
         raise LookupError(f"no incident {incident!r}")
     if inc["status"] != "open":

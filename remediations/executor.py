@@ -19,13 +19,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from vigil import clock, keys
+from vigil import clock
+from vigil.alerting.incidents import Incident, incident_from, keys, load_incident
 from vigil.checks.cycle import run_checks
 from vigil.domain import FaultClass
 from vigil.model import CheckSpec, Inventory
 from vigil.paths import project_dir
 from vigil.remediations import first_aid, steps
 from vigil.remediations.playbook_run import Outcome, PlaybookRunner, run_playbook
+from vigil.remediations.steps import StepRecord
 from vigil.result import Result, Status
 from vigil.runbook import Run, Runbook, Step
 from vigil.store import Store
@@ -62,7 +64,7 @@ class Executor:
         self.workers: dict[str, threading.Thread] = {}
         self.locks: dict[str, str] = {}  # lock -> step key
         self.mutex = threading.Lock()
-        self.active: dict[str, dict[str, Any]] = {}  # step records not yet final
+        self.active: dict[str, StepRecord] = {}  # step records not yet final
         self.seen_seq = 0  # step records changed from this event seq on are read again
         self._resume()
 
@@ -71,7 +73,8 @@ class Executor:
     def _resume(self) -> None:
         """A run that was going when the daemon died is retried (the roles are idempotent)."""
         with self.store.transaction() as tx:
-            for rec in tx.states(keys.STEP).values():
+            for key, value in tx.states(keys.STEP).items():
+                rec = steps.step_from(key, value)
                 if rec["status"] == "running":
                     rec["status"] = "pending"
                     tx.append("step.interrupted", rec["key"], {"incident": rec["incident"],
@@ -94,7 +97,8 @@ class Executor:
             return
         with self.store.transaction() as tx:
             for e in sorted(events, key=lambda e: e.seq):
-                inc = tx.get_state(keys.incident(e.subject))
+                value = tx.get_state(keys.incident(e.subject))
+                inc = incident_from(keys.incident(e.subject), value) if value else None
                 if inc is None or inc.get("cause"):
                     continue  # a consequence: its cause's steps are the remedy
                 if e.kind == "incident.level" and inc["status"] == "open":
@@ -131,7 +135,7 @@ class Executor:
 
     # --- one run ---------------------------------------------------------------------------
 
-    def _start(self, key: str, rec: dict[str, Any], now: dt.datetime) -> None:
+    def _start(self, key: str, rec: StepRecord, now: dt.datetime) -> None:
         step = self.runbook.step(FaultClass(rec["fault_class"]), rec["level"], rec["step"])
         if step is None or step.run is None:
             return
@@ -141,7 +145,7 @@ class Executor:
             if (worker and worker.is_alive()) or self.locks.get(lock, key) != key:
                 return  # running, or another step holds the target
             self.locks[lock] = key
-        inc = self.store.get_state(keys.incident(rec['incident'])) or {"id": rec["incident"],
+        inc = load_incident(self.store, rec["incident"]) or {"id": rec["incident"],
                                                                      "checks": []}
         with self.store.transaction() as tx:
             rec = tx.get_state(keys.step(key))
@@ -155,7 +159,7 @@ class Executor:
         self.workers[key] = worker
         worker.start()
 
-    def _run(self, key: str, step: Step, rec: dict[str, Any], inc: dict[str, Any],
+    def _run(self, key: str, step: Step, rec: StepRecord, inc: Incident,
              lock: str) -> None:
         assert step.run is not None
         ident = f"{key.replace('/', '_')}_{rec['attempts']}"
@@ -176,7 +180,7 @@ class Executor:
         with self.mutex:
             self.locks.pop(lock, None)
 
-    def _first_aid(self, key: str, run: Run, rec: dict[str, Any]) -> None:
+    def _first_aid(self, key: str, run: Run, rec: StepRecord) -> None:
         assert run.first_aid
         try:
             aid = self.aid(run.first_aid, self.inv, run.vars)
@@ -187,7 +191,7 @@ class Executor:
             "done": aid.done, "why": aid.why})
         log.info("first aid", extra={"step": key, "done": aid.done, "why": aid.why})
 
-    def _verify(self, step: Step, inc: dict[str, Any], outcome: Outcome) -> tuple[bool, str]:
+    def _verify(self, step: Step, inc: Incident, outcome: Outcome) -> tuple[bool, str]:
         if not outcome.ok:
             detail = "; ".join(outcome.failed_tasks) or f"rc {outcome.rc}"
             return False, f"playbook {outcome.status}: {detail}"
@@ -204,7 +208,7 @@ class Executor:
                                                         for r in failing)
         return True, f"{len(specs)} check(s) pass again"
 
-    def _finish(self, key: str, step: Step, inc: dict[str, Any], outcome: Outcome,
+    def _finish(self, key: str, step: Step, inc: Incident, outcome: Outcome,
                 verified: bool, why: str) -> None:
         now = self.now()
         with self.store.transaction() as tx:

@@ -5,10 +5,11 @@ cause analysis and lessons are left for people to write."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from vigil import keys
+from vigil.alerting.incidents import load_incident
+from vigil.remediations.steps import StepRecord, load_steps
 from vigil.store import Store
 
 _ZH = {"title": "故障总结报告", "incident": "事件", "system": "系统", "class": "故障类别",
@@ -35,18 +36,18 @@ def _local(at: str, tz: ZoneInfo) -> str:
     return dt.datetime.fromisoformat(at).astimezone(tz).strftime("%Y-%m-%d %H:%M")
 
 
-def _who(rec: dict[str, Any]) -> str:
-    people = [a["by"] for a in rec.get("approvals", [])]
-    for key in ("denied_by", "done_by"):
-        if rec.get(key):
-            people.append(rec[key])
+def _who(rec: StepRecord) -> str:
+    people = [a["by"] for a in rec["approvals"]]
+    for who in (rec.get("denied_by"), rec.get("done_by")):
+        if who:
+            people.append(who)
     return ", ".join(dict.fromkeys(people)) or ("Vigil" if rec["kind"] in ("auto", "notify")
                                                  else "")
 
 
 def incident_report(store: Store, incident: str, tz: ZoneInfo, lang: str = "zh") -> str:
     words = _ZH if lang == "zh" else _EN
-    inc = store.get_state(keys.incident(incident))
+    inc = load_incident(store, incident)
     if inc is None:
         raise LookupError(f"no incident {incident!r}")
     events = [e for e in store.events() if e.subject == incident
@@ -66,7 +67,7 @@ def incident_report(store: Store, incident: str, tz: ZoneInfo, lang: str = "zh")
     lines += ["", f"## {words['steps']}", "",
               f"| {words['step']} | {words['clause']} | {words['kind']} | {words['status']} | "
               f"{words['who']} |", "|---|---|---|---|---|"]
-    records = sorted((r for r in store.states(keys.STEP).values() if r["incident"] == incident),
+    records = sorted((r for r in load_steps(store) if r["incident"] == incident),
                      key=lambda r: (r["planned_at"], r["key"]))
     for r in records:
         detail = f" ({r['last']})" if r.get("last") else ""

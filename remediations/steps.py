@@ -10,15 +10,19 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, NotRequired
+
+from pydantic import TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from vigil import keys
+from vigil.alerting.incidents import Incident
 from vigil.delivery import outbox
 from vigil.domain import FaultClass, PartyKind, Role
 from vigil.model import Contact, Inventory
 from vigil.result import Result
 from vigil.runbook import Runbook, Step
-from vigil.store import Store, Tx
+from vigil.store import DAMAGED, Store, StoreError, Tx
 
 LEVELS_UP_TO = {"IV": ["IV"], "IV+": ["IV"], "III": ["IV", "III"], "II": ["IV", "III", "II"],
                 "I": ["IV", "III", "II", "I"]}
@@ -30,6 +34,54 @@ FINAL = {"succeeded", "failed", "expired", "done", "sent", "observed", "dry-run"
 DECIDING = {"awaiting", "denied"}
 
 
+class Approval(TypedDict):
+    by: str  # a contact id
+    roles: list[str]  # the roles they approved in
+    at: str
+
+
+class StepRecord(TypedDict):
+    """A planned step's record in the store (keys.step): what the executor runs and
+    people approve, deny or tick off."""
+
+    key: str  # incident/level/step id
+    incident: str
+    level: str
+    step: str
+    fault_class: str
+    clause: str
+    kind: str
+    status: str  # pending, running, awaiting, open, … (FINAL, DECIDING)
+    attempts: int
+    approvals: list[Approval]
+    planned_at: str
+    not_before: str
+    expires_at: NotRequired[str]
+    last: NotRequired[str]  # why the last run ended as it did
+    denied_by: NotRequired[str]
+    reason: NotRequired[str]
+    done_by: NotRequired[str]
+    done_at: NotRequired[str]
+
+
+_STEP: TypeAdapter[StepRecord] = TypeAdapter(StepRecord)
+
+
+def step_from(key: str, value: Any) -> StepRecord:
+    """A stored step record, checked: a damaged one is one line, never a KeyError."""
+    try:
+        return _STEP.validate_python(value, strict=True)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise StoreError(f"step record {key[:80]!r} is damaged ("
+                         f"{'.'.join(map(str, error['loc']))}: {error['msg']}){DAMAGED}"
+                         ) from None
+
+
+def load_steps(store: Store) -> list[StepRecord]:
+    return [step_from(k, v) for k, v in store.states(keys.STEP).items()]
+
+
 class StepError(Exception):
     """A step cannot do what was asked (it is not waiting, it expired, ...)."""
 
@@ -38,7 +90,7 @@ def step_key(incident: str, level: str, step_id: str) -> str:
     return f"{incident}/{level}/{step_id}"
 
 
-def applies(step: Step, inc: dict[str, Any]) -> bool:
+def applies(step: Step, inc: Incident) -> bool:
     names = [Result.check_of(key) for key in inc.get("checks", [])]
     return not step.only_if_failing or any(
         fnmatchcase(n, pattern) for n in names for pattern in step.only_if_failing)
@@ -49,8 +101,8 @@ def _initial(step: Step, observe_only: bool) -> str:
             "manual": "open", "notify": "sent"}[step.kind]
 
 
-def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: dict[str, Any], levels: list[str],
-         now: dt.datetime, *, observe_only: bool = False) -> list[dict[str, Any]]:
+def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: Incident, levels: list[str],
+         now: dt.datetime, *, observe_only: bool = False) -> list[StepRecord]:
     """Create the records of `levels` not yet planned for `inc`; queue their messages."""
     made = []
     klass = FaultClass(inc["fault_class"])
@@ -60,7 +112,7 @@ def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: dict[str, Any], levels: 
                            else f"{step_class.value}.{step.id}")
             if tx.get_state(keys.step(key)) is not None:
                 continue
-            rec = {"key": key, "incident": inc["id"], "level": level, "step": step.id,
+            rec: StepRecord = {"key": key, "incident": inc["id"], "level": level, "step": step.id,
                    "fault_class": step_class.value, "clause": step.clause, "kind": step.kind,
                    "status": _initial(step, observe_only) if applies(step, inc) else "skipped",
                    "attempts": 0, "approvals": [],
@@ -105,7 +157,7 @@ def approvers(inv: Inventory, step: Step) -> list[Contact]:
     return [c for c in inv.contacts if roles & set(c.roles)]
 
 
-def _announce(tx: Tx, inv: Inventory, step: Step, rec: dict[str, Any], inc: dict[str, Any],
+def _announce(tx: Tx, inv: Inventory, step: Step, rec: StepRecord, inc: Incident,
               now: dt.datetime) -> None:
     if step.kind == "notify":
         _tell(tx, every_party(inv), rec, inc, "notify", step, now)
@@ -113,7 +165,7 @@ def _announce(tx: Tx, inv: Inventory, step: Step, rec: dict[str, Any], inc: dict
         _tell(tx, approvers(inv, step), rec, inc, "approval", step, now)
 
 
-def _tell(tx: Tx, contacts: list[Contact], rec: dict[str, Any], inc: dict[str, Any],
+def _tell(tx: Tx, contacts: list[Contact], rec: StepRecord, inc: Incident,
           kind: str, step: Step, now: dt.datetime, note: str = "") -> None:
     for contact in contacts:
         title, body = notice(kind, step, rec, inc, contact.lang, note)
@@ -123,7 +175,7 @@ def _tell(tx: Tx, contacts: list[Contact], rec: dict[str, Any], inc: dict[str, A
                          incident=inc["id"], kind=f"step.{kind}", now=now)
 
 
-def notice(kind: str, step: Step, rec: dict[str, Any], inc: dict[str, Any], lang: str,
+def notice(kind: str, step: Step, rec: StepRecord, inc: Incident, lang: str,
            note: str = "") -> tuple[str, str]:
     """The message about a step, in the contact's language, citing the clause."""
     zh = lang != "en"
@@ -155,7 +207,7 @@ def notice(kind: str, step: Step, rec: dict[str, Any], inc: dict[str, Any], lang
     return title, body
 
 
-def escalate(tx: Tx, inv: Inventory, step: Step, rec: dict[str, Any], inc: dict[str, Any],
+def escalate(tx: Tx, inv: Inventory, step: Step, rec: StepRecord, inc: Incident,
              now: dt.datetime, why: str) -> None:
     people = [c for c in inv.contacts
               if {Role.IMPLEMENTATION_TEAM, Role.LEADERSHIP_GROUP} & set(c.roles)]
@@ -166,15 +218,15 @@ def escalate(tx: Tx, inv: Inventory, step: Step, rec: dict[str, Any], inc: dict[
 
 # --- people act on steps ---------------------------------------------------------------
 
-def find(store: Store, ref: str, statuses: set[str]) -> dict[str, Any]:
+def find(store: Store, ref: str, statuses: set[str]) -> StepRecord:
     """A record by its full key, or by a step id that only one waiting record has."""
-    rec = store.get_state(keys.step(ref))
-    if rec is not None:
-        return dict(rec)
-    hits = [r for r in store.states(keys.STEP).values()
+    value = store.get_state(keys.step(ref))
+    if value is not None:
+        return step_from(keys.step(ref), value)
+    hits = [r for r in load_steps(store)
             if ref in (r["step"], r["key"].split("/", 2)[-1]) and r["status"] in statuses]
     if len(hits) == 1:
-        return dict(hits[0])
+        return hits[0]
     if not hits:
         raise StepError(f"no step {ref!r} is waiting (give INCIDENT/LEVEL/STEP; see vigil steps)")
     raise StepError(f"{ref!r} is waiting in {len(hits)} incidents: give INCIDENT/LEVEL/STEP "
@@ -188,14 +240,14 @@ def _contact(inv: Inventory, person: str) -> Contact:
     raise PermissionError(f"{person!r} is not a contact in the inventory")
 
 
-def _step_of(runbook: Runbook, rec: dict[str, Any]) -> Step:
+def _step_of(runbook: Runbook, rec: StepRecord) -> Step:
     step = runbook.step(FaultClass(rec["fault_class"]), rec["level"], rec["step"])
     if step is None:
         raise StepError(f"{rec['key']}: the runbook no longer has this step")
     return step
 
 
-def expire(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
+def expire(tx: Tx, rec: StepRecord, now: dt.datetime) -> bool:
     if rec["status"] in DECIDING and now >= dt.datetime.fromisoformat(rec["expires_at"]):
         rec["status"] = "expired"
         tx.append("step.expired", rec["key"], {"incident": rec["incident"],
@@ -205,7 +257,7 @@ def expire(tx: Tx, rec: dict[str, Any], now: dt.datetime) -> bool:
     return False
 
 
-def _deciding(tx: Tx, key: str, now: dt.datetime) -> tuple[dict[str, Any], bool]:
+def _deciding(tx: Tx, key: str, now: dt.datetime) -> tuple[StepRecord, bool]:
     """The record as committed, and whether it has just expired; refuses a decided one."""
     rec = tx.get_state(keys.step(key))
     if expire(tx, rec, now):
@@ -215,7 +267,7 @@ def _deciding(tx: Tx, key: str, now: dt.datetime) -> tuple[dict[str, Any], bool]
     return rec, False
 
 
-def satisfied(step: Step, approvals: list[dict[str, Any]]) -> bool:
+def satisfied(step: Step, approvals: list[Approval]) -> bool:
     if not step.two_person:
         return bool(approvals)
     # Each role of the rule by a different person (P4.3.3(4)).
@@ -227,7 +279,7 @@ def satisfied(step: Step, approvals: list[dict[str, Any]]) -> bool:
 
 
 def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str,
-            now: dt.datetime) -> dict[str, Any]:
+            now: dt.datetime) -> StepRecord:
     rec = find(store, ref, DECIDING)
     step = _step_of(runbook, rec)
     contact = _contact(inv, person)
@@ -264,7 +316,7 @@ def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: st
 
 
 def deny(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, reason: str,
-         now: dt.datetime) -> dict[str, Any]:
+         now: dt.datetime) -> StepRecord:
     rec = find(store, ref, DECIDING)
     step = _step_of(runbook, rec)
     contact = _contact(inv, person)
@@ -289,7 +341,7 @@ def deny(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
 
 
 def done(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, note: str,
-         now: dt.datetime) -> dict[str, Any]:
+         now: dt.datetime) -> StepRecord:
     rec = find(store, ref, {"open"})
     step = _step_of(runbook, rec)
     contact = _contact(inv, person)

@@ -23,7 +23,7 @@ LAYERS = {
     "delivery": set(),
     "vouchers": set(),
     "alerting": {"delivery"},
-    "remediations": {"checks", "delivery"},
+    "remediations": {"checks", "delivery", "alerting"},
     "shell": {"checks", "delivery", "vouchers", "alerting", "remediations", "shell"},
 }
 

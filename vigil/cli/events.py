@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from vigil.alerting.incidents import load_incidents
 from vigil.cli.common import (
     JsonOpt,
     LangOpt,
@@ -20,6 +21,8 @@ from vigil.cli.common import (
     pick_lang,
 )
 from vigil.i18n import t
+from vigil.remediations.steps import load_steps
+from vigil.store import StoreError, Verdict
 
 events_app = typer.Typer(no_args_is_help=True, help="The append-only event log.")
 
@@ -54,9 +57,17 @@ def events_list(store: StoreOpt = None, kind: Annotated[str | None, typer.Option
 @events_app.command("verify")
 def events_verify(store: StoreOpt = None, json_out: JsonOpt = False,
                   lang: LangOpt = None) -> None:
-    """Re-compute the hash chain; exit 2 naming the first bad event if anything was changed."""
+    """Re-compute the hash chain; exit 2 naming the first bad event if anything was changed
+    or cannot be read, or the first damaged incident or step record."""
     lg = pick_lang(lang)
-    verdict = open_store(store, lg).verify()
+    db = open_store(store, lg)
+    verdict = db.verify()
+    if verdict.ok:  # the typed records too: a command would refuse a damaged one
+        try:
+            load_incidents(db)
+            load_steps(db)
+        except StoreError as exc:
+            verdict = Verdict(False, verdict.count, None, str(exc).split(";")[0])
     if json_out:
         sys.stdout.write(json.dumps(verdict.__dict__) + "\n")
     elif verdict.ok:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil import clock, keys
-from vigil.alerting.incidents import Tracker, acknowledge
+from vigil.alerting.incidents import Incident, Tracker, acknowledge, load_incident, load_incidents
 from vigil.alerting.messages import duration_text, level_name
 from vigil.cli.common import (
     InventoryOpt,
@@ -33,7 +33,7 @@ from vigil.i18n import t
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents and their timelines.")
 
 
-def _incident_rows(tracker: Tracker, incs: list[dict[str, Any]], now: dt.datetime,
+def _incident_rows(tracker: Tracker, incs: list[Incident], now: dt.datetime,
                    lang: str) -> list[dict[str, Any]]:
     rows = []
     for inc in incs:
@@ -121,7 +121,7 @@ def incidents_list(inventory: InventoryOpt = None, store: StoreOpt = None,
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
     tracker = Tracker(inv, db)
-    incs = [i for i in db.states(keys.INCIDENT).values() if all_ or i["status"] == "open"]
+    incs = load_incidents(db, open_only=not all_)
     incs.sort(key=lambda i: i["onset"], reverse=True)
     rows = _incident_rows(tracker, incs, clock.now(), lg)
     if json_out:
@@ -137,7 +137,7 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id.")]
     """One incident's timeline: every event about it and every message it caused."""
     lg = pick_lang(lang)
     db = open_store(store, lg)
-    inc = db.get_state(keys.incident(incident))
+    inc = load_incident(db, incident)
     if inc is None:
         fail(f"no incident {incident!r}")
     timeline = [e for e in db.events()
@@ -179,8 +179,7 @@ def ack(incident: Annotated[str, typer.Argument(help="Incident id.")],
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
     try:
-        mark = acknowledge(db, inv, incident, as_, clock.now(),
-                           lambda i: db.get_state(keys.incident(i)))
+        mark = acknowledge(db, inv, incident, as_, clock.now())
     except (LookupError, PermissionError) as exc:
         fail(str(exc))
     out.print(f"已确认 {incident}（{level_name(mark, lg)}），确认人 {as_}" if lg == "zh"

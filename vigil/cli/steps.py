@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from vigil import clock, keys
+from vigil import clock
 from vigil.cli.common import (
     InventoryOpt,
     JsonOpt,
@@ -47,8 +47,8 @@ def status_text(status: str, lang: str) -> str:
     return _STATUS.get(status, status) if lang == "zh" else status
 
 
-def _act(action: Callable[..., dict[str, Any]], ref: str, person: str, inventory: Any,
-         store: Any, vault: Any, lang: str, *extra: str) -> dict[str, Any]:
+def _act(action: Callable[..., steps.StepRecord], ref: str, person: str, inventory: Any,
+         store: Any, vault: Any, lang: str, *extra: str) -> steps.StepRecord:
     inv = load_inv(inventory, vault, lang)  # type: ignore[arg-type]
     db = open_store(store, lang)  # type: ignore[arg-type]
     try:
@@ -92,8 +92,8 @@ def task_done(step: StepArg, as_: AsOpt,
     out.print(f"{rec['key']}: {status_text(rec['status'], lg)} ({rec.get('done_by')})")
 
 
-def step_rows(db: Any, incident: str | None, all_: bool) -> list[dict[str, Any]]:
-    rows = [r for r in db.states(keys.STEP).values()
+def step_rows(db: Any, incident: str | None, all_: bool) -> list[steps.StepRecord]:
+    rows = [r for r in steps.load_steps(db)
             if (incident is None or r["incident"] == incident)
             and (all_ or r["status"] not in steps.FINAL)]
     return sorted(rows, key=lambda r: (r["incident"], r["planned_at"], r["key"]))
@@ -113,7 +113,7 @@ def steps_list(incident: Annotated[str | None, typer.Argument(help="One incident
     print_steps(rows, lg)
 
 
-def print_steps(rows: list[dict[str, Any]], lg: str) -> None:
+def print_steps(rows: list[steps.StepRecord], lg: str) -> None:
     zh = lg == "zh"
     table = Table(title="预案步骤" if zh else "Plan steps", title_justify="left")
     for col in (("步骤", "Step"), ("条款", "Clause"), ("方式", "Kind"), ("状态", "Status"),
