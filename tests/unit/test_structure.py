@@ -124,3 +124,36 @@ def test_every_package_folder_is_in_the_wheel() -> None:
                  ["tool"]["setuptools"]["packages"])
     packages = {m for m, p in modules().items() if p.name == "__init__.py"}
     assert packages <= listed
+
+
+def test_every_import_of_vigil_names_something_that_exists() -> None:
+    """Imports inside functions run only when a command does: a stale one would reach a
+    user as an error; here it fails first."""
+    import importlib
+
+    missing = []
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module and \
+                    node.module.split(".")[0] == "vigil":
+                try:
+                    target = importlib.import_module(node.module)
+                except ImportError:
+                    missing.append(f"{module}: {node.module}")
+                    continue
+                missing += [f"{module}: {node.module}.{a.name}" for a in node.names
+                            if not hasattr(target, a.name) and not _is_module(
+                                f"{node.module}.{a.name}")]
+            elif isinstance(node, ast.Import):
+                missing += [f"{module}: {a.name}" for a in node.names
+                            if a.name.split(".")[0] == "vigil" and not _is_module(a.name)]
+    assert missing == []
+
+
+def _is_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:
+        return False

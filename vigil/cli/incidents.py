@@ -28,6 +28,7 @@ from vigil.cli.common import (
     out,
     pick_lang,
 )
+from vigil.cli.steps import print_steps, step_rows
 from vigil.i18n import t
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents and their timelines.")
@@ -87,8 +88,6 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
     stopped = db.events(kind="daemon.stopped")
     running = bool(started) and (not stopped or stopped[-1].seq < started[-1].seq)
     warnings = tracker.calendar.warnings(now.astimezone(tracker.tz).date())
-    from vigil.cli_steps import print_steps, step_rows
-
     under_way = step_rows(db, None, False)  # runs, approvals and people's tasks not finished
     if json_out:
         sys.stdout.write(json.dumps({"open_incidents": rows, "steps": under_way,
