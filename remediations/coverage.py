@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -11,19 +12,21 @@ import yaml
 
 from vigil.domain import FaultClass
 from vigil.model import Inventory
-from vigil.paths import PACKAGE
 from vigil.runbook import LEVELS, Runbook
 
 CLAUSES = Path(__file__).with_name("clauses.yml")
-# Code paths in clauses.yml are the repository's; installed, these folders are in vigil/.
-_PACKAGED = {"vigil": PACKAGE, "checks": PACKAGE / "checks", "alerting": PACKAGE / "alerting",
-             "remediations": PACKAGE / "remediations"}
+# Code paths in clauses.yml are the repository's folders; each is where its package is,
+# in a checkout or installed (without importing it).
+_PACKAGED = {"vigil": "vigil", "checks": "vigil.checks", "alerting": "vigil.alerting",
+             "remediations": "vigil.remediations"}
 
 
 def _where(path: str, project: Path | None) -> Path | None:
     top, _, rest = path.partition("/")
     if top in _PACKAGED:
-        return _PACKAGED[top] / rest
+        spec = importlib.util.find_spec(_PACKAGED[top])
+        assert spec is not None and spec.submodule_search_locations
+        return Path(next(iter(spec.submodule_search_locations))) / rest
     return project / path if project else None
 
 

@@ -88,6 +88,7 @@ def test_the_demo_and_the_plan_work_outside_the_checkout(installed: dict[str, Pa
     assert run.returncode == 0, run.stderr
     rows = {r["clause"]: r for r in json.loads(run.stdout)}
     assert "vigil/runbook.py" in rows["P6"]["code"] and rows["P4.3.2"]["implemented"]
+    assert rows["P4.1"]["code"] == ["alerting/ladder.py", "alerting/calendar.py"]
 
 
 def test_a_runbook_step_runs_from_the_project_the_setting_names(

@@ -45,4 +45,7 @@ def test_plan_coverage_lists_every_clause_and_flags_what_nothing_implements(
     assert "payment-db.primary-port" in rows["P4.3.2"]["checks"]
     assert "tests/lab/test_drills.py" in rows["P4.3.1(2)"]["tests"]
     assert rows["P3.2.2"]["implemented"] is False  # the paper system is people's to keep
+    # code in the mapped folders is found where the package is (checks/ is vigil.checks)
+    assert rows["P4.1"]["code"] == ["alerting/ladder.py", "alerting/calendar.py"]
+    assert "checks/backups.py" in rows["P4.3.2"]["code"]
     assert vigil("plan", "coverage", "--inventory", "inventory/lab", "--strict").code == 1
