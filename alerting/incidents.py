@@ -25,7 +25,7 @@ from vigil.alerting.ladder import LadderConfig, Rung, rungs
 from vigil.alerting.messages import Facts, incident_message, recovery_message
 from vigil.alerting.policy import recipients, renotify_minutes
 from vigil.delivery import outbox
-from vigil.domain import FaultClass
+from vigil.domain import FaultClass, Level
 from vigil.model import Contact, Inventory
 from vigil.result import Result, Status
 from vigil.status_log import log_changes
@@ -259,7 +259,7 @@ class Tracker:
         due = [ahead.at] if ahead else []
         if inc["last_told"]:
             due.append(dt.datetime.fromisoformat(inc["last_told"]) +
-                       dt.timedelta(minutes=renotify_minutes(self.inv, inc["mark"] or "IV")))
+                       dt.timedelta(minutes=renotify_minutes(self.inv, inc["mark"] or Level.IV)))
         if due:
             self._due[inc["id"]] = min(due)
         else:
@@ -271,7 +271,7 @@ class Tracker:
         if rung.mark != inc["mark"] or opened:
             if rung.mark != inc["mark"]:
                 tx.append("incident.level", inc["id"], {"mark": rung.mark,
-                                                        "level": rung.level.value,
+                                                        "level": rung.mark.plan_level.value,
                                                         "rule": rung.rule_en})
             kind = "opened" if opened or inc["mark"] is None else "level"
             inc["mark"], inc["reminders"] = rung.mark, 0
@@ -298,7 +298,7 @@ class Tracker:
         system = self.inv.systems.get(inc["system"])
         names = (system.name.zh, system.name.get("en")) if system else (inc["system"],) * 2
         return Facts(incident=inc["id"], system_name=names,
-                     fault_class=FaultClass(inc["fault_class"]), mark=inc["mark"] or "IV",
+                     fault_class=FaultClass(inc["fault_class"]), mark=inc["mark"] or Level.IV,
                      onset=dt.datetime.fromisoformat(inc["onset"]), now=now,
                      next_mark=ahead.mark if ahead else None,
                      next_at=ahead.at if ahead else None,
@@ -307,7 +307,7 @@ class Tracker:
 
     def _notify(self, tx: Tx, inc: Incident, kind: str, now: dt.datetime) -> None:
         facts = self._facts(inc, now)
-        for contact in recipients(self.inv, inc["party"] or "", inc["mark"] or "IV"):
+        for contact in recipients(self.inv, inc["party"] or "", inc["mark"] or Level.IV):
             title, body = incident_message(facts, kind, contact.lang)
             self._queue(tx, inc, contact, kind, f"{inc['mark']}/{inc['reminders']}", title,
                         body, now)

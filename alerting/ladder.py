@@ -9,28 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from vigil.alerting.calendar import WorkCalendar
-
-
-class Level(StrEnum):
-    IV = "IV"
-    III = "III"
-    II = "II"
-    I = "I"  # noqa: E741 (the plan's name)
-
-    @property
-    def rank(self) -> int:
-        """Higher is more serious."""
-        return {"IV": 1, "III": 2, "II": 3, "I": 4}[self.value]
-
-    @property
-    def zh(self) -> str:
-        return {"IV": "四级", "III": "三级", "II": "二级", "I": "一级"}[self.value]
+from vigil.domain import Level
 
 
 class LadderConfig(BaseModel):
@@ -48,8 +32,7 @@ DEFAULT = LadderConfig()
 
 @dataclass(frozen=True)
 class Rung:
-    mark: str  # "IV", "IV+", "III", "II", "I"
-    level: Level
+    mark: Level  # the rung: IV, IV confirmed, III, II, I
     at: dt.datetime  # in the site's time zone
     rule_en: str
     rule_zh: str
@@ -61,17 +44,17 @@ def rungs(onset: dt.datetime, calendar: WorkCalendar, tz: ZoneInfo,
     local = onset.astimezone(tz)
     c = config
     out = [
-        Rung("IV", Level.IV, local, "at onset (every fault is first level IV)",
+        Rung(Level.IV, local, "at onset (every fault is first level IV)",
              "发生即定为四级"),
-        Rung("IV+", Level.IV, local + dt.timedelta(hours=c.iv_confirmed_hours),
+        Rung(Level.IV_CONFIRMED, local + dt.timedelta(hours=c.iv_confirmed_hours),
              f"{c.iv_confirmed_hours:g} hours unrecovered (level IV confirmed)",
              f"持续 {c.iv_confirmed_hours:g} 小时未恢复（确认四级）"),
-        Rung("III", Level.III, local + dt.timedelta(hours=c.iii_hours),
+        Rung(Level.III, local + dt.timedelta(hours=c.iii_hours),
              f"{c.iii_hours:g} hours unrecovered", f"持续 {c.iii_hours:g} 小时未恢复"),
-        Rung("II", Level.II, calendar.add_working_days(local, c.ii_working_days),
+        Rung(Level.II, calendar.add_working_days(local, c.ii_working_days),
              f"{c.ii_working_days} working days unrecovered",
              f"持续 {c.ii_working_days} 个工作日未恢复"),
-        Rung("I", Level.I, calendar.add_working_days(local, c.i_working_days),
+        Rung(Level.I, calendar.add_working_days(local, c.i_working_days),
              f"{c.i_working_days} working days unrecovered",
              f"持续 {c.i_working_days} 个工作日未恢复"),
     ]
@@ -79,7 +62,7 @@ def rungs(onset: dt.datetime, calendar: WorkCalendar, tz: ZoneInfo,
     for i in range(1, len(out)):
         if out[i].at < out[i - 1].at:
             prev = out[i - 1].at
-            out[i] = Rung(out[i].mark, out[i].level, prev, out[i].rule_en, out[i].rule_zh)
+            out[i] = Rung(out[i].mark, prev, out[i].rule_en, out[i].rule_zh)
     return out
 
 

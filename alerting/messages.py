@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from vigil.domain import FaultClass
+from vigil.domain import FaultClass, Level
 from vigil.i18n import t
 from vigil.runbook import Runbook
 
@@ -41,13 +41,6 @@ def duration_text(seconds: float, lang: str) -> str:
     return "".join(p for p in parts if p)
 
 
-def level_name(mark: str, lang: str) -> str:
-    zh = {"IV": "四级", "IV+": "四级（已持续4小时）", "III": "三级", "II": "二级", "I": "一级"}
-    en = {"IV": "level IV", "IV+": "level IV (confirmed, 4 h)", "III": "level III",
-          "II": "level II", "I": "level I"}
-    return (en if lang == "en" else zh)[mark]
-
-
 def _plan(f: Facts, lang: str, level: str) -> list[str]:
     steps = f.runbook.steps(f.fault_class, level)
     return [f"· {s.text(lang)}（{s.clause}）" if lang == "zh" else f"- {s.text(lang)} ({s.clause})"
@@ -59,7 +52,7 @@ def incident_message(f: Facts, kind: str, lang: str) -> tuple[str, str]:
     zh = lang != "en"
     system = f.system_name[0] if zh else f.system_name[1]
     klass = t(f"class.{f.fault_class.value}", "zh" if zh else "en")
-    level = level_name(f.mark, lang)
+    level = Level(f.mark).text(lang)
     onset = f.onset.astimezone(f.tz).strftime("%Y-%m-%d %H:%M")
     lasted = duration_text((f.now - f.onset).total_seconds(), lang)
     tag = {"opened": ("新故障", "new fault"), "level": ("升级", "escalated"),
@@ -77,10 +70,10 @@ def incident_message(f: Facts, kind: str, lang: str) -> tuple[str, str]:
     if f.next_mark and f.next_at:
         at = f.next_at.astimezone(f.tz).strftime("%Y-%m-%d %H:%M")
         left = duration_text((f.next_at - f.now).total_seconds(), lang)
-        lines.append(f"下一级：{level_name(f.next_mark, lang)}，于 {at}（还有 {left}）" if zh
-                     else f"Next: {level_name(f.next_mark, lang)} at {at} (in {left})")
+        lines.append(f"下一级：{Level(f.next_mark).text(lang)}，于 {at}（还有 {left}）" if zh
+                     else f"Next: {Level(f.next_mark).text(lang)} at {at} (in {left})")
     lines.append(("现象：" if zh else "Seen: ") + (f.detail[0] if zh else f.detail[1]))
-    plan_level = "IV" if f.mark == "IV+" else f.mark
+    plan_level = Level(f.mark).plan_level.value
     lines.append("预案要求：" if zh else "The plan says:")
     lines.extend(_plan(f, lang, plan_level))
     lines.append(f"确认（停止重复提醒）：vigil ack {f.incident} --as 姓名" if zh
@@ -93,8 +86,8 @@ def recovery_message(f: Facts, lang: str) -> tuple[str, str]:
     system = f.system_name[0] if zh else f.system_name[1]
     lasted = duration_text((f.now - f.onset).total_seconds(), lang)
     title = (f"【Vigil 已恢复】{system}" if zh else f"[Vigil recovered] {system}")
-    lines = [f"{system} 已恢复，故障持续 {lasted}，最高级别 {level_name(f.mark, lang)}。" if zh
-             else f"{system} recovered after {lasted}; highest level {level_name(f.mark, lang)}."]
+    lines = [f"{system} 已恢复，故障持续 {lasted}，最高级别 {Level(f.mark).text(lang)}。" if zh
+             else f"{system} recovered after {lasted}; highest level {Level(f.mark).text(lang)}."]
     after = _plan(f, lang, "recovery")
     if after:
         lines.append("恢复后须完成：" if zh else "After recovery:")

@@ -7,17 +7,15 @@ implementation team, whatever the policy says.
 
 from __future__ import annotations
 
-from vigil.domain import Role
+from vigil.domain import Level, Role
 from vigil.model import Contact, Inventory
-
-MARKS = ("IV", "IV+", "III", "II", "I")
 
 
 def recipients(inv: Inventory, party: str, mark: str) -> list[Contact]:
     chosen: dict[str, Contact] = {}
     levels = inv.escalation.levels
-    for m in MARKS[: MARKS.index(mark) + 1]:
-        policy = levels.get(m)  # type: ignore[call-overload]
+    for m in (lv for lv in Level if lv.rank <= Level(mark).rank):
+        policy = levels.get(m)
         if policy is None:
             continue
         for c in inv.contacts:
@@ -38,7 +36,7 @@ def recipients(inv: Inventory, party: str, mark: str) -> list[Contact]:
 
 
 def renotify_minutes(inv: Inventory, mark: str) -> float:
-    policy = inv.escalation.levels.get(mark)  # type: ignore[call-overload]
+    policy = inv.escalation.levels.get(Level(mark))
     if policy is not None and policy.renotify_minutes:
         return float(policy.renotify_minutes)
     return inv.escalation.renotify_minutes

@@ -22,7 +22,7 @@ from typing import Any
 from vigil import clock
 from vigil.alerting.incidents import Incident, incident_from, keys, load_incident
 from vigil.checks.cycle import run_checks
-from vigil.domain import FaultClass
+from vigil.domain import FaultClass, Level
 from vigil.model import CheckSpec, Inventory
 from vigil.paths import project_dir
 from vigil.remediations import first_aid, steps
@@ -102,7 +102,7 @@ class Executor:
                 if inc is None or inc.get("cause"):
                     continue  # a consequence: its cause's steps are the remedy
                 if e.kind == "incident.level" and inc["status"] == "open":
-                    levels = steps.LEVELS_UP_TO[e.data["mark"]]
+                    levels = [lv.value for lv in Level(e.data["mark"]).up_to]
                 elif e.kind == "incident.recovered" and inc.get("mark") and \
                         now - dt.datetime.fromisoformat(inc["recovered_at"]) < STALE:
                     levels = ["recovery"]

@@ -24,8 +24,6 @@ from vigil.result import Result
 from vigil.runbook import Runbook, Step
 from vigil.store import DAMAGED, Store, StoreError, Tx
 
-LEVELS_UP_TO = {"IV": ["IV"], "IV+": ["IV"], "III": ["IV", "III"], "II": ["IV", "III", "II"],
-                "I": ["IV", "III", "II", "I"]}
 # The parties that exchange vouchers: "every party" of the notify steps (P2).
 EXCHANGING = {PartyKind.FINANCE_BUREAU, PartyKind.CENTRAL_BANK_BRANCH, PartyKind.AGENT_BANK,
               PartyKind.PAYROLL_BANK, PartyKind.FISCAL_ACCOUNT_BANK}

@@ -22,6 +22,7 @@ from vigil import clock
 from vigil.alerting.incidents import Tracker
 from vigil.checks.cycle import run_checks
 from vigil.delivery.outbox import Outbox
+from vigil.domain import Level
 from vigil.model import Inventory
 from vigil.remediations.executor import Executor
 from vigil.store import Store
@@ -136,9 +137,9 @@ class Daemon:
         m = self.metrics
         marks: dict[str, int] = {}
         for inc in self.tracker.open.values():
-            marks[inc["mark"] or "IV"] = marks.get(inc["mark"] or "IV", 0) + 1
-        for mark in ("IV", "IV+", "III", "II", "I"):
-            m.incidents.labels(mark).set(marks.get(mark, 0))
+            marks[inc["mark"] or Level.IV] = marks.get(inc["mark"] or Level.IV, 0) + 1
+        for mark in Level:
+            m.incidents.labels(mark.value).set(marks.get(mark, 0))
         m.pending.set(len(self.outbox.pending()))
         m.sent.inc(self.outbox.sent_total - self._sent_seen)
         m.failed.inc(self.outbox.failures_total - self._failed_seen)

@@ -1,5 +1,7 @@
 """Names from the emergency plan, shared by every room of Vigil."""
 
+from __future__ import annotations
+
 from enum import StrEnum
 
 
@@ -28,6 +30,46 @@ _CLAUSE = {
     FaultClass.CA_SEAL: "P4.3.6",
     FaultClass.MQ_NETWORK: "P4.3.7",
 }
+
+
+class Level(StrEnum):
+    """The rungs of the plan's ladder (P4.1), in order of seriousness: every fault is
+    level IV at onset, confirmed after 4 hours, III after 24 hours, II and I after 2 and
+    5 working days. "IV confirmed" is level IV for the plan's steps."""
+
+    IV = "IV"
+    IV_CONFIRMED = "IV+"
+    III = "III"
+    II = "II"
+    I = "I"  # noqa: E741 (the plan's name)
+
+    @property
+    def rank(self) -> int:
+        """0 for IV, up to 4 for I: higher is more serious."""
+        return list(Level).index(self)
+
+    @property
+    def plan_level(self) -> Level:
+        """The level whose steps the plan gives (IV confirmed is IV)."""
+        return Level.IV if self is Level.IV_CONFIRMED else self
+
+    @property
+    def up_to(self) -> list[Level]:
+        """The plan's levels reached on the way here, lowest first."""
+        return [lv for lv in PLAN_LEVELS if lv.rank <= self.rank]
+
+    def text(self, lang: str) -> str:
+        return _LEVEL_NAMES[self][1 if lang == "en" else 0]
+
+
+_LEVEL_NAMES = {
+    Level.IV: ("四级", "level IV"),
+    Level.IV_CONFIRMED: ("四级（已持续4小时）", "level IV (confirmed, 4 h)"),
+    Level.III: ("三级", "level III"),
+    Level.II: ("二级", "level II"),
+    Level.I: ("一级", "level I"),
+}
+PLAN_LEVELS = (Level.IV, Level.III, Level.II, Level.I)  # the levels the plan gives steps for
 
 
 class PartyKind(StrEnum):

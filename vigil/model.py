@@ -13,7 +13,7 @@ from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from vigil.domain import FaultClass, PartyKind, Role
+from vigil.domain import FaultClass, Level, PartyKind, Role
 from vigil.result import Metric, Result, Say, Status
 from vigil.runbook import Runbook, load_runbook
 from vigil.secrets import Secret, SecretField
@@ -87,9 +87,6 @@ class SystemIn(Strict):
     checks: list[CheckIn] = []
 
 
-LevelMark = Literal["IV", "IV+", "III", "II", "I"]
-
-
 class LevelPolicy(Strict):
     """Who is told when an incident reaches a mark of the ladder (P4.1, P4.2, P2)."""
 
@@ -99,15 +96,15 @@ class LevelPolicy(Strict):
     renotify_minutes: float | None = Field(None, gt=0)  # until acknowledged
 
 
-def _default_levels() -> dict[LevelMark, LevelPolicy]:
+def _default_levels() -> dict[Level, LevelPolicy]:
     base = [Role.ONSITE_TECHNICIAN, Role.IMPLEMENTATION_TEAM]
     return {
-        "IV": LevelPolicy(roles=base, affected_party=True),
-        "IV+": LevelPolicy(roles=base, affected_party=True),
-        "III": LevelPolicy(roles=[*base, Role.LEADERSHIP_GROUP], affected_party=True),
-        "II": LevelPolicy(roles=[*base, Role.LEADERSHIP_GROUP, Role.VENDOR],
+        Level.IV: LevelPolicy(roles=base, affected_party=True),
+        Level.IV_CONFIRMED: LevelPolicy(roles=base, affected_party=True),
+        Level.III: LevelPolicy(roles=[*base, Role.LEADERSHIP_GROUP], affected_party=True),
+        Level.II: LevelPolicy(roles=[*base, Role.LEADERSHIP_GROUP, Role.VENDOR],
                           affected_party=True, all_parties=True),
-        "I": LevelPolicy(roles=[*base, Role.LEADERSHIP_GROUP, Role.VENDOR, Role.SUPERVISOR],
+        Level.I: LevelPolicy(roles=[*base, Role.LEADERSHIP_GROUP, Role.VENDOR, Role.SUPERVISOR],
                          affected_party=True, all_parties=True),
     }
 
@@ -120,7 +117,7 @@ class Escalation(Strict):
     flap_window: int = Field(10, ge=4, description="recent results looked at for flapping")
     flap_changes: int = Field(5, ge=2, description="status changes in the window = flapping")
     renotify_minutes: float = Field(60, gt=0)
-    levels: dict[LevelMark, LevelPolicy] = Field(default_factory=_default_levels)
+    levels: dict[Level, LevelPolicy] = Field(default_factory=_default_levels)
 
 
 class CalendarVars(Strict):

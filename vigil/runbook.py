@@ -11,10 +11,11 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vigil.domain import FaultClass, Role
+from vigil.domain import PLAN_LEVELS, FaultClass, Role
 
 RUNBOOK = Path(__file__).with_name("runbook.yml")
-LEVELS = ("IV", "III", "II", "I", "recovery")
+# The runbook's sections: the plan's levels, and what follows recovery.
+LEVELS = (*(lv.value for lv in PLAN_LEVELS), "recovery")
 
 
 class Run(BaseModel):

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from vigil import clock, keys
 from vigil.alerting.incidents import Incident, Tracker, acknowledge, load_incident, load_incidents
-from vigil.alerting.messages import duration_text, level_name
+from vigil.alerting.messages import duration_text
 from vigil.cli.common import (
     InventoryOpt,
     JsonOpt,
@@ -29,6 +29,7 @@ from vigil.cli.common import (
     pick_lang,
 )
 from vigil.cli.steps import print_steps, step_rows
+from vigil.domain import Level
 from vigil.i18n import t
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents and their timelines.")
@@ -64,8 +65,8 @@ def _print_incidents(rows: list[dict[str, Any]], tz: ZoneInfo, now: dt.datetime,
         if r["next_at"]:
             at = dt.datetime.fromisoformat(r["next_at"])
             left = duration_text((at - now).total_seconds(), lang)
-            nxt = f"{level_name(r['next_mark'], lang)} {at.astimezone(tz):%m-%d %H:%M}（{left}）"
-        level = level_name(r["mark"], lang) if r["mark"] else "-"
+            nxt = f"{Level(r['next_mark']).text(lang)} {at.astimezone(tz):%m-%d %H:%M}（{left}）"
+        level = Level(r["mark"]).text(lang) if r["mark"] else "-"
         if r["status"] != "open":
             level += "，已恢复" if zh else ", recovered"
         table.add_row(escape(r["id"]), level,
@@ -181,6 +182,6 @@ def ack(incident: Annotated[str, typer.Argument(help="Incident id.")],
         mark = acknowledge(db, inv, incident, as_, clock.now())
     except (LookupError, PermissionError) as exc:
         fail(str(exc))
-    out.print(f"已确认 {incident}（{level_name(mark, lg)}），确认人 {as_}" if lg == "zh"
-              else f"acknowledged {incident} at {level_name(mark, lg)} as {as_}")
+    out.print(f"已确认 {incident}（{Level(mark).text(lg)}），确认人 {as_}" if lg == "zh"
+              else f"acknowledged {incident} at {Level(mark).text(lg)} as {as_}")
 

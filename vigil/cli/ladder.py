@@ -15,7 +15,6 @@ from rich.table import Table
 from vigil import clock
 from vigil.alerting.incidents import calendar_for
 from vigil.alerting.ladder import LadderConfig, rungs
-from vigil.alerting.messages import level_name
 from vigil.cli.common import (
     InventoryOpt,
     JsonOpt,
@@ -64,7 +63,7 @@ def ladder_explain(onset: Annotated[str, typer.Option(help="When the fault began
         en, zh = calendar.why(day)
         days.append({"date": day.isoformat(), "working": calendar.is_workday(day),
                      "why": zh if lg == "zh" else en})
-    rows = [{"mark": r.mark, "level": r.level.value, "at": r.at.isoformat(),
+    rows = [{"mark": r.mark, "level": r.mark.plan_level.value, "at": r.at.isoformat(),
              "reached": r.at <= moment.astimezone(tz),
              "rule": r.rule_zh if lg == "zh" else r.rule_en} for r in ladder]
     warnings = [w[1] if lg == "zh" else w[0] for w in calendar.warnings(start.date())]
@@ -81,7 +80,7 @@ def ladder_explain(onset: Annotated[str, typer.Option(help="When the fault began
         table.add_column(col[0] if is_zh else col[1])
     for r, row in zip(ladder, rows, strict=True):
         mark = ("已到达" if is_zh else "reached") if row["reached"] else ""
-        table.add_row(level_name(r.mark, lg), f"{r.at:%Y-%m-%d %H:%M %a}", str(row["rule"]),
+        table.add_row(r.mark.text(lg), f"{r.at:%Y-%m-%d %H:%M %a}", str(row["rule"]),
                       mark)
     out.print(table)
     counted = Table(title="日历" if is_zh else "Calendar", title_justify="left")

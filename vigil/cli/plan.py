@@ -27,7 +27,7 @@ from vigil.cli.common import (
     pick_lang,
     project_folder,
 )
-from vigil.domain import FaultClass
+from vigil.domain import FaultClass, Level
 from vigil.i18n import t
 from vigil.runbook import LEVELS, RunbookError, load_runbook
 
@@ -38,8 +38,11 @@ _KIND = {"auto": ("自动执行", "automatic"), "approval": ("需审批", "needs
          "manual": ("人工处理", "by people"), "notify": ("通知各方", "notify parties")}
 
 
-_LEVEL = {"IV": ("四级", "level IV"), "III": ("三级", "level III"), "II": ("二级", "level II"),
-          "I": ("一级", "level I"), "recovery": ("恢复后", "after recovery")}
+def _section(name: str, lang: str) -> str:
+    """A runbook section: one of the plan's levels, or after recovery."""
+    if name == "recovery":
+        return "after recovery" if lang == "en" else "恢复后"
+    return Level(name).text(lang)
 
 
 @plan_app.command("show")
@@ -79,7 +82,7 @@ def plan_show(fault_class: Annotated[FaultClass | None, typer.Option(
         table.add_column(col[i], overflow="fold")
     for r in rows:
         klass = FaultClass(r["fault_class"])
-        table.add_row(f"{t(f'class.{klass.value}', lg)} ({klass.clause})", _LEVEL[r["level"]][i],
+        table.add_row(f"{t(f'class.{klass.value}', lg)} ({klass.clause})", _section(r["level"], lg),
                       r["clause"], _KIND[r["kind"]][i], escape(r["text"]))
     out.print(table)
 
