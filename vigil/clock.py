@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from vigil.errors import UserError
+from vigil.files import FileRefused, read_bounded
 
 OFFSET_ENV = "VIGIL_CLOCK_OFFSET_FILE"
 MAX_OFFSET_S = 10 * 366 * 86400.0  # a drill moves days or weeks ahead, never decades
@@ -24,12 +25,12 @@ def offset_s() -> float:
     path = os.environ.get(OFFSET_ENV)
     if not path:
         return 0.0
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")[:100].strip()
-    except FileNotFoundError:
+    if not Path(path).exists():
         return 0.0
-    except OSError as exc:
-        raise ClockError(f"{OFFSET_ENV}={path}: {exc.strerror}") from None
+    try:
+        text = read_bounded(path, 100, OFFSET_ENV).decode("utf-8", "replace").strip()
+    except FileRefused as exc:
+        raise ClockError(str(exc)) from None
     try:
         value = float(text or 0)
     except ValueError:

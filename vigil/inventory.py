@@ -7,6 +7,8 @@ the host or group, and the field.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 from pathlib import Path
@@ -17,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from vigil.checks.base import BindError
 from vigil.checks.registry import known_kinds, probe_for
 from vigil.errors import first_line
+from vigil.files import FileRefused, read_bounded
 from vigil.model import (
     CheckDefaults,
     CheckSpec,
@@ -68,11 +71,14 @@ def load_inventory(path: str | os.PathLike[str], *,
 
     loader = DataLoader()
     _setup_vault(loader, vault_password_file or os.environ.get("ANSIBLE_VAULT_PASSWORD_FILE"))
+    # ansible-core warns in blocks of a dozen lines; Vigil says what is wrong in one.
+    said = io.StringIO()
     try:
-        manager = InventoryManager(loader=loader, sources=[str(root)])
-        variables = VariableManager(loader=loader, inventory=manager)
-        raw_hosts = {h.name: (h, variables.get_vars(host=h, include_hostvars=False))
-                     for h in manager.get_hosts()}
+        with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+            manager = InventoryManager(loader=loader, sources=[str(root)])
+            variables = VariableManager(loader=loader, inventory=manager)
+            raw_hosts = {h.name: (h, variables.get_vars(host=h, include_hostvars=False))
+                         for h in manager.get_hosts()}
     except AnsibleError as exc:
         raise _from_ansible(exc, root) from None
     if not raw_hosts:
@@ -86,10 +92,9 @@ def _setup_vault(loader: Any, password_file: str | None) -> None:
     from ansible.parsing.vault import VaultSecret
 
     try:
-        secret = Path(password_file).read_bytes().strip()
-    except OSError as exc:
-        raise InventoryError(f"cannot read vault password file ({exc.strerror})",
-                             file=password_file) from None
+        secret = read_bounded(password_file, 64 * 1024, "vault password file").strip()
+    except FileRefused as exc:
+        raise InventoryError(str(exc)) from None
     secrets = [("default", VaultSecret(secret))]
     loader.set_vault_secrets(secrets)
     try:  # ansible-core >= 2.19 decrypts through a process-wide context

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,6 +115,9 @@ class Tx:
         row = conn.execute(
             select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == 1)
             .with_for_update()).first()
+        if row is not None and not (isinstance(row.hash, str) and _HEX64.fullmatch(row.hash)
+                                    and isinstance(row.seq, int)):
+            raise StoreError(f"the chain head is unreadable{DAMAGED}")
         self._seq: int = row.seq if row else 0
         self._hash: str = row.hash if row else GENESIS
         self._had_head = row is not None
@@ -287,6 +291,7 @@ def _states(conn: Connection, prefix: str) -> dict[str, Any]:
 
 
 DAMAGED = "; the store is damaged: `vigil events verify` names what"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
 def _value(key: str, text: str) -> Any:

@@ -27,7 +27,10 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from vigil.files import FileRefused, read_bounded
+
 SM2_ID = "1234567812345678"  # GM/T 0009's default signer ID, OpenSSL's too
+KEY_BYTES = 64 * 1024  # a PEM key is a few hundred bytes
 
 
 class CryptoError(Exception):
@@ -114,15 +117,15 @@ class SmSuite:
 
 def _load_private(path: Path) -> object:
     try:
-        return serialization.load_pem_private_key(path.read_bytes(), None)
-    except (OSError, ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        return serialization.load_pem_private_key(read_bounded(path, KEY_BYTES, "key"), None)
+    except (FileRefused, ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise CryptoError(f"{path}: {exc}") from None
 
 
 def _load_public(path: Path) -> object:
     try:
-        return serialization.load_pem_public_key(path.read_bytes())
-    except (OSError, ValueError, UnsupportedAlgorithm) as exc:
+        return serialization.load_pem_public_key(read_bounded(path, KEY_BYTES, "key"))
+    except (FileRefused, ValueError, UnsupportedAlgorithm) as exc:
         raise CryptoError(f"{path}: {exc}") from None
 
 

@@ -11,7 +11,7 @@ from tests.conftest import ROOT
 # Where each folder installs (pyproject.toml, [tool.setuptools.package-dir]).
 FOLDERS = {"vigil": "vigil", "checks": "vigil.checks", "alerting": "vigil.alerting",
            "remediations": "vigil.remediations"}
-KERNEL = {f"vigil.{m}" for m in ("domain", "model", "result", "runbook", "store", "keys",
+KERNEL = {f"vigil.{m}" for m in ("domain", "model", "result", "runbook", "store", "keys", "files",
                                  "status_log", "paths", "clock", "errors", "i18n",
                                  "secrets")}
 SHELL = ("vigil.inventory", "vigil.daemon", "vigil.lab", "vigil.cli",

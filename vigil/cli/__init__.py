@@ -31,7 +31,7 @@ from vigil.cli import (
     watch,
 )
 from vigil.cli.common import EXIT_ERROR, err, out
-from vigil.errors import UserError, first_line
+from vigil.errors import UserError, first_line, one_line
 
 
 def _version(value: bool) -> None:
@@ -87,17 +87,23 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except UserError as exc:  # bad input or setting: its message is the line to read
-        err.print(f"[bold red]vigil:[/] {escape(first_line(str(exc), type(exc).__name__))}",
+        err.print(f"[bold red]vigil:[/] {escape(one_line(str(exc)) or type(exc).__name__)}",
                   soft_wrap=True)
         sys.exit(EXIT_ERROR)
     except Exception as exc:
         # typer may vendor click, so match the usage-error family by name.
+        if type(exc).__name__ == "NoArgsIsHelpError":  # the help was the answer
+            sys.exit(0)
         if any(k.__name__ == "UsageError" for k in type(exc).__mro__):
-            exc.show()  # type: ignore[attr-defined]
+            ctx = getattr(exc, "ctx", None)
+            where = ctx.command_path if ctx is not None else "vigil"
+            message = one_line(" ".join(exc.format_message().split()))  # type: ignore[attr-defined]
+            err.print(f"[bold red]vigil:[/] {escape(message)} (see {where} --help)",
+                      soft_wrap=True)
             sys.exit(EXIT_ERROR)
         if "--debug" in sys.argv[1:] or os.environ.get("VIGIL_DEBUG") == "1":
             raise
-        what = first_line(str(exc), "")[:300]
+        what = one_line(first_line(str(exc), ""))[:300]
         err.print(f"[bold red]vigil:[/] internal error: {type(exc).__name__}"
                   f"{': ' + escape(what) if what else ''} (see --debug)", soft_wrap=True)
         sys.exit(EXIT_ERROR)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from vigil.errors import one_line
 from vigil.i18n import Lang, default_lang, t
 from vigil.inventory import InventoryError, load_inventory
 from vigil.model import Inventory
@@ -50,7 +51,7 @@ def pick_lang(value: str | None) -> Lang:
 
 
 def fail(message: str) -> NoReturn:
-    err.print(f"[bold red]vigil:[/] {escape(message)}", soft_wrap=True)
+    err.print(f"[bold red]vigil:[/] {escape(one_line(message))}", soft_wrap=True)
     raise typer.Exit(EXIT_ERROR)
 
 

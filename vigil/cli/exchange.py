@@ -25,6 +25,7 @@ from vigil.cli.common import (
     out,
     pick_lang,
 )
+from vigil.errors import one_line
 from vigil.remediations.vouchers.bundle import (
     MAX_TTL,
     BundleRefused,
@@ -144,7 +145,7 @@ def import_cmd(bundle: Annotated[Path, typer.Argument(help="The bundle file from
                                receipt=not no_receipt, now=clock.now(), parties=parties)
     except BundleRefused as exc:
         out.print(f"[red]{'拒收' if lg == 'zh' else 'refused'} ({exc.reason}): "
-                  f"{escape(str(exc))}[/]", soft_wrap=True)
+                  f"{escape(one_line(str(exc)))}[/]", soft_wrap=True)
         raise typer.Exit(EXIT_REFUSED) from None
     except CryptoError as exc:
         fail(f"{exc}; {'未导入任何凭证' if lg == 'zh' else 'nothing imported'}")
