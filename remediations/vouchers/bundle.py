@@ -16,8 +16,10 @@ import io
 import json
 import os
 import re
+import shutil
 import stat
 import tarfile
+import tempfile
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -96,7 +98,13 @@ class Keys:
         if existing := [p for p in paths if p.exists()]:
             raise CryptoError(f"{existing[0]}: exists already; keys are never overwritten")
         self.folder.mkdir(parents=True, exist_ok=True)
-        suite.keygen(self.folder, party)
+        staging = Path(tempfile.mkdtemp(prefix=".keygen-", dir=self.folder))
+        try:  # all four files, or none
+            suite.keygen(staging, party)
+            for path in paths:
+                (staging / path.name).replace(path)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
 
     def require(self, needed: Iterable[tuple[str, str, str]]) -> None:
         """Check before anything is written that each (party, use, private|public) key is

@@ -11,13 +11,14 @@ or after a crash, never marks one twice.
 from __future__ import annotations
 
 import csv
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from vigil import keys
 from vigil.remediations.vouchers.voucher import Voucher
-from vigil.store import Store
+from vigil.store import Store, Tx
 
 
 @dataclass
@@ -30,14 +31,40 @@ class Plan:
     file: str = ""
 
 
-def plan(store: Store, party: str, finance: Iterator[Voucher], theirs: Iterator[Voucher],
-         out: Path, outage: str) -> Plan:
-    """Merge finance's outage-period vouchers with what `party` holds; mark the missing."""
-    result = Plan(party)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"supplementary-finance-to-{party}.csv"
-    result.file = str(path)
-    with path.open("w", encoding="utf-8", newline="") as fh, store.transaction() as tx:
+def plan_all(store: Store, parties: dict[str, tuple[Iterator[Voucher], Iterator[Voucher]]],
+             out: Path, outage: str) -> list[Plan]:
+    """Every party's plan in one transaction, their lists appearing in `out` only when all
+    were made: a source refused halfway marks nothing and leaves no list behind."""
+    plans: list[Plan] = []
+    parts: list[tuple[Path, Path]] = []
+    existed = out.exists()
+    try:
+        with store.transaction() as tx:
+            for party, (finance, theirs) in parties.items():
+                part = out / f".supplementary-finance-to-{party}.csv.part"
+                parts.append((part, out / f"supplementary-finance-to-{party}.csv"))
+                plans.append(plan(tx, party, finance, theirs, part, outage))
+        for part, final in parts:
+            part.replace(final)
+    except BaseException:
+        if not existed:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        for part, _ in parts:
+            part.unlink(missing_ok=True)
+    for pl, (_, final) in zip(plans, parts, strict=True):
+        pl.file = str(final)
+    return plans
+
+
+def plan(tx: Tx, party: str, finance: Iterator[Voucher], theirs: Iterator[Voucher],
+         path: Path, outage: str) -> Plan:
+    """Merge finance's outage-period vouchers with what `party` holds; mark the missing
+    and list them in `path`."""
+    result = Plan(party, file=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["number", "business_date", "amount", "payer_account", "payee_account",
                          "mark"])

@@ -169,7 +169,7 @@ def supplementary_plan(
     holds with other content for people; marking is idempotent. Exit 1 when conflicts
     need a person.
     """
-    from vigil.remediations.vouchers.supplementary import plan
+    from vigil.remediations.vouchers.supplementary import plan_all
 
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
@@ -187,14 +187,12 @@ def supplementary_plan(
     parties = party or [lib.party for lib in inv.voucher_libraries if lib.party != hub]
     db = open_store(store, lg)
     folder = out_dir or Path(f"supplementary-{clock.now():%Y%m%dT%H%M%S}")
-    plans = []
-    for name in parties:
-        try:
-            plans.append(plan(db, name, vouchers_of(inv, hub, params),
-                              vouchers_of(inv, name, params), folder,
-                              f"{start.isoformat()}/{end.isoformat()}"))
-        except SourceError as exc:
-            fail(str(exc))
+    try:
+        plans = plan_all(db, {name: (vouchers_of(inv, hub, params), vouchers_of(inv, name, params))
+                              for name in parties}, folder,
+                         f"{start.isoformat()}/{end.isoformat()}")
+    except SourceError as exc:
+        fail(str(exc))
     if json_out:
         sys.stdout.write(json.dumps([pl.__dict__ for pl in plans], ensure_ascii=False,
                                     indent=2) + "\n")

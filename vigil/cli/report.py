@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -36,11 +37,20 @@ def report(incident: Annotated[str, typer.Argument(help="Incident id.")],
         text = incident_report(db, incident, ZoneInfo(inv.site.timezone), lg)
     except LookupError as exc:
         fail(str(exc))
-    db.append("report.written", incident, {"lang": lg, "file": out_file})
-    if out_file:
-        with open(out_file, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        out.print(out_file)
-    else:
+    if not out_file:
+        db.append("report.written", incident, {"lang": lg, "file": None})
         sys.stdout.write(text)
+        return
+    target = Path(out_file)
+    part = target.with_name(f".{target.name}.part")
+    try:  # the report and its event together, or neither
+        part.write_text(text, encoding="utf-8")
+        with db.transaction() as tx:
+            tx.append("report.written", incident, {"lang": lg, "file": out_file})
+            part.replace(target)
+    except OSError as exc:
+        fail(f"{out_file}: {exc.strerror}")
+    finally:
+        part.unlink(missing_ok=True)
+    out.print(out_file)
 
