@@ -21,7 +21,7 @@ from typing_extensions import TypedDict
 
 from vigil import keys
 from vigil.alerting.calendar import WorkCalendar
-from vigil.alerting.ladder import LadderConfig, Rung, rungs
+from vigil.alerting.ladder import Rung, rungs
 from vigil.alerting.messages import Facts, incident_message, recovery_message
 from vigil.alerting.policy import recipients, renotify_minutes
 from vigil.delivery import outbox
@@ -95,7 +95,7 @@ class Tracker:
         self.inv, self.store = inv, store
         self.tz = ZoneInfo(inv.site.timezone)
         self.calendar = calendar_for(inv)
-        self.ladder = LadderConfig(**inv.ladder.model_dump())
+        self.ladder = inv.ladder
         self.contacts = {c.id: c for c in inv.contacts}
         self.open: dict[str, Incident] = {}
         self._rungs: dict[str, list[Rung]] = {}

@@ -11,23 +11,11 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from vigil.alerting.calendar import WorkCalendar
 from vigil.domain import Level
+from vigil.model import LadderVars
 
-
-class LadderConfig(BaseModel):
-    """Thresholds (P4.1); a site may change them in its inventory (P6)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    iv_confirmed_hours: float = Field(4, gt=0)
-    iii_hours: float = Field(24, gt=0)
-    ii_working_days: int = Field(2, ge=1)
-    i_working_days: int = Field(5, ge=1)
-
-
-DEFAULT = LadderConfig()
+DEFAULT = LadderVars()  # the plan's own thresholds (P4.1); a site may change them (P6)
 
 
 @dataclass(frozen=True)
@@ -39,7 +27,7 @@ class Rung:
 
 
 def rungs(onset: dt.datetime, calendar: WorkCalendar, tz: ZoneInfo,
-          config: LadderConfig = DEFAULT) -> list[Rung]:
+          config: LadderVars = DEFAULT) -> list[Rung]:
     """When each mark of the ladder is reached, for a fault that began at `onset`."""
     local = onset.astimezone(tz)
     c = config
@@ -67,13 +55,13 @@ def rungs(onset: dt.datetime, calendar: WorkCalendar, tz: ZoneInfo,
 
 
 def reached(onset: dt.datetime, now: dt.datetime, calendar: WorkCalendar, tz: ZoneInfo,
-            config: LadderConfig = DEFAULT) -> Rung:
+            config: LadderVars = DEFAULT) -> Rung:
     """The highest rung reached by `now`."""
     done = [r for r in rungs(onset, calendar, tz, config) if r.at <= now.astimezone(tz)]
     return done[-1] if done else rungs(onset, calendar, tz, config)[0]
 
 
 def next_rung(onset: dt.datetime, now: dt.datetime, calendar: WorkCalendar, tz: ZoneInfo,
-              config: LadderConfig = DEFAULT) -> Rung | None:
+              config: LadderVars = DEFAULT) -> Rung | None:
     ahead = [r for r in rungs(onset, calendar, tz, config) if r.at > now.astimezone(tz)]
     return ahead[0] if ahead else None

@@ -129,6 +129,8 @@ class CalendarVars(Strict):
 
 
 class LadderVars(Strict):
+    """The ladder's thresholds (P4.1), as the plan sets them unless a site changes them."""
+
     # Bounded: the plan's ladder spans days; a threshold of years is a typo, and the
     # working-day count walks the calendar one day at a time.
     iv_confirmed_hours: float = Field(4, gt=0, le=24 * 30)

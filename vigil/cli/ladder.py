@@ -14,7 +14,7 @@ from rich.table import Table
 
 from vigil import clock
 from vigil.alerting.incidents import calendar_for
-from vigil.alerting.ladder import LadderConfig, rungs
+from vigil.alerting.ladder import rungs
 from vigil.cli.common import (
     InventoryOpt,
     JsonOpt,
@@ -55,7 +55,7 @@ def ladder_explain(onset: Annotated[str, typer.Option(help="When the fault began
     tz = ZoneInfo(inv.site.timezone)
     calendar = calendar_for(inv)
     start, moment = _when(onset, tz, "--onset"), _when(now, tz, "--now")
-    ladder = rungs(start, calendar, tz, LadderConfig(**inv.ladder.model_dump()))
+    ladder = rungs(start, calendar, tz, inv.ladder)
     days: list[dict[str, Any]] = []
     day = start.astimezone(tz).date()
     while day < ladder[-1].at.date():
