@@ -171,14 +171,21 @@ def test_a_voucher_already_there_is_not_imported_twice_and_a_changed_one_is_a_co
     assert result.conflicts == ["V000003"] and len(result.duplicates) == 9
 
 
+def write_export(path: Path, n: int) -> Path:
+    """A voucher library's export as JSON lines, for --source."""
+    import json
+
+    path.write_text("".join(json.dumps({
+        "number": v.number, "type": v.type, "business_date": v.business_date.isoformat(),
+        "amount": str(v.amount), "payer_account": v.payer_account,
+        "payee_account": v.payee_account}) + "\n" for v in vouchers(n)))
+    return path
+
+
 def test_the_commands_export_import_and_refuse(tmp_path: Path, vigil: VigilRunner) -> None:
     import json
 
-    source = tmp_path / "finance.jsonl"
-    source.write_text("".join(json.dumps({
-        "number": v.number, "type": v.type, "business_date": v.business_date.isoformat(),
-        "amount": str(v.amount), "payer_account": v.payer_account,
-        "payee_account": v.payee_account}) + "\n" for v in vouchers(30)))
+    source = write_export(tmp_path / "finance.jsonl", 30)
     keys = tmp_path / "keys"
     for party in ("finance", "pboc"):
         assert vigil("exchange", "keygen", "--party", party, "--keys", str(keys)).code == 0

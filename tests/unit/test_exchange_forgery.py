@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import VigilRunner
-from tests.unit.test_exchange import NOW, vouchers
+from tests.unit.test_exchange import NOW, vouchers, write_export
 from vigil.remediations.vouchers.bundle import MEMBERS, BundleRefused, Keys, write_bundle
 from vigil.remediations.vouchers.offline import export, import_bundle
 from vigil.remediations.vouchers.suites import SUITES
@@ -200,11 +200,7 @@ def test_the_commands_refuse_forgeries_and_path_names_and_write_nothing(
         assert vigil("exchange", "keygen", "--party", party, "--keys", str(keys)).code == 0
     again = vigil("exchange", "keygen", "--party", "pboc", "--keys", str(keys))
     assert again.code == 3 and "never overwritten" in again.err
-    source = tmp_path / "f.jsonl"
-    source.write_text("".join(json.dumps({
-        "number": v.number, "type": v.type, "business_date": v.business_date.isoformat(),
-        "amount": str(v.amount), "payer_account": v.payer_account,
-        "payee_account": v.payee_account}) + "\n" for v in vouchers(3)))
+    source = write_export(tmp_path / "f.jsonl", 3)
     disc = tmp_path / "disc"
     for bad in (["--from", str(outside / "mallory")], ["--to", "../pboc"],
                 ["--ttl-hours", "-1"], ["--ttl-hours", "nan"], ["--ttl-hours", "1e20"]):
