@@ -31,6 +31,7 @@ from vigil.model import (
     System,
 )
 from vigil.runbook import RunbookError, site_runbook
+from vigil.secrets import SecretInvalid
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -398,6 +399,8 @@ def _pydantic_message(err: Any) -> str:
         return "is required but missing"
     if err["type"] == "extra_forbidden":
         return "is not a known field"
+    if isinstance(err.get("ctx", {}).get("error"), SecretInvalid):
+        return msg  # what was given in a secret's place may be a secret itself
     if "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], dict):
         shown = err["input"]
         if isinstance(shown, str) and len(shown) > 60:

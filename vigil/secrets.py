@@ -22,6 +22,10 @@ def redact(text: str) -> str:
     return text
 
 
+class SecretInvalid(ValueError):
+    """A secret field given something that is no secret; its value is never echoed."""
+
+
 class SecretMissing(LookupError):
     """An `env:NAME` secret whose variable is not set where the check runs."""
 
@@ -45,11 +49,15 @@ class Secret:
             return cls(value=raw, origin="vault")
         if _was_vaulted(raw):  # templated from a vault value: already plaintext
             return cls(value=str(raw), origin="vault")
-        text = str(raw)
+        if not isinstance(raw, str) or not raw.strip():
+            # a URL, a password, a connection string: never a list, a number or nothing
+            raise SecretInvalid(f"must be text (a vault value or env:NAME), not "
+                             f"{type(raw).__name__ if raw is not None else 'empty'}")
+        text = raw
         if text.startswith(ENV_PREFIX):
             name = text[len(ENV_PREFIX) :].strip()
             if not name:
-                raise ValueError("env: reference without a variable name")
+                raise SecretInvalid("env: reference without a variable name")
             return cls(env=name)
         return cls(value=text, origin="inline")
 

@@ -131,3 +131,39 @@ def test_usage_errors_exit_3(vigil: VigilRunner, args: list[str]) -> None:
     run = vigil(*args)
     assert run.code == 3
     assert "Traceback" not in run.err
+
+
+def test_a_channel_that_is_no_text_is_refused_without_echoing_it(
+        vigil: VigilRunner, demo_copy: Path) -> None:
+    site = Path("group_vars/all/site.yml")
+    _edit(demo_copy, site, lambda d: d["vigil_contacts"][0].update(
+        channels=[{"url": "mailto://duty:hunter2@mail.example"}]))
+    run = vigil("inventory", "validate", "--inventory", str(demo_copy))
+    _assert_clear_error(run, "vigil_contacts[0].channels[0]", "must be text")
+    assert "hunter2" not in run.err
+    _edit(demo_copy, site, lambda d: d["vigil_contacts"][0].update(channels=[7]))
+    _assert_clear_error(vigil("inventory", "validate", "--inventory", str(demo_copy)),
+                        "must be text")
+
+
+def test_a_time_zone_must_be_an_iana_name(vigil: VigilRunner, demo_copy: Path) -> None:
+    site = Path("group_vars/all/site.yml")
+    for zone in ("CST", "+08:00", "../../../../etc/passwd", "Asia/Shanghai\n"):
+        _edit(demo_copy, site, lambda d, z=zone: d["vigil_site"].update(timezone=z))
+        _assert_clear_error(vigil("inventory", "validate", "--inventory", str(demo_copy)),
+                            "vigil_site.timezone", "unknown time zone")
+
+
+def test_yaml_bombs_and_pipes_are_refused_before_ansible_reads_them(
+        vigil: VigilRunner, demo_copy: Path) -> None:
+    import os
+
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"] + [
+        f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    (demo_copy / "group_vars/all/bomb.yml").write_text("\n".join(bomb) + "\n")
+    _assert_clear_error(vigil("inventory", "validate", "--inventory", str(demo_copy)),
+                        "bomb.yml", "expands to more than 100000 values")
+    (demo_copy / "group_vars/all/bomb.yml").unlink()
+    os.mkfifo(demo_copy / "group_vars/all/pipe.yml")
+    _assert_clear_error(vigil("inventory", "validate", "--inventory", str(demo_copy),
+                              timeout=30), "pipe.yml", "not a regular file")
