@@ -95,7 +95,11 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         watch.kill()
     if standby_down:
         lab.up(["pg"], progress=lambda _m: None)
+    lives = len(watch.store().events(kind="daemon.started"))
     watch.start()  # the last life: let it settle
+    # the store may say "all done" before this life has even begun: wait for it to run
+    wait_until("the last life started", lambda: len(
+        watch.store().events(kind="daemon.started")) > lives, timeout=120)
     wait_until("all incidents recovered and every message delivered", lambda: (
         watch.open_incidents() == [] and not watch.store().states("pending:")), timeout=120)
     assert watch.stop() == 0
