@@ -82,7 +82,12 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     pg = lab.component("pg")
     standby_down = False
     for i in range(20):
+        lives = len(watch.store().events(kind="daemon.started"))
         watch.start()
+        # killed at a random moment of its work, however long a busy machine takes to
+        # start it (a kill during start-up: test_daemon_stop, and the next life's resume)
+        wait_until(f"life {i} started", lambda n=lives: len(
+            watch.store().events(kind="daemon.started")) > n, timeout=120)
         if i % 4 == 1:  # faults come and go while the daemon keeps dying
             if standby_down:
                 lab.up(["pg"], progress=lambda _m: None)
