@@ -14,6 +14,7 @@ from rich.table import Table
 
 from vigil import clock
 from vigil.cli.common import (
+    EXIT_REFUSED,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -57,7 +58,7 @@ def _act(action: Callable[..., steps.StepRecord], ref: str, person: str, invento
         fail(str(exc))
     except PermissionError as exc:
         out.print(f"[red]{'拒绝' if lang == 'zh' else 'refused'}: {escape(str(exc))}[/]")
-        raise typer.Exit(4) from None
+        raise typer.Exit(EXIT_REFUSED) from None
 
 
 def approve(step: StepArg, as_: AsOpt, inventory: InventoryOpt = None, store: StoreOpt = None,
