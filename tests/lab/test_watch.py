@@ -1,5 +1,6 @@
 """`vigil watch` on the real lab: faults become incidents, incidents become messages at
-real receivers, and a daemon killed at any instant loses and duplicates nothing."""
+real receivers, and a daemon killed at any instant loses nothing: every message arrives,
+at least once, and once per idempotency key."""
 
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def test_fault_escalation_ack_and_recovery_reach_people(
     assert watch.store().verify().ok
 
 
-def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
+def test_sigkill_at_random_moments_loses_nothing_and_each_key_counts_once(
         watch: Watch, receivers: tuple[WebhookReceiver, SmtpReceiver]) -> None:
     webhook, smtp = receivers
     rng = random.Random(20261128)
