@@ -3,6 +3,7 @@ party's inbox idempotently and answer with a receipt bundle (P4.3.1(3), P4.3.7).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
@@ -41,16 +42,17 @@ def export(vouchers: Iterable[Voucher], *, sender: str, recipient: str, keys: Ke
     if not dt.timedelta(0) < ttl <= MAX_TTL:
         raise ValueError(f"a bundle is valid for more than 0 and at most {MAX_TTL.days} days")
     keys.require([(sender, "sign", "private"), (recipient, "enc", "public")])
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = now.strftime("%Y%m%dT%H%M%S")
     path = out_dir / f"{sender}-to-{recipient}-{stamp}{SUFFIX}"
     mark = {"mark": "supplementary"} if supplementary else {}
-    manifest = write_bundle(path, kind="vouchers", sender=sender, recipient=recipient,
-                            rows=({**voucher_line(v), **mark} for v in vouchers), keys=keys,
-                            suite=suite, ttl=ttl, now=now,
-                            extra={"supplementary": True} if supplementary else None)
     written = [path]
-    try:
+    try:  # a source refused halfway leaves no bundle, record or folder of ours
+        manifest = write_bundle(path, kind="vouchers", sender=sender, recipient=recipient,
+                                rows=({**voucher_line(v), **mark} for v in vouchers),
+                                keys=keys, suite=suite, ttl=ttl, now=now,
+                                extra={"supplementary": True} if supplementary else None)
         for lang in ("zh", "en"):
             md, page = handover(manifest, path, lang)
             for ext, text in (("md", md), ("html", page)):
@@ -64,6 +66,9 @@ def export(vouchers: Iterable[Voucher], *, sender: str, recipient: str, keys: Ke
     except BaseException:
         for done in written:
             done.unlink(missing_ok=True)
+        if created:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
         raise
     return path, manifest
 
