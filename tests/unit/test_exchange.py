@@ -217,3 +217,18 @@ def test_supplementary_vouchers_imported_twice_are_never_duplicated(
                                                                   else (0, 5))
     lines = (inbox / "from-finance.jsonl").read_text().splitlines()
     assert len(lines) == 5 and all('"mark": "supplementary"' in line for line in lines)
+
+
+def test_an_export_refused_halfway_leaves_no_bundle_folder_or_record(
+        tmp_path: Path, vigil: VigilRunner) -> None:
+    source = write_export(tmp_path / "finance.jsonl", 5)
+    lines = source.read_text().splitlines()
+    source.write_text("\n".join([*lines, lines[0]]) + "\n")  # V000000 again, out of order
+    keys = tmp_path / "keys"
+    for party in ("finance", "pboc"):
+        assert vigil("exchange", "keygen", "--party", party, "--keys", str(keys)).code == 0
+    run = vigil("exchange", "export", "--from", "finance", "--to", "pboc", "--source",
+                str(source), "--keys", str(keys), "--out", str(tmp_path / "disc"))
+    assert run.code == 3 and "V000000 at record 6 is out of order" in run.err
+    assert not (tmp_path / "disc").exists()
+    assert vigil("events", "list", "--json").out.strip() == "[]"
