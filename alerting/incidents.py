@@ -13,10 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable
-from typing import Any, Literal, NotRequired
+from typing import Annotated, Any, Literal, NotRequired
 from zoneinfo import ZoneInfo
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AfterValidator, TypeAdapter
 from typing_extensions import TypedDict
 
 from vigil import keys
@@ -29,9 +29,14 @@ from vigil.domain import FaultClass, Level
 from vigil.model import Contact, Inventory
 from vigil.result import Result, Status
 from vigil.status_log import log_changes
-from vigil.store import DAMAGED, Store, StoreError, Tx
+from vigil.store import Store, Tx, checked_record
 
 FAILING = (Status.CRITICAL, Status.UNKNOWN)
+
+
+def _iso_time(text: str) -> str:
+    dt.datetime.fromisoformat(text)  # a ValueError is the record's damage
+    return text
 
 
 class Incident(TypedDict):
@@ -41,7 +46,8 @@ class Incident(TypedDict):
     system: str
     fault_class: str
     party: str | None
-    onset: str  # ISO time of the first failing observation: the ladder counts from here
+    # ISO time of the first failing observation: the ladder counts from here
+    onset: Annotated[str, AfterValidator(_iso_time)]
     opened_at: str
     status: Literal["open", "recovered"]
     mark: str | None  # the rung reached (vigil.domain.Level's mark), None until graded
@@ -60,14 +66,7 @@ _INCIDENT: TypeAdapter[Incident] = TypeAdapter(Incident)
 
 def incident_from(key: str, value: Any) -> Incident:
     """A stored incident record, checked: a damaged one is one line, never a KeyError."""
-    try:
-        inc = _INCIDENT.validate_python(value, strict=True)
-        dt.datetime.fromisoformat(inc["onset"])
-    except (ValidationError, ValueError) as exc:
-        what = (f"{'.'.join(map(str, exc.errors()[0]['loc']))}: {exc.errors()[0]['msg']}"
-                if isinstance(exc, ValidationError) else f"onset: {exc}")
-        raise StoreError(f"incident record {key[:80]!r} is damaged ({what}){DAMAGED}") from None
-    return inc
+    return checked_record(_INCIDENT, key, value, "incident record")
 
 
 def load_incidents(store: Store, *, open_only: bool = False) -> list[Incident]:

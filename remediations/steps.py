@@ -12,7 +12,7 @@ import itertools
 from fnmatch import fnmatchcase
 from typing import Any, NotRequired
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
 from vigil import keys
@@ -22,7 +22,7 @@ from vigil.domain import FaultClass, PartyKind, Role
 from vigil.model import Contact, Inventory
 from vigil.result import Result
 from vigil.runbook import Runbook, Step
-from vigil.store import DAMAGED, Store, StoreError, Tx
+from vigil.store import Store, Tx, checked_record
 
 # The parties that exchange vouchers: "every party" of the notify steps (P2).
 EXCHANGING = {PartyKind.FINANCE_BUREAU, PartyKind.CENTRAL_BANK_BRANCH, PartyKind.AGENT_BANK,
@@ -67,13 +67,7 @@ _STEP: TypeAdapter[StepRecord] = TypeAdapter(StepRecord)
 
 def step_from(key: str, value: Any) -> StepRecord:
     """A stored step record, checked: a damaged one is one line, never a KeyError."""
-    try:
-        return _STEP.validate_python(value, strict=True)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        raise StoreError(f"step record {key[:80]!r} is damaged ("
-                         f"{'.'.join(map(str, error['loc']))}: {error['msg']}){DAMAGED}"
-                         ) from None
+    return checked_record(_STEP, key, value, "step record")
 
 
 def load_steps(store: Store) -> list[StepRecord]:

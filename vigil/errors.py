@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 MAX_MESSAGE = 1000  # a message quotes input; a megabyte of it helps nobody
 
 
@@ -23,3 +25,9 @@ def first_line(text: str, default: str) -> str:
 class UserError(Exception):
     """Bad input or setting a person can fix: its message is the one line they read
     (`vigil: …`, exit 3), never a traceback."""
+
+
+def first_error(exc: Any, default: str = "value") -> str:
+    """The first problem of a pydantic ValidationError, as `where: what`."""
+    error = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in error['loc']) or default}: {error['msg']}"

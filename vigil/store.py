@@ -18,8 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import (
     Column,
     Engine,
@@ -35,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from vigil.errors import UserError, first_line
+from vigil.errors import UserError, first_error, first_line
 from vigil.secrets import redact
 
 GENESIS = "0" * 64
@@ -290,27 +291,46 @@ def _states(conn: Connection, prefix: str) -> dict[str, Any]:
     return {r.key: _value(r.key, r.value) for r in rows}
 
 
+T = TypeVar("T")
 DAMAGED = "; the store is damaged: `vigil events verify` names what"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-def _value(key: str, text: str) -> Any:
+_UNREADABLE = object()
+
+
+def _parsed(text: Any) -> Any:
+    """A row's JSON, or _UNREADABLE (bytes that were not UTF-8 are escaped by the text
+    factory, and refused here)."""
     try:
-        text.encode("utf-8")  # bytes a damaged row held, escaped by the text factory
+        text.encode("utf-8")
         return json.loads(text)
     except (ValueError, TypeError, RecursionError, AttributeError):
-        raise StoreError(f"record {key[:80]!r} is unreadable{DAMAGED}") from None
+        return _UNREADABLE
+
+
+def _value(key: str, text: str) -> Any:
+    value = _parsed(text)
+    if value is _UNREADABLE:
+        raise StoreError(f"record {key[:80]!r} is unreadable{DAMAGED}")
+    return value
 
 
 def _event_data(row: Any) -> dict[str, Any]:
-    try:
-        row.data.encode("utf-8")
-        data = json.loads(row.data)
-    except (ValueError, TypeError, RecursionError, AttributeError):
-        data = None
+    data = _parsed(row.data)
     if not isinstance(data, dict):
         raise StoreError(f"event {row.seq} is unreadable{DAMAGED}")
     return data
+
+
+def checked_record(adapter: TypeAdapter[T], key: str, value: Any, what: str) -> T:
+    """A stored record of a typed kind (an incident, a step), validated: a damaged one is
+    one line naming it, never a KeyError later."""
+    try:
+        return adapter.validate_python(value, strict=True)
+    except ValidationError as exc:
+        raise StoreError(f"{what} {key[:80]!r} is damaged ({first_error(exc)}){DAMAGED}"
+                         ) from None
 
 
 def _no_password(url: str) -> str:

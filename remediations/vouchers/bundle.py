@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from vigil.errors import first_error
 from vigil.remediations.vouchers.suites import SUITES, CryptoError, Suite
 from vigil.remediations.vouchers.voucher import Voucher, voucher_from
 
@@ -174,7 +175,7 @@ def write_atomically(path: Path, data: bytes) -> None:
 _HEX64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _UUID = Annotated[str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-"
                                      r"[0-9a-f]{12}$")]
-_PARTY = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,63}$")]
+_PARTY = Annotated[str, Field(pattern=f"^{PARTY.pattern}$")]
 
 
 class _Strict(BaseModel):
@@ -217,12 +218,6 @@ class ReceiptRow(_Strict):
 class Opened:
     manifest: dict[str, Any]
     rows: list[dict[str, Any]]
-
-
-def _first_error(exc: ValidationError) -> str:
-    error = exc.errors()[0]
-    where = ".".join(str(p) for p in error["loc"]) or "manifest"
-    return f"{where}: {error['msg']}"
 
 
 def _read_parts(path: Path) -> dict[str, bytes]:
@@ -278,7 +273,7 @@ def open_bundle(path: Path, *, me: str, keys: Keys, now: dt.datetime,
     try:
         checked = Manifest.model_validate_json(parts["manifest.json"])
     except ValidationError as exc:
-        raise BundleRefused("invalid", f"{path}: manifest {_first_error(exc)}") from None
+        raise BundleRefused("invalid", f"{path}: manifest {first_error(exc, 'manifest')}") from None
     if checked.to != me:
         raise BundleRefused("wrong-recipient", f"{path}: addressed to {checked.to}, not to {me}")
     if (checked.kind == "receipt") != (checked.in_reply_to is not None) or (
