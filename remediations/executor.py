@@ -19,8 +19,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from vigil import clock
-from vigil.alerting.incidents import Incident, incident_from, keys, load_incident
+from vigil import clock, keys
+from vigil.alerting.incidents import Incident, incident_from, load_incident
 from vigil.checks.cycle import run_checks
 from vigil.domain import FaultClass, Level
 from vigil.model import CheckSpec, Inventory
