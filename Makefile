@@ -4,10 +4,10 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint lab-up lab-down molecule images clean
+.PHONY: demo test lint lab-up lab-down molecule images wheelhouse clean
 
 # Scenarios that run in podman containers, and those that drive the running lab.
-SCENARIOS := service_restart line_failover mq_sending backup_rotation queue_draining standby_activation
+SCENARIOS := vigil_server service_restart line_failover mq_sending backup_rotation queue_draining standby_activation
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -42,8 +42,14 @@ images:
 	molecule/images/install-podman.sh
 	molecule/images/build.sh
 
-# Needs the lab up (some scenarios drive it) and the images built.
-molecule: $(BIN)/.installed images
+# Vigil's wheel and every wheel it needs, for a monitoring server without PyPI
+# (roles/vigil_server installs from this folder).
+wheelhouse: $(BIN)/.installed
+	rm -rf build/wheelhouse
+	$(BIN)/pip wheel -q --wheel-dir build/wheelhouse .
+
+# Needs the lab up (some scenarios drive it), the images built and the wheelhouse.
+molecule: $(BIN)/.installed images wheelhouse
 	# reset first: a scenario on the lab keeps no instance, so stale state (e.g.
 	# "already prepared") would otherwise survive from an earlier run on this machine.
 	for s in $(SCENARIOS); do \

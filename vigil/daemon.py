@@ -26,6 +26,7 @@ from vigil.domain import Level
 from vigil.model import Inventory
 from vigil.remediations.executor import Executor
 from vigil.store import Store
+from vigil.systemd import Notifier
 
 log = logging.getLogger("vigil.watch")
 
@@ -54,7 +55,7 @@ def setup_logging() -> None:
 
 
 class Metrics:
-    def __init__(self, port: int | None) -> None:
+    def __init__(self, port: int | None, address: str = "127.0.0.1") -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
         self.registry = CollectorRegistry()
@@ -71,18 +72,20 @@ class Metrics:
         self.cycle = Gauge("vigil_cycle_seconds", "Duration of the last check cycle",
                            registry=self.registry)
         if port:
-            start_http_server(port, addr="127.0.0.1", registry=self.registry)
+            start_http_server(port, addr=address, registry=self.registry)
 
 
 class Daemon:
     def __init__(self, inv: Inventory, store: Store, *, metrics_port: int | None = None,
+                 metrics_address: str = "127.0.0.1",
                  now: Callable[[], dt.datetime] = clock.now, tick_s: float = 1.0,
                  executor: Executor | None = None) -> None:
         self.inv, self.store, self.now, self.tick_s = inv, store, now, tick_s
         self.tracker = Tracker(inv, store)
         self.outbox = Outbox(inv, store)
         self.executor = executor or Executor(inv, store, now=now)
-        self.metrics = Metrics(metrics_port)
+        self.metrics = Metrics(metrics_port, metrics_address)
+        self.systemd = Notifier()
         self.stopping = threading.Event()
         start = now()
         self.next_run = {c.name: start for c in inv.checks}
@@ -100,11 +103,16 @@ class Daemon:
         self._calendar_warnings()
         with self.store.transaction() as tx:
             tx.append("daemon.started", "vigil-watch", {"checks": len(self.inv.checks)})
+        self.systemd.ready(f"watching {len(self.inv.checks)} checks")
         while not self.stopping.is_set():
             self.cycle()
+            # After each whole cycle: a daemon stuck in one stops answering systemd's
+            # watchdog and is restarted (WatchdogSec in the unit).
+            self.systemd.alive()
             wait = min(self.tick_s, max(0.05, (min(self.next_run.values(), default=self.now())
                                                - self.now()).total_seconds()))
             self.stopping.wait(wait)
+        self.systemd.stopping()
         with self.store.transaction() as tx:
             tx.append("daemon.stopped", "vigil-watch", {})
         log.info("stopped")

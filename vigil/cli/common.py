@@ -28,7 +28,8 @@ out = Console(width=_WIDTH)
 err = Console(stderr=True, width=_WIDTH)
 
 InventoryOpt = Annotated[Path | None, typer.Option(
-    "--inventory", "-i", help="Inventory directory or file (default: the embedded demo).")]
+    "--inventory", "-i", envvar="VIGIL_INVENTORY", show_envvar=False,
+    help="Inventory directory or file (default: $VIGIL_INVENTORY, else the embedded demo).")]
 StoreOpt = Annotated[str | None, typer.Option(
     "--store", help="Event store URL or SQLite path (default: $VIGIL_STORE, else "
     "~/.local/state/vigil/vigil.db).")]

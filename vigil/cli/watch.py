@@ -20,7 +20,10 @@ from vigil.cli.common import (
 
 def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
           metrics_port: Annotated[int | None, typer.Option(
-              help="Serve Prometheus metrics on 127.0.0.1:PORT.")] = None,
+              help="Serve Prometheus metrics on PORT (see --metrics-address).")] = None,
+          metrics_address: Annotated[str, typer.Option(
+              help="The address the metrics listen on: 127.0.0.1 (default), 0.0.0.0 for all, "
+                   "or one of this server's.")] = "127.0.0.1",
           limit: Annotated[str | None, typer.Option(
               "--limit", "-l", help="Only these hosts, groups, systems or checks (globs).")]
           = None,
@@ -44,5 +47,6 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
     executor = Executor(inv, db, dry_run=dry_run, observe_only=observe_only or None,
                         project=None if observe_only else project_folder(project, inv))
     setup_logging()
-    Daemon(inv, db, metrics_port=metrics_port, executor=executor).run()
+    Daemon(inv, db, metrics_port=metrics_port, metrics_address=metrics_address,
+           executor=executor).run()
 
