@@ -40,9 +40,9 @@ def give(name: str, inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
 
 
 def promote_standby(inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
-    # The same host names db-failover.yml takes, with the same defaults.
-    names = (run_vars.get("db_failover_primary", "lab-db-primary"),
-             run_vars.get("db_failover_standby", "lab-db-standby"))
+    # The same hosts db-failover.yml takes: its variables, else the pair's groups.
+    names = tuple(run_vars.get(f"db_failover_{role}") or _only_member(inv, f"vigil_db_{role}")
+                  for role in ("primary", "standby"))
     hosts = [inv.hosts.get(n) for n in names]
     if not all(h and h.pg_port for h in hosts):
         return Aid(False, f"no vigil_pg_port for {' / '.join(names)} in the inventory")
@@ -76,6 +76,11 @@ def promote_standby(inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
         return Aid(False, f"{standby.name}: promotion did not finish in 30 s")
     return Aid(True, f"{standby.name} promoted at replay position {replayed}: "
                      f"{primary.name} refused connections on port {primary.pg_port}")
+
+
+def _only_member(inv: Inventory, group: str) -> str:
+    members = [h.name for h in inv.hosts.values() if group in h.groups]
+    return members[0] if len(members) == 1 else f"(group {group}: {len(members)} hosts)"
 
 
 def _refuses(address: str, port: int) -> tuple[bool, str]:

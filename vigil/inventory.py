@@ -88,23 +88,25 @@ def load_inventory(path: str | os.PathLike[str], *,
 
 
 def _setup_vault(loader: Any, password_file: str | None) -> None:
-    if not password_file:
-        return
-    from ansible.parsing.vault import VaultSecret
+    secrets: list[Any] = []
+    if password_file:
+        from ansible.parsing.vault import VaultSecret
 
-    try:
-        secret = read_bounded(password_file, 64 * 1024, "vault password file").strip()
-    except FileRefused as exc:
-        raise InventoryError(str(exc)) from None
-    secrets = [("default", VaultSecret(secret))]
-    loader.set_vault_secrets(secrets)
-    try:  # ansible-core >= 2.19 decrypts through a process-wide context
+        try:
+            secret = read_bounded(password_file, 64 * 1024, "vault password file").strip()
+        except FileRefused as exc:
+            raise InventoryError(str(exc)) from None
+        secrets = [("default", VaultSecret(secret))]
+        loader.set_vault_secrets(secrets)
+    try:  # ansible-core >= 2.19 decrypts through a process-wide context, set once
         from ansible.parsing.vault import VaultSecretsContext
-
-        if VaultSecretsContext.current(optional=True) is None:
-            VaultSecretsContext.initialize(VaultSecretsContext(secrets))
     except ImportError:
-        pass
+        return
+    current = VaultSecretsContext.current(optional=True)
+    if current is None:
+        VaultSecretsContext.initialize(VaultSecretsContext(secrets))
+    else:  # this inventory's password, not the one an earlier load in this process gave
+        current.secrets = secrets
 
 
 def _from_ansible(exc: Exception, root: Path) -> InventoryError:

@@ -13,6 +13,8 @@ from vigil.domain import FaultClass, PartyKind, Role
 from vigil.inventory import load_inventory
 from vigil.secrets import Secret, SecretMissing
 
+COUNTY_VAULT = str(ROOT / "inventory/county-vault-password.example")
+
 
 def test_demo_is_the_monitoring_server_watching_itself() -> None:
     inv = load_inventory(ROOT / "inventory/demo")
@@ -22,7 +24,7 @@ def test_demo_is_the_monitoring_server_watching_itself() -> None:
 
 
 def test_county_is_a_complete_reference_site() -> None:
-    inv = load_inventory(ROOT / "inventory/county")
+    inv = load_inventory(ROOT / "inventory/county", vault_password_file=COUNTY_VAULT)
     assert {p.kind for p in inv.parties.values()} >= set(PartyKind) - {
         PartyKind.FISCAL_ACCOUNT_BANK}
     assert {s.fault_class for s in inv.systems.values()} == set(FaultClass)
@@ -43,15 +45,18 @@ def test_lab_inventory_points_at_the_lab() -> None:
 
 
 def test_limit_matches_groups_hosts_and_systems() -> None:
-    inv = load_inventory(ROOT / "inventory/county")
+    inv = load_inventory(ROOT / "inventory/county", vault_password_file=COUNTY_VAULT)
     assert {c.host for c in inv.limit("pboc")} == {"pboc-voucher", "pboc-mq"}
-    assert [c.name for c in inv.limit("fin-db-a.*")] == ["fin-db-a.port"]
+    assert [c.name for c in inv.limit("fin-db-a.*")] == ["fin-db-a.host"]
     assert inv.limit("no-such-thing") == []
 
 
 def test_env_secrets_are_resolved_late_and_never_printed(
-        vigil: VigilRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    inv = load_inventory(ROOT / "inventory/county")
+        vigil: VigilRunner, monkeypatch: pytest.MonkeyPatch, demo_copy: Path) -> None:
+    site = demo_copy / "group_vars/all/site.yml"
+    site.write_text(site.read_text().replace('channels: ["file://',
+                                             'channels: ["env:VIGIL_CH_FIN_DIRECTOR", "file://'))
+    inv = load_inventory(demo_copy)
     channel = inv.contacts[0].channels[0]
     assert isinstance(channel, Secret) and repr(channel) == "Secret(env:VIGIL_CH_FIN_DIRECTOR)"
     with pytest.raises(SecretMissing, match="VIGIL_CH_FIN_DIRECTOR"):
@@ -59,7 +64,7 @@ def test_env_secrets_are_resolved_late_and_never_printed(
     url = "mailtos://director:hunter22@mail.example.org"
     monkeypatch.setenv("VIGIL_CH_FIN_DIRECTOR", url)
     assert channel.reveal() == url
-    run = vigil("inventory", "validate", "-i", "inventory/county", "--json",
+    run = vigil("inventory", "validate", "-i", str(demo_copy), "--json",
                 env={"VIGIL_CH_FIN_DIRECTOR": url})
     assert run.code == 0 and "hunter22" not in run.out
     assert "Secret(env:VIGIL_CH_FIN_DIRECTOR)" in run.out
