@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, VigilRunner
 from vigil.checks.registry import known_kinds
 from vigil.domain import FaultClass, PartyKind
 from vigil.inventory import InventoryError, load_inventory
@@ -112,3 +112,11 @@ def test_a_playbook_on_an_inventory_without_its_group_fails_naming_it(tmp_path: 
     assert run.returncode != 0
     assert "no inventory host matches 'vigil_routers'" in run.stdout
     assert "fin-router" not in run.stdout  # refused before any play on a host
+
+
+def test_every_clause_of_the_plan_is_implemented_for_the_county(vigil: VigilRunner) -> None:
+    run = vigil("plan", "coverage", "-i", str(COUNTY), "--vault-password-file", str(VAULT),
+                "--strict", "--json")
+    assert run.code == 0, run.err
+    rows = json.loads(run.out)
+    assert rows and all(r["implemented"] for r in rows)

@@ -1,0 +1,78 @@
+"""`vigil watch` speaks systemd's notify protocol on a real datagram socket: ready only once
+its store holds `daemon.started`, a watchdog answer after every cycle, stopping on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from vigil.store import Store
+from vigil.systemd import Notifier
+
+
+def receive(sock: socket.socket, until: str, timeout: float = 60) -> list[str]:
+    got: list[str] = []
+    deadline = time.monotonic() + timeout
+    while not any(until in g for g in got):
+        sock.settimeout(max(0.1, deadline - time.monotonic()))
+        try:
+            got.append(sock.recv(4096).decode())
+        except TimeoutError:
+            raise AssertionError(f"no {until!r} from the daemon; got {got}") from None
+    return got
+
+
+def test_the_daemon_tells_systemd_ready_alive_and_stopping(tmp_path: Path) -> None:
+    store = tmp_path / "s.db"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(str(tmp_path / "notify"))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vigil", "watch", "--observe-only", "-i",
+             str(ROOT / "inventory/demo")], cwd=ROOT, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "VIGIL_STORE": str(store),
+                 "NOTIFY_SOCKET": str(tmp_path / "notify"), "WATCHDOG_USEC": "10000000"})
+        try:
+            ready = receive(sock, "READY=1")
+            assert Store(str(store)).events(kind="daemon.started")  # recorded before READY
+            assert "STATUS=watching" in ready[-1]
+            beats = receive(sock, "WATCHDOG=1")
+            assert not any("WATCHDOG=1" in m for m in ready)  # no answer before ready
+            proc.send_signal(signal.SIGTERM)
+            receive(sock, "STOPPING=1")
+            assert proc.wait(timeout=60) == 0
+            assert beats
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def test_an_abstract_socket_is_reached_and_no_socket_is_a_no_op(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    name = f"vigil-test-{os.getpid()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind("\0" + name)
+        monkeypatch.setenv("NOTIFY_SOCKET", "@" + name)
+        monkeypatch.delenv("WATCHDOG_USEC", raising=False)
+        notifier = Notifier()
+        assert notifier.ready("x") and sock.recv(100) == b"READY=1\nSTATUS=x"
+        assert not notifier.alive()  # no watchdog asked for: nothing sent
+    monkeypatch.delenv("NOTIFY_SOCKET")
+    assert not Notifier().ready("x")
+
+
+def test_a_watchdog_meant_for_another_process_is_not_answered(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid() + 1))
+    assert Notifier().watchdog_s is None
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    assert Notifier().watchdog_s == 1.0
