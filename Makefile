@@ -48,8 +48,8 @@ wheelhouse: $(BIN)/.installed
 	rm -rf build/wheelhouse
 	$(BIN)/pip wheel -q --wheel-dir build/wheelhouse .
 
-# Needs the lab up (some scenarios drive it), the images built and the wheelhouse.
-molecule: $(BIN)/.installed images wheelhouse
+# Needs the lab up (some scenarios drive it) and the images built.
+molecule: $(BIN)/.installed images
 	# reset first: a scenario on the lab keeps no instance, so stale state (e.g.
 	# "already prepared") would otherwise survive from an earlier run on this machine.
 	for s in $(SCENARIOS); do \

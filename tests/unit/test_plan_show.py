@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 from tests.conftest import ROOT, VigilRunner
 from vigil.domain import FaultClass
@@ -35,7 +36,7 @@ def test_database_level_iv_says_start_the_standby_at_once(vigil: VigilRunner) ->
 
 
 def test_plan_coverage_lists_every_clause_and_flags_what_nothing_implements(
-        vigil: VigilRunner) -> None:
+        vigil: VigilRunner, demo_copy: Path) -> None:
     run = vigil("plan", "coverage", "--inventory", "inventory/lab", "--json")
     assert run.code == 0, run.err
     rows = {r["clause"]: r for r in json.loads(run.out)}
@@ -46,8 +47,16 @@ def test_plan_coverage_lists_every_clause_and_flags_what_nothing_implements(
     assert "database.IV.activate-standby (auto)" in rows["P4.3.2"]["steps"]
     assert "payment-db.primary-port" in rows["P4.3.2"]["checks"]
     assert "tests/lab/test_drills.py" in rows["P4.3.1(2)"]["tests"]
-    assert rows["P3.2.2"]["implemented"] is False  # the paper system is people's to keep
+    # The paper system is people's to keep; the runbook has them confirm it at core level III.
+    assert rows["P3.2.2"]["steps"] == ["core.III.backup-system-ready (manual)"]
     # code in the mapped folders is found where the package is (checks/ is vigil.checks)
     assert rows["P4.1"]["code"] == ["alerting/ladder.py", "alerting/calendar.py"]
     assert "checks/backups.py" in rows["P4.3.2"]["code"]
-    assert vigil("plan", "coverage", "--inventory", "inventory/lab", "--strict").code == 1
+    assert vigil("plan", "coverage", "--inventory", "inventory/lab", "--strict").code == 0
+    # A site that turns that step off leaves P3.2.2 to nothing: flagged, and --strict fails.
+    with (demo_copy / "group_vars/all/site.yml").open("a") as fh:
+        fh.write("vigil_runbook:\n  overrides:\n"
+                 "    core.III.backup-system-ready: {enabled: false}\n")
+    run = vigil("plan", "coverage", "--inventory", str(demo_copy), "--json")
+    assert {r["clause"]: r for r in json.loads(run.out)}["P3.2.2"]["implemented"] is False
+    assert vigil("plan", "coverage", "--inventory", str(demo_copy), "--strict").code == 1
