@@ -30,7 +30,7 @@ from vigil.remediations.playbook_run import Outcome, PlaybookRunner, run_playboo
 from vigil.remediations.steps import StepRecord
 from vigil.result import Result, Status
 from vigil.runbook import Run, Runbook, Step
-from vigil.store import Store
+from vigil.store import Fenced, Store
 
 log = logging.getLogger("vigil.executor")
 
@@ -52,13 +52,16 @@ class Executor:
                  project: Path | None = None,
                  verifier: Verifier = run_checks, runbook: Runbook | None = None,
                  now: Callable[[], dt.datetime] = clock.now,
-                 aid: FirstAid = first_aid.give) -> None:
+                 aid: FirstAid = first_aid.give, resume_after_s: float = 0) -> None:
         self.inv, self.store, self.dry_run, self.now = inv, store, dry_run, now
+        # Set when this daemon stops leading: its playbook runs are cancelled.
+        self.cancelled = threading.Event()
         self.observe_only = inv.runbook.observe_only if observe_only is None else observe_only
         self.runbook = runbook or inv.site_runbook
         # The playbooks run from the site's Ansible project (vigil.paths: one setting).
         self.runner = runner or (_refuse_to_run if self.observe_only else
-                                 partial(run_playbook, project=project or project_dir()))
+                                 partial(run_playbook, project=project or project_dir(),
+                                         cancelled=self.cancelled))
         self.verifier, self.aid = verifier, aid
         self.checks = {c.name: c for c in inv.checks}
         self.workers: dict[str, threading.Thread] = {}
@@ -66,17 +69,21 @@ class Executor:
         self.mutex = threading.Lock()
         self.active: dict[str, StepRecord] = {}  # step records not yet final
         self.seen_seq = 0  # step records changed from this event seq on are read again
-        self._resume()
+        self._resume(resume_after_s)
 
     # --- after a restart --------------------------------------------------------------
 
-    def _resume(self) -> None:
-        """A run that was going when the daemon died is retried (the roles are idempotent)."""
+    def _resume(self, after_s: float) -> None:
+        """A run that was going when the daemon died is retried (the roles are idempotent);
+        after `after_s` when the leader before may still be cancelling it."""
+        not_before = self.now() + dt.timedelta(seconds=after_s)
         with self.store.transaction() as tx:
             for key, value in tx.states(keys.STEP).items():
                 rec = steps.step_from(key, value)
                 if rec["status"] == "running":
                     rec["status"] = "pending"
+                    rec["not_before"] = max(dt.datetime.fromisoformat(rec["not_before"]),
+                                            not_before).isoformat()
                     tx.append("step.interrupted", rec["key"], {"incident": rec["incident"],
                                                                "attempt": rec["attempts"]})
                     tx.set_state(keys.step(rec['key']), rec)
@@ -129,6 +136,11 @@ class Executor:
                     rec["not_before"]):
                 self._start(key.removeprefix(keys.STEP), rec, now)
 
+    def cancel(self) -> None:
+        """This daemon no longer leads: stop its playbook runs (their records are the new
+        leader's to resume; any write of theirs is fenced off)."""
+        self.cancelled.set()
+
     def wait(self, timeout: float | None = None) -> None:
         for t in list(self.workers.values()):
             t.join(timeout)
@@ -161,6 +173,15 @@ class Executor:
 
     def _run(self, key: str, step: Step, rec: StepRecord, inc: Incident,
              lock: str) -> None:
+        try:
+            self._attempt(key, step, rec, inc)
+        except Fenced:  # this daemon lost the lease mid-run: the new leader resumes it
+            log.info("step left to the new leader", extra={"step": key})
+        finally:
+            with self.mutex:
+                self.locks.pop(lock, None)
+
+    def _attempt(self, key: str, step: Step, rec: StepRecord, inc: Incident) -> None:
         assert step.run is not None
         ident = f"{key.replace('/', '_')}_{rec['attempts']}"
 
@@ -175,10 +196,10 @@ class Executor:
         except Exception as exc:  # a runner crash is a failed attempt, not a dead daemon
             outcome = Outcome(status="error", rc=None, failed_tasks=[f"{type(exc).__name__}: "
                                                                      f"{exc}"])
+        if self.cancelled.is_set():
+            return  # cancelled because this daemon no longer leads: nothing to record
         verified, why = self._verify(step, inc, outcome)
         self._finish(key, step, inc, outcome, verified, why)
-        with self.mutex:
-            self.locks.pop(lock, None)
 
     def _first_aid(self, key: str, run: Run, rec: StepRecord) -> None:
         assert run.first_aid

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,7 +38,8 @@ def runs_dir() -> Path:
 
 
 def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: float,
-                 on_task: TaskSink, *, project: Path) -> Outcome:
+                 on_task: TaskSink, *, project: Path,
+                 cancelled: threading.Event | None = None) -> Outcome:
     """Run `run.playbook` of the Ansible project `project` (its playbooks/, roles/ and
     ansible.cfg: vigil.paths.project_dir); `on_task` gets each task result (never its
     module output, which may hold secrets: the task, host, status, changed and a failure
@@ -86,6 +88,8 @@ def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: f
         extravars=dict(run.vars),
         cmdline=cmdline.strip() or None, quiet=True, timeout=int(timeout_s),
         event_handler=handler,
+        # ansible-runner polls this and kills the run: a daemon that lost the lease stops.
+        cancel_callback=cancelled.is_set if cancelled else None,
         envvars={"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
                  "ANSIBLE_ROLES_PATH": str(project / "roles"),
                  "ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})

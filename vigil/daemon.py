@@ -8,6 +8,7 @@ was queued but not recorded as sent (with the same idempotency key).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -16,16 +17,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from vigil import clock
-from vigil.alerting.incidents import Tracker
+from sqlalchemy.exc import SQLAlchemyError
+
+from vigil import clock, lease
+from vigil.alerting.incidents import Tracker, calendar_for
 from vigil.checks.cycle import run_checks
 from vigil.delivery.outbox import Outbox
 from vigil.domain import Level
+from vigil.errors import first_line
 from vigil.model import Inventory
 from vigil.remediations.executor import Executor
-from vigil.store import Store
+from vigil.store import Fenced, Store, StoreError
 from vigil.systemd import Notifier
 
 log = logging.getLogger("vigil.watch")
@@ -71,25 +77,41 @@ class Metrics:
                               registry=self.registry)
         self.cycle = Gauge("vigil_cycle_seconds", "Duration of the last check cycle",
                            registry=self.registry)
+        self.leading = Gauge("vigil_leader", "1 while this daemon leads, else 0",
+                             registry=self.registry)
+        self.epoch = Gauge("vigil_lease_epoch", "The epoch of the lease this daemon holds "
+                           "(0: it does not lead)", registry=self.registry)
         if port:
             start_http_server(port, addr=address, registry=self.registry)
 
 
+ExecutorFactory = Callable[..., Executor]
+
+
 class Daemon:
+    """One of the daemons sharing a store. The one holding the lease (vigil.lease) leads:
+    it runs the checks and their consequences (tracker, ladder, executor, outbox) with its
+    store fenced by the lease's epoch; the others wait, ready to take over."""
+
     def __init__(self, inv: Inventory, store: Store, *, metrics_port: int | None = None,
                  metrics_address: str = "127.0.0.1",
                  now: Callable[[], dt.datetime] = clock.now, tick_s: float = 1.0,
-                 executor: Executor | None = None) -> None:
+                 executor: ExecutorFactory | None = None, name: str | None = None) -> None:
         self.inv, self.store, self.now, self.tick_s = inv, store, now, tick_s
-        self.tracker = Tracker(inv, store)
-        self.outbox = Outbox(inv, store)
-        self.executor = executor or Executor(inv, store, now=now)
+        self.make_executor: ExecutorFactory = executor or partial(Executor, inv, store, now=now)
+        self.name = name or lease.me()
         self.metrics = Metrics(metrics_port, metrics_address)
         self.systemd = Notifier()
         self.stopping = threading.Event()
-        start = now()
-        self.next_run = {c.name: start for c in inv.checks}
+        self.lease: lease.Lease | None = None
+        self.lease_until = 0.0  # monotonic: past it, this daemon no longer counts on the lease
+        self.tracker: Tracker | None = None
+        self.outbox: Outbox | None = None
+        self.executor: Executor | None = None
+        self.started = now().isoformat()
+        self.next_run: dict[str, dt.datetime] = {}
         self._sent_seen = self._failed_seen = 0
+        self._store_trouble = False
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()
@@ -97,27 +119,98 @@ class Daemon:
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        self._lead()
+        if self.lease is None and self.store.engine.dialect.name == "sqlite":
+            held, _ = lease.current(self.store)
+            raise StoreError(
+                f"{self.store.safe_url} is in use by the daemon {held.holder if held else '?'}"
+                f": a SQLite store holds one daemon; two or more share a PostgreSQL store")
         log.info("watching", extra={"inventory": self.inv.path, "checks": len(self.inv.checks),
-                                    "open_incidents": len(self.tracker.open),
+                                    "monitor": self.name, "leading": self.lease is not None,
                                     "store": self.store.safe_url})
+        if self.tracker:
+            log.info("open incidents", extra={"open_incidents": len(self.tracker.open)})
+        with self.store.transaction(fenced=False) as tx:
+            tx.append("daemon.started", "vigil-watch", {"checks": len(self.inv.checks),
+                                                        "monitor": self.name})
+        self.systemd.ready(f"watching {len(self.inv.checks)} checks"
+                           + (" (leading)" if self.lease else " (standby)"))
         self._calendar_warnings()
-        with self.store.transaction() as tx:
-            tx.append("daemon.started", "vigil-watch", {"checks": len(self.inv.checks)})
-        self.systemd.ready(f"watching {len(self.inv.checks)} checks")
         while not self.stopping.is_set():
-            self.cycle()
+            if self.tracker:
+                try:
+                    self.cycle()
+                except Fenced as exc:  # frozen or cut off past the lease: another leads
+                    self._step_down(str(exc))
+            self._beat()
             # After each whole cycle: a daemon stuck in one stops answering systemd's
             # watchdog and is restarted (WatchdogSec in the unit).
             self.systemd.alive()
-            wait = min(self.tick_s, max(0.05, (min(self.next_run.values(), default=self.now())
-                                               - self.now()).total_seconds()))
-            self.stopping.wait(wait)
+            due = min(self.next_run.values(), default=self.now())
+            self.stopping.wait(min(self.tick_s, max(0.05, (due - self.now()).total_seconds())))
+            self._lead()
         self.systemd.stopping()
-        with self.store.transaction() as tx:
-            tx.append("daemon.stopped", "vigil-watch", {})
+        if self.lease:
+            if self.executor:
+                self.executor.cancel()
+            lease.release(self.store, self.lease)
+        with self.store.transaction(fenced=False) as tx:
+            tx.append("daemon.stopped", "vigil-watch", {"monitor": self.name})
         log.info("stopped")
 
+    # --- leadership --------------------------------------------------------------------
+
+    def _lead(self) -> None:
+        """Take or renew the lease; on taking it, start leading from what the store holds."""
+        asked = time.monotonic()
+        try:
+            got = lease.claim(self.store, self.name)
+        except SQLAlchemyError as exc:
+            if not self._store_trouble:
+                log.warning("store unreachable", extra={"error": first_line(str(exc), "")})
+            self._store_trouble = True
+            if self.lease and time.monotonic() > self.lease_until:
+                self._step_down("the store is unreachable and the lease has run out")
+            return
+        self._store_trouble = False
+        if got is None:
+            if self.lease:
+                self._step_down("another daemon holds the lease")
+            return
+        self.lease_until = asked + lease.TTL_S
+        if self.lease is None or self.lease.epoch != got.epoch:
+            self.store.fence = (got.holder, got.epoch)
+            self.tracker = Tracker(self.inv, self.store)
+            self.outbox = Outbox(self.inv, self.store)
+            # The leader before may still be cancelling a run: give it the lease's span.
+            self.executor = self.make_executor(
+                resume_after_s=lease.TTL_S * 1.5 if got.taken_over else 0)
+            start = self.now()
+            self.next_run = {c.name: start for c in self.inv.checks}
+            self.metrics.leading.set(1)
+            self.metrics.epoch.set(got.epoch)
+            log.info("leading", extra={"epoch": got.epoch, "taken_over": got.taken_over})
+        self.lease = got
+
+    def _step_down(self, why: str) -> None:
+        # The fence stays: whatever of ours is still under way writes nothing from now on.
+        if self.executor:
+            self.executor.cancel()
+        self.lease = self.tracker = self.outbox = self.executor = None
+        self.next_run = {}
+        self.metrics.leading.set(0)
+        self.metrics.epoch.set(0)
+        log.warning("no longer leading", extra={"why": why})
+
+    def _beat(self) -> None:
+        # A store error is said by _lead; the heartbeat is for people, the lease counts.
+        with contextlib.suppress(SQLAlchemyError):
+            lease.heartbeat(self.store, self.name, self.started, self.lease)
+
+    # --- one cycle, while leading --------------------------------------------------------
+
     def cycle(self) -> None:
+        assert self.tracker and self.executor and self.outbox
         now = self.now()
         due = [c for c in self.inv.checks if self.next_run[c.name] <= now]
         if due:
@@ -142,6 +235,7 @@ class Daemon:
         self._export()
 
     def _export(self) -> None:
+        assert self.tracker and self.outbox
         m = self.metrics
         marks: dict[str, int] = {}
         for inc in self.tracker.open.values():
@@ -154,10 +248,10 @@ class Daemon:
         self._sent_seen, self._failed_seen = self.outbox.sent_total, self.outbox.failures_total
 
     def _calendar_warnings(self) -> None:
-        today = self.now().astimezone(self.tracker.tz).date()
-        for en, zh in self.tracker.calendar.warnings(today):
+        today = self.now().astimezone(ZoneInfo(self.inv.site.timezone)).date()
+        for en, zh in calendar_for(self.inv).warnings(today):
             log.warning(en)
-            with self.store.transaction() as tx:
+            with self.store.transaction(fenced=False) as tx:
                 key = f"calendar-warned:{today.isoformat()}:{en[:40]}"
                 if tx.get_state(key) is None:
                     tx.append("calendar.warning", "calendar", {"message": en, "message_zh": zh})

@@ -66,6 +66,27 @@ state_table = Table(
 )
 
 
+# Who leads the daemons sharing this store (vigil.lease): one row, its epoch the fencing
+# token, its expiry by the database's clock.
+lease_table = Table(
+    "leader_lease", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("holder", String(255), nullable=False),
+    Column("epoch", Integer, nullable=False),
+    Column("since", String(40), nullable=False),
+    Column("expires", String(40), nullable=False),
+)
+# Every daemon's last heartbeat, for `vigil monitors`.
+monitors_table = Table(
+    "monitors", metadata,
+    Column("name", String(255), primary_key=True),
+    Column("started", String(40), nullable=False),
+    Column("heartbeat", String(40), nullable=False),
+    Column("leading", Integer, nullable=False),
+    Column("epoch", Integer, nullable=False),
+)
+
+
 class StoreError(UserError):
     """The store cannot be opened or written; the message says which and why."""
 
@@ -108,14 +129,26 @@ def resolve_url(url: str | None) -> str:
     return url
 
 
+class Fenced(StoreError):
+    """A leader's write after it lost the lease: refused, nothing of it committed."""
+
+
 class Tx:
     """One transaction: events appended here and state set here commit together."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, fence: tuple[str, int] | None = None) -> None:
         self.conn = conn
         row = conn.execute(
             select(head_table.c.seq, head_table.c.hash).where(head_table.c.id == 1)
             .with_for_update()).first()
+        if fence:
+            # Every writer holds the head's lock, and the lease changes hands only in a
+            # transaction that holds it too: a write checked here cannot interleave with
+            # a takeover.
+            lease = conn.execute(select(lease_table).where(lease_table.c.id == 1)).first()
+            if lease is None or (lease.holder, lease.epoch) != fence or \
+                    lease.expires <= db_now(conn):
+                raise Fenced(f"{fence[0]} no longer leads (epoch {fence[1]}): write refused")
         if row is not None and not (isinstance(row.hash, str) and _HEX64.fullmatch(row.hash)
                                     and isinstance(row.seq, int)):
             raise StoreError(f"the chain head is unreadable{DAMAGED}")
@@ -176,6 +209,7 @@ class Verdict:
 
 class Store:
     def __init__(self, url: str | None = None) -> None:
+        self.fence: tuple[str, int] | None = None  # (holder, epoch): set by a leading daemon
         self.url = resolve_url(url)
         self.engine = _engine(self.url)
         try:
@@ -189,9 +223,11 @@ class Store:
         return self.engine.url.render_as_string(hide_password=True)
 
     @contextmanager
-    def transaction(self) -> Iterator[Tx]:
+    def transaction(self, *, fenced: bool = True) -> Iterator[Tx]:
+        """Raises Fenced, having written nothing, when this Store's holder no longer leads
+        (`fenced=False`: the lease's own bookkeeping)."""
         with self.engine.begin() as conn:
-            tx = Tx(conn)
+            tx = Tx(conn, self.fence if fenced else None)
             yield tx
             tx._close()
 
@@ -331,6 +367,16 @@ def checked_record(adapter: TypeAdapter[T], key: str, value: Any, what: str) -> 
     except ValidationError as exc:
         raise StoreError(f"{what} {key[:80]!r} is damaged ({first_error(exc)}){DAMAGED}"
                          ) from None
+
+
+def db_now(conn: Connection) -> str:
+    """The database's clock, as the ISO text every time column holds: one clock for every
+    daemon sharing the store, whatever their own clocks say."""
+    if conn.dialect.name == "postgresql":
+        value = conn.exec_driver_sql("SELECT clock_timestamp()").scalar_one()
+        return str(value.astimezone(UTC).isoformat(timespec="microseconds"))
+    text = conn.exec_driver_sql("SELECT strftime('%Y-%m-%dT%H:%M:%f', 'now')").scalar_one()
+    return datetime.fromisoformat(f"{text}+00:00").isoformat(timespec="microseconds")
 
 
 def _no_password(url: str) -> str:

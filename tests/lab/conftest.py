@@ -7,6 +7,8 @@ When the lab is down they skip with a reason, except under VIGIL_REQUIRE_LAB=1 (
 from __future__ import annotations
 
 import os
+import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -47,3 +49,13 @@ def watches() -> Iterator[Callable[..., Watch]]:
     for w in made:
         if w.proc and w.proc.poll() is None:
             w.kill()
+
+
+@pytest.fixture
+def pg_store_url(lab_up: None) -> Iterator[str]:
+    """A store of its own: a fresh database on the lab's PostgreSQL primary."""
+    name = f"vigil_test_{uuid.uuid4().hex[:8]}"
+    psql = ["psql", "-h", "127.0.0.1", "-p", "5433", "-U", "postgres", "-AtX", "-c"]
+    subprocess.run([*psql, f"CREATE DATABASE {name}"], check=True, capture_output=True)
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5433/{name}"
+    subprocess.run([*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], capture_output=True)

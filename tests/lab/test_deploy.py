@@ -32,16 +32,6 @@ def sh(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def store_url() -> Iterator[str]:
-    """A database of its own on the lab's PostgreSQL primary."""
-    name = f"vigil_deploy_{uuid.uuid4().hex[:8]}"
-    psql = ("psql", "-h", "127.0.0.1", "-p", "5433", "-U", "postgres", "-AtX", "-c")
-    assert sh(*psql, f"CREATE DATABASE {name}").returncode == 0
-    yield f"postgresql+psycopg://postgres@127.0.0.1:5433/{name}"
-    sh(*psql, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-
-
-@pytest.fixture
 def server() -> Iterator[str]:
     if sh("podman", "image", "exists", IMAGE).returncode != 0:
         pytest.fail(f"{IMAGE} missing: molecule/images/build.sh builds it")
@@ -67,7 +57,7 @@ def site_from_lab(dest: Path, webhook: str) -> Path:
     return site
 
 
-def test_the_deployed_daemon_pages_on_a_lab_fault(tmp_path: Path, store_url: str,
+def test_the_deployed_daemon_pages_on_a_lab_fault(tmp_path: Path, pg_store_url: str,
                                                    server: str) -> None:
     webhook = WebhookReceiver().start()
     try:
@@ -82,7 +72,7 @@ def test_the_deployed_daemon_pages_on_a_lab_fault(tmp_path: Path, store_url: str
         settings = {
             "target": server, "vigil_server_wheelhouse": str(wheelhouse),
             "vigil_server_inventory_src": str(site),
-            "vigil_server_store": "url", "vigil_server_store_url": store_url,
+            "vigil_server_store": "url", "vigil_server_store_url": pg_store_url,
             "vigil_server_metrics_port": metrics,
             # The lab's files (keys, CA) where the lab inventory looks for them.
             "vigil_server_environment": {"VIGIL_LAB_DIR": str(lab.lab_dir())},
@@ -98,7 +88,7 @@ def test_the_deployed_daemon_pages_on_a_lab_fault(tmp_path: Path, store_url: str
         unit = sh("podman", "exec", server, "systemctl", "show", "-p", "ActiveState",
                   "--value", "vigil").stdout.strip()
         assert unit == "active"
-        store = Store(store_url)
+        store = Store(pg_store_url)
         wait_until("daemon.started in the lab's PostgreSQL",
                    lambda: bool(store.events(kind="daemon.started")))
         assert sh("curl", "-fsS", f"http://127.0.0.1:{metrics}/metrics").returncode == 0

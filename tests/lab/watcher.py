@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,8 @@ class Watch:
 
     def __init__(self, tmp: Path, webhook: WebhookReceiver | None = None,
                  smtp: SmtpReceiver | None = None, *, limit: str = LIMIT,
-                 observe_only: bool = False, site: dict[str, Any] | None = None) -> None:
+                 observe_only: bool = False, site: dict[str, Any] | None = None,
+                 store_url: str | None = None) -> None:
         self.inventory = tmp / "inv"
         self.limit, self.observe_only = limit, observe_only
         shutil.copytree(ROOT / "inventory/lab", self.inventory)
@@ -50,6 +52,7 @@ class Watch:
         (self.inventory / "group_vars/all/zz-test.yml").write_text(
             yaml.safe_dump(test_vars, allow_unicode=True))
         self.store_path = tmp / "watch.db"
+        self.store_url = store_url or str(self.store_path)  # a PostgreSQL URL to share one
         self.clock_file = tmp / "clock-offset"
         self.clock_file.write_text("0")
         self.log = (tmp / "watch.log").open("ab")
@@ -57,7 +60,7 @@ class Watch:
 
     @property
     def env(self) -> dict[str, str]:
-        return {**os.environ, "VIGIL_STORE": str(self.store_path),
+        return {**os.environ, "VIGIL_STORE": self.store_url,
                 "VIGIL_CLOCK_OFFSET_FILE": str(self.clock_file)}
 
     def start(self) -> None:
@@ -68,8 +71,15 @@ class Watch:
 
     def kill(self) -> None:
         assert self.proc
+        self.proc.send_signal(signal.SIGCONT)  # a frozen daemon dies too
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait()
+
+    @property
+    def name(self) -> str:
+        """Its name among the daemons sharing a store (vigil.lease.me)."""
+        assert self.proc
+        return f"{socket.gethostname()}:{self.proc.pid}"
 
     def stop(self) -> int:
         assert self.proc
@@ -80,7 +90,7 @@ class Watch:
         self.clock_file.write_text(str(float(self.clock_file.read_text()) + hours * 3600))
 
     def store(self) -> Store:
-        return Store(str(self.store_path))
+        return Store(self.store_url)
 
     def open_incidents(self) -> list[dict]:
         return [i for i in self.store().states("incident:").values() if i["status"] == "open"]

@@ -12,7 +12,7 @@ from tests.conftest import ROOT
 FOLDERS = {"vigil": "vigil", "checks": "vigil.checks", "alerting": "vigil.alerting",
            "remediations": "vigil.remediations"}
 KERNEL = {f"vigil.{m}" for m in ("domain", "model", "result", "runbook", "store", "keys", "files",
-                                 "status_log", "paths", "clock", "errors", "i18n",
+                                 "status_log", "paths", "clock", "errors", "i18n", "lease",
                                  "secrets")}
 SHELL = ("vigil.inventory", "vigil.daemon", "vigil.systemd", "vigil.lab", "vigil.cli",
          "vigil.__main__")

@@ -24,6 +24,7 @@ from vigil.cli import (
     inventory,
     lab,
     ladder,
+    monitors,
     plan,
     reconcile,
     report,
@@ -61,6 +62,7 @@ def build() -> typer.Typer:
     app.command("check")(check.check)
     app.command("watch")(watch.watch)
     app.command("status")(incidents.status)
+    app.command("monitors")(monitors.monitors)
     app.command("ack")(incidents.ack)
     app.command("steps")(steps.steps_list)
     app.command("approve")(steps.approve)

@@ -28,6 +28,7 @@ from vigil.cli.common import (
     out,
     pick_lang,
 )
+from vigil.cli.monitors import leader_line, leader_view
 from vigil.cli.steps import print_steps, step_rows
 from vigil.domain import Level
 from vigil.i18n import t
@@ -90,8 +91,12 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
     running = bool(started) and (not stopped or stopped[-1].seq < started[-1].seq)
     warnings = tracker.calendar.warnings(now.astimezone(tracker.tz).date())
     under_way = step_rows(db, None, False)  # runs, approvals and people's tasks not finished
+    leading = leader_view(db)
     if json_out:
         sys.stdout.write(json.dumps({"open_incidents": rows, "steps": under_way,
+                                     "leader": {k: leading[k] for k in ("leader", "since",
+                                                                       "epoch")},
+                                     "monitors": leading["monitors"],
                                      "outbox_pending": pending,
                                      "daemon_started": started[-1].at if started else None,
                                      "daemon_running": running,
@@ -103,6 +108,7 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
                f"待发送消息 {pending} 条；守护进程{'运行中' if running else '未运行'}") if zh else
               (f"Site: {inv.site.name.get(lg)}; open incidents {len(rows)}; messages pending "
                f"{pending}; daemon {'running' if running else 'not running'}"))
+    out.print(escape(leader_line(leading, tracker.tz, lg)))
     for en, zh_text in warnings:
         err.print(f"[yellow]{escape(zh_text if zh else en)}[/]")
     if rows:

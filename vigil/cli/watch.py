@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -11,6 +12,7 @@ from vigil.cli.common import (
     ProjectOpt,
     StoreOpt,
     VaultOpt,
+    fail,
     load_inv,
     open_store,
     pick_lang,
@@ -36,6 +38,7 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
     messages. Stops on SIGTERM."""
     from vigil.daemon import Daemon, setup_logging
     from vigil.remediations.executor import Executor
+    from vigil.store import StoreError
 
     # Until the daemon takes over the signals, a SIGTERM during start-up exits cleanly
     # (vigil.__main__ installed that before the first import).
@@ -44,9 +47,13 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
     if limit:
         inv = inv.model_copy(update={"checks": inv.limit(limit)})
     db = open_store(store, lg)
-    executor = Executor(inv, db, dry_run=dry_run, observe_only=observe_only or None,
-                        project=None if observe_only else project_folder(project, inv))
+    # Built each time this daemon comes to lead (it resumes what the store holds).
+    executor = partial(Executor, inv, db, dry_run=dry_run, observe_only=observe_only or None,
+                       project=None if observe_only else project_folder(project, inv))
     setup_logging()
-    Daemon(inv, db, metrics_port=metrics_port, metrics_address=metrics_address,
-           executor=executor).run()
+    try:
+        Daemon(inv, db, metrics_port=metrics_port, metrics_address=metrics_address,
+               executor=executor).run()
+    except StoreError as exc:  # e.g. a second daemon on one SQLite store
+        fail(str(exc))
 
