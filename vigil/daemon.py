@@ -13,12 +13,15 @@ import datetime as dt
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -60,9 +63,24 @@ def setup_logging() -> None:
     root.propagate = False
 
 
+class _Quiet(WSGIRequestHandler):
+    def log_message(self, *_: Any) -> None:
+        pass  # the daemon's log is its JSON lines, not an access log
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+Health = Callable[[], tuple[bool, dict[str, Any]]]
+
+
 class Metrics:
-    def __init__(self, port: int | None, address: str = "127.0.0.1") -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+    """Prometheus metrics, and /healthz for load balancers and outside monitors."""
+
+    def __init__(self, port: int | None, address: str = "127.0.0.1",
+                 health: Health | None = None) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 
         self.registry = CollectorRegistry()
         self.incidents = Gauge("vigil_incidents_open", "Open incidents by level mark",
@@ -82,7 +100,19 @@ class Metrics:
         self.epoch = Gauge("vigil_lease_epoch", "The epoch of the lease this daemon holds "
                            "(0: it does not lead)", registry=self.registry)
         if port:
-            start_http_server(port, addr=address, registry=self.registry)
+            metrics = make_wsgi_app(self.registry)
+
+            def app(environ: dict[str, Any], start_response: Any) -> Any:
+                if environ.get("PATH_INFO") != "/healthz" or health is None:
+                    return metrics(environ, start_response)
+                ok, body = health()
+                start_response("200 OK" if ok else "503 Service Unavailable",
+                               [("Content-Type", "application/json")])
+                return [json.dumps(body).encode()]
+
+            _Server.address_family = socket.AF_INET6 if ":" in address else socket.AF_INET
+            server = make_server(address, port, app, _Server, handler_class=_Quiet)
+            threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
 
 
 ExecutorFactory = Callable[..., Executor]
@@ -100,8 +130,8 @@ class Daemon:
         self.inv, self.store, self.now, self.tick_s = inv, store, now, tick_s
         self.make_executor: ExecutorFactory = executor or partial(Executor, inv, store, now=now)
         self.name = name or lease.me()
-        self.metrics = Metrics(metrics_port, metrics_address)
         self.systemd = Notifier()
+        self.last_loop = time.monotonic()  # the end of the last whole pass of the loop
         self.stopping = threading.Event()
         self.lease: lease.Lease | None = None
         self.lease_until = 0.0  # monotonic: past it, this daemon no longer counts on the lease
@@ -112,6 +142,7 @@ class Daemon:
         self.next_run: dict[str, dt.datetime] = {}
         self._sent_seen = self._failed_seen = 0
         self._store_trouble = False
+        self.metrics = Metrics(metrics_port, metrics_address, self.health)  # serves at once
 
     def stop(self, *_: Any) -> None:
         self.stopping.set()
@@ -146,6 +177,7 @@ class Daemon:
             # After each whole cycle: a daemon stuck in one stops answering systemd's
             # watchdog and is restarted (WatchdogSec in the unit).
             self.systemd.alive()
+            self.last_loop = time.monotonic()
             due = min(self.next_run.values(), default=self.now())
             self.stopping.wait(min(self.tick_s, max(0.05, (due - self.now()).total_seconds())))
             self._lead()
@@ -157,6 +189,15 @@ class Daemon:
         with self.store.transaction(fenced=False) as tx:
             tx.append("daemon.stopped", "vigil-watch", {"monitor": self.name})
         log.info("stopped")
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        """Alive: its loop came round lately (a cycle runs its checks with their timeouts)."""
+        age = time.monotonic() - self.last_loop
+        limit = max(60.0, 3 * max((c.timeout_s for c in self.inv.checks), default=0))
+        return age < limit, {"monitor": self.name, "alive": age < limit,
+                             "leading": self.lease is not None,
+                             "epoch": self.lease.epoch if self.lease else None,
+                             "last_cycle_age_s": round(age, 3)}
 
     # --- leadership --------------------------------------------------------------------
 

@@ -3,17 +3,20 @@ its store holds `daemon.started`, a watchdog answer after every cycle, stopping 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.receivers import free_port
 from vigil.store import Store
 from vigil.systemd import Notifier
 
@@ -76,3 +79,30 @@ def test_a_watchdog_meant_for_another_process_is_not_answered(
     assert Notifier().watchdog_s is None
     monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
     assert Notifier().watchdog_s == 1.0
+
+
+def test_healthz_says_alive_and_leading_and_metrics_name_the_lease(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vigil", "watch", "--observe-only", "--metrics-port", str(port),
+         "-i", str(ROOT / "inventory/demo")], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL, env={**os.environ, "VIGIL_STORE": str(tmp_path / "s.db")})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                    health = json.load(r)
+                if health["leading"]:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "no healthy, leading answer"
+            time.sleep(0.2)
+        assert health["alive"] and health["epoch"] == 1 and health["last_cycle_age_s"] < 60
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        assert "vigil_leader 1.0" in text and "vigil_lease_epoch 1.0" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
