@@ -38,16 +38,26 @@ def me() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def node() -> str:
+    """Where a pid means something: this machine's name and pid namespace (containers on
+    one machine, or two machines with one name, must not judge each other's pids)."""
+    try:
+        space = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        space = "?"
+    return f"{socket.gethostname()}/{space}"
+
+
 def _later(stamp: str, seconds: float) -> str:
     return (datetime.fromisoformat(stamp) + timedelta(seconds=seconds)).isoformat(
         timespec="microseconds")
 
 
-def _gone(holder: str) -> bool:
-    """A holder on this machine whose process is gone (a daemon restarted after a kill
-    need not wait out its own old lease)."""
-    host, _, pid = holder.rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
+def _gone(holder: str, where: str) -> bool:
+    """A holder in this machine's pid namespace whose process is gone (a daemon restarted
+    after a kill need not wait out its own old lease)."""
+    pid = holder.rpartition(":")[2]
+    if where != node() or not pid.isdigit():
         return False
     try:
         os.kill(int(pid), 0)
@@ -73,13 +83,13 @@ def claim(store: Store, holder: str, ttl_s: float = TTL_S) -> Lease | None:
         row = tx.conn.execute(select(lease_table).where(lease_table.c.id == 1)).first()
         now = db_now(tx.conn)
         if row is not None and row.holder != holder and row.expires > now and \
-                not _gone(row.holder):
+                not _gone(row.holder, row.node):
             return None
         if row is not None and row.holder == holder:
             lease = Lease(holder, row.epoch, row.since, _later(now, ttl_s))
         else:
             lease = Lease(holder, (row.epoch if row else 0) + 1, now, _later(now, ttl_s),
-                          taken_over=row is not None and not _gone(row.holder))
+                          taken_over=row is not None and not _gone(row.holder, row.node))
             tx.append("monitor.leader", holder, {
                 "epoch": lease.epoch, "previous": row.holder if row else None,
                 "previous_expired": bool(row and row.expires <= now)})
@@ -97,8 +107,8 @@ def release(store: Store, lease: Lease) -> None:
 
 
 def _write(tx: Tx, lease: Lease, *, exists: bool) -> None:
-    values = {"holder": lease.holder, "epoch": lease.epoch, "since": lease.since,
-              "expires": lease.expires}
+    values = {"holder": lease.holder, "node": node(), "epoch": lease.epoch,
+              "since": lease.since, "expires": lease.expires}
     if exists:
         tx.conn.execute(lease_table.update().where(lease_table.c.id == 1).values(**values))
     else:

@@ -72,6 +72,7 @@ lease_table = Table(
     "leader_lease", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),
     Column("holder", String(255), nullable=False),
+    Column("node", String(255), nullable=False),  # machine and pid namespace of the holder
     Column("epoch", Integer, nullable=False),
     Column("since", String(40), nullable=False),
     Column("expires", String(40), nullable=False),
