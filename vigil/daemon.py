@@ -141,7 +141,7 @@ class Daemon:
         self.started = now().isoformat()
         self.next_run: dict[str, dt.datetime] = {}
         self._sent_seen = self._failed_seen = 0
-        self._store_trouble = False
+        self._store_trouble = ""  # what the store said when it last failed us
         self.metrics = Metrics(metrics_port, metrics_address, self.health)  # serves at once
 
     def stop(self, *_: Any) -> None:
@@ -151,6 +151,8 @@ class Daemon:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self._lead()
+        if self._store_trouble:
+            raise StoreError(f"cannot use the store {self.store.safe_url}: {self._store_trouble}")
         if self.lease is None and self.store.engine.dialect.name == "sqlite":
             held, _ = lease.current(self.store)
             raise StoreError(
@@ -209,11 +211,12 @@ class Daemon:
         except SQLAlchemyError as exc:
             if not self._store_trouble:
                 log.warning("store unreachable", extra={"error": first_line(str(exc), "")})
-            self._store_trouble = True
+            self._store_trouble = first_line(str(getattr(exc, "orig", None) or exc),
+                                             type(exc).__name__)
             if self.lease and time.monotonic() > self.lease_until:
                 self._step_down("the store is unreachable and the lease has run out")
             return
-        self._store_trouble = False
+        self._store_trouble = ""
         if got is None:
             if self.lease:
                 self._step_down("another daemon holds the lease")
