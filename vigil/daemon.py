@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from vigil import clock, lease
 from vigil.alerting.incidents import Tracker, calendar_for
 from vigil.checks.cycle import run_checks
+from vigil.delivery import channels
 from vigil.delivery.outbox import Outbox
 from vigil.domain import Level
 from vigil.errors import first_line
@@ -169,6 +170,8 @@ class Daemon:
         self.systemd.ready(f"watching {len(self.inv.checks)} checks"
                            + (" (leading)" if self.lease else " (standby)"))
         self._calendar_warnings()
+        if self.inv.heartbeat:
+            threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
         while not self.stopping.is_set():
             if self.tracker:
                 try:
@@ -245,6 +248,25 @@ class Daemon:
         self.metrics.leading.set(0)
         self.metrics.epoch.set(0)
         log.warning("no longer leading", extra={"why": why})
+
+    def _heartbeats(self) -> None:
+        """While leading, tell the receiver outside (a dead man's switch) every interval; on
+        a thread of its own, so a slow receiver never holds up the checks."""
+        beat = self.inv.heartbeat
+        assert beat is not None
+        sent = 0
+        while not self.stopping.wait(beat.interval_s if sent else 0):
+            held, tracker = self.lease, self.tracker
+            if held is None:
+                continue
+            sent += 1
+            body = json.dumps({"site": self.inv.site.id, "monitor": self.name,
+                               "epoch": held.epoch, "at": self.now().isoformat(),
+                               "open_incidents": len(tracker.open) if tracker else 0})
+            why = channels.send(beat.url.reveal(), f"Vigil heartbeat: {self.inv.site.id}",
+                                body, f"heartbeat/{self.inv.site.id}/{self.name}/{sent}")
+            if why:
+                log.warning("heartbeat not delivered", extra={"why": why})
 
     def _beat(self) -> None:
         # A store error is said by _lead; the heartbeat is for people, the lease counts.

@@ -174,6 +174,14 @@ class RunbookVars(Strict):
     add: dict[str, dict[str, list[dict[str, Any]]]] = {}  # class -> level -> more steps
 
 
+class Heartbeat(Strict):
+    """The leader's heartbeat to a receiver outside (a dead man's switch): silence there
+    means no daemon leads."""
+
+    url: SecretField  # an apprise URL (a webhook, …); it may carry credentials
+    interval_s: float = Field(60, ge=5, le=3600)
+
+
 class SiteVars(BaseModel):
     """Variables every host sees (group_vars/all)."""
 
@@ -188,6 +196,7 @@ class SiteVars(BaseModel):
     vigil_voucher_libraries: list[VoucherLibrary] = []
     vigil_runbook: RunbookVars = RunbookVars()
     vigil_project_dir: str | None = None  # the Ansible project Vigil runs (vigil.paths)
+    vigil_heartbeat: Heartbeat | None = None
 
 
 class HostVars(BaseModel):
@@ -295,6 +304,7 @@ class Inventory(BaseModel):
     runbook: RunbookVars = RunbookVars()
     site_runbook: Runbook = Field(default_factory=load_runbook)  # with the site's changes
     project_dir: str | None = None
+    heartbeat: Heartbeat | None = None
     warnings: list[str] = []
 
     def limit(self, pattern: str | None) -> list[CheckSpec]:
