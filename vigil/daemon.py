@@ -100,6 +100,11 @@ class Metrics:
                              registry=self.registry)
         self.epoch = Gauge("vigil_lease_epoch", "The epoch of the lease this daemon holds "
                            "(0: it does not lead)", registry=self.registry)
+        self.since = Gauge("vigil_lease_since_timestamp_seconds", "When the current leader "
+                           "took the lease (0: nobody leads)", registry=self.registry)
+        self.beats = Gauge("vigil_monitor_heartbeat_age_seconds", "Seconds since each "
+                           "daemon sharing the store last beat", ["monitor", "leading"],
+                           registry=self.registry)
         if port:
             metrics = make_wsgi_app(self.registry)
 
@@ -272,6 +277,13 @@ class Daemon:
         # A store error is said by _lead; the heartbeat is for people, the lease counts.
         with contextlib.suppress(SQLAlchemyError):
             lease.heartbeat(self.store, self.name, self.started, self.lease)
+            found, held, _ = lease.monitors(self.store)
+            self.metrics.since.set(dt.datetime.fromisoformat(held.since).timestamp()
+                                   if held else 0)
+            self.metrics.beats.clear()
+            for m in found:
+                self.metrics.beats.labels(m.name, str(m.leading).lower()).set(
+                    m.heartbeat_age_s)
 
     # --- one cycle, while leading --------------------------------------------------------
 

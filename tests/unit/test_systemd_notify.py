@@ -100,8 +100,14 @@ def test_healthz_says_alive_and_leading_and_metrics_name_the_lease(tmp_path: Pat
             assert time.monotonic() < deadline, "no healthy, leading answer"
             time.sleep(0.2)
         assert health["alive"] and health["epoch"] == 1 and health["last_cycle_age_s"] < 60
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-            text = r.read().decode()
+        beat = 'vigil_monitor_heartbeat_age_seconds{leading="true",monitor="'
+        while True:  # the heartbeat's row shows from the first pass of the loop on
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                text = r.read().decode()
+            if beat in text:
+                break
+            assert time.monotonic() < deadline, text
+            time.sleep(0.2)
         assert "vigil_leader 1.0" in text and "vigil_lease_epoch 1.0" in text
     finally:
         proc.send_signal(signal.SIGTERM)
