@@ -11,6 +11,7 @@ import re
 import socket
 import threading
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -24,8 +25,12 @@ def free_port() -> int:
 
 
 class WebhookReceiver:
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0,
+                 on_post: Callable[[dict[str, Any]], None] | None = None) -> None:
+        """`on_post` sees each message after it is counted and before it is answered (a
+        test may kill its sender in that window)."""
         self.port = port
+        self.on_post = on_post
         self.received: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
@@ -40,9 +45,12 @@ class WebhookReceiver:
                     payload = json.loads(body or b"{}")
                 except ValueError:
                     payload = {"raw": body.decode("utf-8", "replace")}
+                message = {"key": self.headers.get("X-Vigil-Key"), "path": self.path,
+                           **payload}
                 with receiver._lock:
-                    receiver.received.append({"key": self.headers.get("X-Vigil-Key"),
-                                              "path": self.path, **payload})
+                    receiver.received.append(message)
+                if receiver.on_post:
+                    receiver.on_post(message)
                 self.send_response(200)
                 self.end_headers()
 

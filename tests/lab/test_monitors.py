@@ -4,20 +4,24 @@ happened meanwhile; the frozen one, thawed, writes nothing more and stands by.""
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.lab.watcher import Watch, wait_until
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from vigil import lab, lease
+from vigil.store import Store
 
 pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("restore_lab")]
 
 TAKEOVER_S = 10.0  # the issue's target
+KILLS = 50
 
 
 def leader(w: Watch) -> str | None:
@@ -75,6 +79,77 @@ def test_a_frozen_or_killed_leader_is_replaced_within_10_s(
         wait_until("every page at the webhook", lambda: duty <= set(webhook.keys()), timeout=60)
         assert max(webhook.keys().values()) <= 2
         print(f"takeover after SIGSTOP {frozen_s:.1f} s, after kill -9 {killed_s:.1f} s")
+    finally:
+        webhook.stop()
+        smtp.stop()
+
+
+def test_kills_between_sending_and_recording_lose_nothing_and_repeat_a_key_at_most_once(
+        tmp_path: Path, watches: Callable[..., Watch], pg_store_url: str) -> None:
+    """The receiver SIGKILLs the leading daemon on the first arrival of each page, before
+    answering it: the kill lands after the page left and before it is recorded as sent.
+    The harness restarts whichever daemon died; the other takes over. At least 50 kills."""
+    kills: list[str] = []
+    store = Store(pg_store_url)
+
+    def kill_the_leader(message: dict[str, Any]) -> None:
+        if len(kills) >= KILLS or webhook.keys()[message.get("key") or ""] != 1:
+            return  # a resend (the same key again) goes through: livelock otherwise
+        held, _ = lease.current(store)
+        if held:
+            kills.append(held.holder)
+            os.kill(int(held.holder.rpartition(":")[2]), signal.SIGKILL)
+
+    webhook = WebhookReceiver(on_post=kill_the_leader).start()
+    smtp = SmtpReceiver().start()
+    try:
+        # A reminder every 3 s while the fault is open: a steady stream of pages.
+        site = {"vigil_escalation": {"open_after": 2, "recover_after": 2,
+                                     "renotify_minutes": 0.05}}
+        pair = [watches(tmp_path / n, webhook, smtp, observe_only=True, site=site,
+                        store_url=pg_store_url) for n in ("a", "b")]
+        lives: list[set[int]] = [set(), set()]  # each slot's processes, one a restart
+
+        def start(slot: int) -> None:
+            pair[slot].start()
+            assert pair[slot].proc
+            lives[slot].add(pair[slot].proc.pid)
+
+        for slot in (0, 1):
+            start(slot)
+        lab.component("pg").stop_node("standby")  # type: ignore[attr-defined]
+        deadline = time.monotonic() + 600
+        while len(kills) < KILLS:
+            assert time.monotonic() < deadline, f"only {len(kills)} kills"
+            for slot, w in enumerate(pair):
+                if w.proc and w.proc.poll() is not None:
+                    start(slot)  # back, as the standby
+            time.sleep(0.1)
+        lab.up(["pg"], progress=lambda _m: None)
+        for slot, w in enumerate(pair):
+            if w.proc and w.proc.poll() is not None:
+                start(slot)
+        wait_until("recovered, every page delivered", lambda: (
+            pair[0].open_incidents() == [] and not pair[0].store().states("pending:")),
+            timeout=180)
+        for w in pair:
+            assert w.stop() == 0
+
+        assert store.verify().ok
+        duty = {k for k in pair[0].queued() if k.rsplit("/", 1)[-1].startswith("duty#")}
+        got = webhook.keys()
+        assert set(got) == duty  # every page arrived, no stranger
+        assert max(got.values()) <= 2  # at least once: repeated at most once
+        repeated = [k for k, n in got.items() if n == 2]
+        for key in repeated:  # a repeat is the same page under the same key
+            first, again = (m for m in webhook.received if m["key"] == key)
+            assert (first["title"], first["message"]) == (again["title"], again["message"])
+        assert len(set(kills)) == len(kills) >= KILLS  # each kill a leader of its own
+        killed = [int(h.rpartition(":")[2]) for h in kills]
+        per_slot = [len(lives[slot] & set(killed)) for slot in (0, 1)]
+        assert min(per_slot) >= KILLS // 4, per_slot  # both daemons were killed, often
+        print(f"{len(kills)} kills, {len(repeated)} pages repeated once, "
+              f"{len(duty)} pages in all")
     finally:
         webhook.stop()
         smtp.stop()
