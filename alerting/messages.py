@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from vigil.domain import FaultClass, Level
 from vigil.i18n import t
+from vigil.model import Inventory
 from vigil.runbook import Runbook
 
 
@@ -93,3 +94,38 @@ def recovery_message(f: Facts, lang: str) -> tuple[str, str]:
         lines.append("恢复后须完成：" if zh else "After recovery:")
         lines.extend(after)
     return title, "\n".join(lines)
+
+
+def degraded_text(inv: Inventory, monitor: str, since: dt.datetime, why: str,
+                  failing_zh: list[str], failing_en: list[str]) -> dict[str, tuple[str, str]]:
+    """The page to the implementation team that the monitor itself is degraded (P4.2):
+    the event store is unreachable, so incidents, escalation and remedies wait."""
+    at = f"{since.astimezone(ZoneInfo(inv.site.timezone)):%Y-%m-%d %H:%M:%S}"
+    seen_zh = "；".join(failing_zh[:10]) or "无"
+    seen_en = "; ".join(failing_en[:10]) or "none"
+    return {
+        "zh": (f"【Vigil 监控降级】{inv.site.name.get('zh')}：事件库不可达",
+               f"监控守护进程 {monitor} 自 {at} 起无法连接事件库（{why}）。\n"
+               f"检查仍在进行，结果暂存本机，事件库恢复后并入事件日志；在此之前不会开启事件、"
+               f"升级、自动处置或发送其他通知（P4.2：发现者报告应急实施小组）。\n"
+               f"当前异常的检查：{seen_zh}"),
+        "en": (f"[Vigil monitor degraded] {inv.site.name.get('en')}: event store unreachable",
+               f"The monitoring daemon {monitor} cannot reach the event store since {at} "
+               f"({why}).\nChecks go on and their results are kept on this server, to be "
+               f"merged into the event log when the store returns; until then no incident "
+               f"opens, escalates, is remedied or paged otherwise (P4.2: whoever finds a "
+               f"fault reports it to the implementation team).\n"
+               f"Checks failing now: {seen_en}")}
+
+
+def store_back_text(inv: Inventory, monitor: str, since: dt.datetime
+                    ) -> dict[str, tuple[str, str]]:
+    at = f"{since.astimezone(ZoneInfo(inv.site.timezone)):%Y-%m-%d %H:%M:%S}"
+    return {
+        "zh": (f"【Vigil 监控恢复】{inv.site.name.get('zh')}：事件库已恢复",
+               f"监控守护进程 {monitor} 已重新连接事件库（自 {at} 起中断）；暂存的检查结果已并入"
+               f"事件日志，事件与通知照常进行。"),
+        "en": (f"[Vigil monitor recovered] {inv.site.name.get('en')}: event store back",
+               f"The monitoring daemon {monitor} reaches the event store again (lost since "
+               f"{at}); the results kept meanwhile are merged into the event log, and "
+               f"incidents and messages go on as usual.")}

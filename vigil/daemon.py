@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 import signal
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -27,18 +29,30 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from vigil import clock, lease
-from vigil.alerting.incidents import Tracker, calendar_for
+from vigil.alerting.incidents import FAILING, Tracker, calendar_for
+from vigil.alerting.messages import degraded_text, store_back_text
 from vigil.checks.cycle import run_checks
 from vigil.delivery import channels
 from vigil.delivery.outbox import Outbox
-from vigil.domain import Level
+from vigil.domain import Level, Role
 from vigil.errors import first_line
 from vigil.model import Inventory
 from vigil.remediations.executor import Executor
+from vigil.result import Result
+from vigil.spool import Spool, default_dir
 from vigil.store import Fenced, Store, StoreError
 from vigil.systemd import Notifier
 
 log = logging.getLogger("vigil.watch")
+
+DEGRADED_AFTER_S = 15.0  # a blip of the store is no page; a minute is
+REPAGE_S = 1800.0  # while it lasts, the implementation team hears again this often
+
+
+def spool_name(store: Store) -> str:
+    """The same spool across this machine's restarts of the daemon for this store."""
+    digest = hashlib.sha256(store.safe_url.encode()).hexdigest()[:12]
+    return f"{socket.gethostname()}-{digest}"
 
 
 class JsonLines(logging.Formatter):
@@ -102,6 +116,8 @@ class Metrics:
                            "(0: it does not lead)", registry=self.registry)
         self.since = Gauge("vigil_lease_since_timestamp_seconds", "When the current leader "
                            "took the lease (0: nobody leads)", registry=self.registry)
+        self.degraded = Gauge("vigil_degraded", "1 while the store is unreachable and "
+                              "findings go to the local spool", registry=self.registry)
         self.beats = Gauge("vigil_monitor_heartbeat_age_seconds", "Seconds since each "
                            "daemon sharing the store last beat", ["monitor", "leading"],
                            registry=self.registry)
@@ -132,7 +148,8 @@ class Daemon:
     def __init__(self, inv: Inventory, store: Store, *, metrics_port: int | None = None,
                  metrics_address: str = "127.0.0.1",
                  now: Callable[[], dt.datetime] = clock.now, tick_s: float = 1.0,
-                 executor: ExecutorFactory | None = None, name: str | None = None) -> None:
+                 executor: ExecutorFactory | None = None, name: str | None = None,
+                 spool_dir: Path | None = None) -> None:
         self.inv, self.store, self.now, self.tick_s = inv, store, now, tick_s
         self.make_executor: ExecutorFactory = executor or partial(Executor, inv, store, now=now)
         self.name = name or lease.me()
@@ -148,6 +165,10 @@ class Daemon:
         self.next_run: dict[str, dt.datetime] = {}
         self._sent_seen = self._failed_seen = 0
         self._store_trouble = ""  # what the store said when it last failed us
+        self._trouble_since = (time.monotonic(), now())
+        self._paged_at: float | None = None
+        self._latest: dict[str, Result] = {}  # each check's last result while degraded
+        self.spool = Spool(spool_dir or default_dir(), spool_name(store))
         self.metrics = Metrics(metrics_port, metrics_address, self.health)  # serves at once
 
     def stop(self, *_: Any) -> None:
@@ -178,11 +199,17 @@ class Daemon:
         if self.inv.heartbeat:
             threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
         while not self.stopping.is_set():
-            if self.tracker:
+            if self._store_trouble:
+                self._degraded()
+            elif self.tracker:
                 try:
+                    if self.spool:
+                        self._merge()
                     self.cycle()
                 except Fenced as exc:  # frozen or cut off past the lease: another leads
                     self._step_down(str(exc))
+                except SQLAlchemyError as exc:  # the store went away mid-cycle
+                    self._lost_store(exc)
             self._beat()
             # After each whole cycle: a daemon stuck in one stops answering systemd's
             # watchdog and is restarted (WatchdogSec in the unit).
@@ -217,17 +244,17 @@ class Daemon:
         try:
             got = lease.claim(self.store, self.name)
         except SQLAlchemyError as exc:
-            if not self._store_trouble:
-                log.warning("store unreachable", extra={"error": first_line(str(exc), "")})
-            self._store_trouble = first_line(str(getattr(exc, "orig", None) or exc),
-                                             type(exc).__name__)
+            self._lost_store(exc)
             if self.lease and time.monotonic() > self.lease_until:
                 self._step_down("the store is unreachable and the lease has run out")
             return
-        self._store_trouble = ""
+        if self._store_trouble:
+            self._store_back()
         if got is None:
             if self.lease:
                 self._step_down("another daemon holds the lease")
+            if self.spool:  # the leader saw what we saw while the store was away
+                self.spool.clear()
             return
         self.lease_until = asked + lease.TTL_S
         if self.lease is None or self.lease.epoch != got.epoch:
@@ -253,6 +280,69 @@ class Daemon:
         self.metrics.leading.set(0)
         self.metrics.epoch.set(0)
         log.warning("no longer leading", extra={"why": why})
+
+    # --- the store unreachable ------------------------------------------------------------
+
+    def _lost_store(self, exc: Exception) -> None:
+        if not self._store_trouble:
+            log.warning("store unreachable", extra={"error": first_line(str(exc), "")})
+            self._trouble_since = (time.monotonic(), self.now())
+            self.metrics.degraded.set(1)
+        self._store_trouble = first_line(str(getattr(exc, "orig", None) or exc),
+                                         type(exc).__name__)
+
+    def _degraded(self) -> None:
+        """Keep checking, keep what is seen in the spool, and tell the implementation team
+        directly: incidents, the ladder, remedies and the outbox wait for the store."""
+        now, results = self._run_due()
+        self.spool.add(now, results)
+        self._latest.update({r.key: r for r in results})
+        started, since = self._trouble_since
+        quiet = time.monotonic() - started
+        if quiet >= DEGRADED_AFTER_S and (self._paged_at is None or
+                                          time.monotonic() - self._paged_at >= REPAGE_S):
+            self._paged_at = time.monotonic()
+            failing = sorted((r for r in self._latest.values() if r.status in FAILING),
+                             key=lambda r: r.check)
+            self._page(degraded_text(self.inv, self.name, since, self._store_trouble,
+                                     [f"{r.check}：{r.text('zh')}" for r in failing],
+                                     [f"{r.check}: {r.text('en')}" for r in failing]),
+                       f"degraded/{since.isoformat()}")
+
+    def _store_back(self) -> None:
+        log.info("store reachable again", extra={"was": self._store_trouble})
+        if self._paged_at is not None:
+            self._page(store_back_text(self.inv, self.name, self._trouble_since[1]),
+                       f"store-back/{self._trouble_since[1].isoformat()}")
+        self._store_trouble, self._paged_at = "", None
+        self._latest.clear()
+        self.metrics.degraded.set(0)
+        self.next_run = {}  # what the spool holds is merged; checks start afresh
+
+    def _merge(self) -> None:
+        """The spool into the event log, batch by batch in the order seen (each batch at
+        the time it was seen), so an incident opens once with its true onset."""
+        assert self.tracker
+        merged = 0
+        for at, results in self.spool.batches():
+            self.tracker.observe(results, at)
+            merged += len(results)
+        self.spool.clear()
+        log.info("spool merged", extra={"results": merged})
+
+    def _page(self, texts: dict[str, tuple[str, str]], key: str) -> None:
+        """To the implementation team's own channels, not through the outbox (which lives
+        in the store): on a thread, so a slow channel never holds up the checks."""
+        def send() -> None:
+            for contact in self.inv.contacts_with(Role.IMPLEMENTATION_TEAM):
+                title, body = texts[contact.lang]
+                for channel in contact.channels:
+                    why = channels.send(channel.reveal(), title, body,
+                                        f"{key}/{self.name}/{contact.id}")
+                    if why:
+                        log.warning("page not delivered", extra={"contact": contact.id,
+                                                                 "why": why})
+        threading.Thread(target=send, name="degraded-page", daemon=True).start()
 
     def _heartbeats(self) -> None:
         """While leading, tell the receiver outside (a dead man's switch) every interval; on
@@ -287,19 +377,34 @@ class Daemon:
 
     # --- one cycle, while leading --------------------------------------------------------
 
+    def _run_due(self) -> tuple[dt.datetime, list[Result]]:
+        """Run the checks that are due; the time after, and their results."""
+        now = self.now()
+        due = [c for c in self.inv.checks if self.next_run.setdefault(c.name, now) <= now]
+        if not due:
+            return now, []
+        started = time.monotonic()
+        results = run_checks(due)
+        self.metrics.cycle.set(time.monotonic() - started)
+        now = self.now()
+        for c in due:
+            self.next_run[c.name] = now + dt.timedelta(seconds=c.interval_s)
+        for r in results:
+            self.metrics.checks.labels(r.status.value).inc()
+        return now, results
+
     def cycle(self) -> None:
         assert self.tracker and self.executor and self.outbox
-        now = self.now()
-        due = [c for c in self.inv.checks if self.next_run[c.name] <= now]
-        if due:
-            started = time.monotonic()
-            results = run_checks(due)
-            self.metrics.cycle.set(time.monotonic() - started)
-            now = self.now()
-            for c in due:
-                self.next_run[c.name] = now + dt.timedelta(seconds=c.interval_s)
-            for r in results:
-                self.metrics.checks.labels(r.status.value).inc()
+        now, results = self._run_due()
+        try:
+            self._consequences(now, results)
+        except SQLAlchemyError:
+            self.spool.add(now, results)  # seen, not yet recorded: kept for the merge
+            raise
+
+    def _consequences(self, now: dt.datetime, results: list[Result]) -> None:
+        assert self.tracker and self.executor and self.outbox
+        if results:
             before = set(self.tracker.open)
             self.tracker.observe(results, now)
             for opened in set(self.tracker.open) - before:

@@ -393,8 +393,14 @@ def _engine(url: str) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create {path.parent}: {exc.strerror}") from None
+    options: dict[str, Any] = {}
+    if url.startswith("postgresql"):
+        # A store that went away answers within seconds, not at TCP's leisure (the daemon
+        # must keep checking, and answer systemd's watchdog); a connection left over from
+        # before a restart of the database is tested before use.
+        options = {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
     try:
-        engine = create_engine(url)
+        engine = create_engine(url, **options)
     except (ArgumentError, ValueError, ImportError) as exc:  # a malformed URL, no driver
         why = first_line(str(exc), type(exc).__name__)
         raise StoreError(f"not a store URL: {_no_password(url)} ({why})") from None

@@ -4,6 +4,7 @@ happened meanwhile; the frozen one, thawed, writes nothing more and stands by.""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import time
@@ -150,6 +151,48 @@ def test_kills_between_sending_and_recording_lose_nothing_and_repeat_a_key_at_mo
         assert min(per_slot) >= KILLS // 4, per_slot  # both daemons were killed, often
         print(f"{len(kills)} kills, {len(repeated)} pages repeated once, "
               f"{len(duty)} pages in all")
+    finally:
+        webhook.stop()
+        smtp.stop()
+
+
+def test_the_store_away_for_90_s_pages_the_team_and_loses_no_incident(
+        tmp_path: Path, watches: Callable[..., Watch], pg_store_url: str) -> None:
+    """The store's PostgreSQL (the lab's primary, itself a fault of the watched pair) is
+    stopped for 90 s: the daemon keeps checking into its spool, pages the implementation
+    team directly within a minute, and when the store returns the incident is in the log
+    once, with the onset it had, and the team hears the store is back."""
+    webhook, smtp = WebhookReceiver().start(), SmtpReceiver().start()
+    try:
+        w = watches(tmp_path, webhook, smtp, observe_only=True, store_url=pg_store_url)
+        w.start()
+        wait_until("it leads", lambda: leader(w) == w.name, timeout=60)
+        lab.component("pg").stop_node("primary")  # type: ignore[attr-defined]
+        stopped = time.monotonic()
+        wait_until("the degraded page", lambda: any(
+            "Vigil 监控降级" in t for t in webhook.titles()), timeout=75)
+        paged_s = time.monotonic() - stopped
+        assert paged_s < 60, f"the team heard after {paged_s:.0f} s"
+        page = next(m for m in webhook.received if "Vigil 监控降级" in m["title"])
+        # What it sees meanwhile: the primary (the store's own database) is down.
+        assert "事件库" in page["message"] and "payment-db" in page["message"]
+        wait_until("90 s of outage", lambda: time.monotonic() - stopped >= 90, timeout=120)
+        assert list((tmp_path / "spool").glob("*.jsonl")), "findings were spooled"
+        restarted = dt.datetime.now(dt.UTC)
+        lab.up(["pg"], progress=lambda _m: None)
+        wait_until("the store-back page", lambda: any(
+            "Vigil 监控恢复" in t for t in webhook.titles()), timeout=120)
+        wait_until("the spool merged", lambda: not list((tmp_path / "spool").glob("*.jsonl")),
+                   timeout=60)
+        opened = w.store().events(kind="incident.opened")
+        systems = [e.subject.rsplit(".", 2)[0] for e in opened]
+        assert "payment-db" in systems and len(systems) == len(set(systems)), systems
+        onset = dt.datetime.fromisoformat(w.store().get_state(
+            f"incident:{next(e.subject for e in opened if e.subject.startswith('payment-db.'))}"
+        )["onset"])
+        assert onset < restarted  # seen while the store was away, not when it came back
+        assert w.store().verify().ok
+        assert w.stop() == 0
     finally:
         webhook.stop()
         smtp.stop()

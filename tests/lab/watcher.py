@@ -61,6 +61,7 @@ class Watch:
     @property
     def env(self) -> dict[str, str]:
         return {**os.environ, "VIGIL_STORE": self.store_url,
+                "VIGIL_SPOOL_DIR": str(self.inventory.parent / "spool"),
                 "VIGIL_CLOCK_OFFSET_FILE": str(self.clock_file)}
 
     def start(self) -> None:

@@ -14,7 +14,8 @@ FOLDERS = {"vigil": "vigil", "checks": "vigil.checks", "alerting": "vigil.alerti
 KERNEL = {f"vigil.{m}" for m in ("domain", "model", "result", "runbook", "store", "keys", "files",
                                  "status_log", "paths", "clock", "errors", "i18n", "lease",
                                  "secrets")}
-SHELL = ("vigil.inventory", "vigil.daemon", "vigil.systemd", "vigil.lab", "vigil.cli",
+SHELL = ("vigil.inventory", "vigil.daemon", "vigil.systemd", "vigil.spool", "vigil.lab",
+         "vigil.cli",
          "vigil.__main__")
 # Each layer and the layers it may import (besides itself and the kernel).
 LAYERS = {
