@@ -219,12 +219,15 @@ class Daemon:
             self.stopping.wait(min(self.tick_s, max(0.05, (due - self.now()).total_seconds())))
             self._lead()
         self.systemd.stopping()
-        if self.lease:
-            if self.executor:
-                self.executor.cancel()
-            lease.release(self.store, self.lease)
-        with self.store.transaction(fenced=False) as tx:
-            tx.append("daemon.stopped", "vigil-watch", {"monitor": self.name})
+        if self.executor:
+            self.executor.cancel()
+        try:
+            if self.lease:
+                lease.release(self.store, self.lease)
+            with self.store.transaction(fenced=False) as tx:
+                tx.append("daemon.stopped", "vigil-watch", {"monitor": self.name})
+        except SQLAlchemyError as exc:  # stopped while the store is away: the spool stays
+            log.warning("stopped without the store", extra={"error": first_line(str(exc), "")})
         log.info("stopped")
 
     def health(self) -> tuple[bool, dict[str, Any]]:
@@ -259,11 +262,16 @@ class Daemon:
         self.lease_until = asked + lease.TTL_S
         if self.lease is None or self.lease.epoch != got.epoch:
             self.store.fence = (got.holder, got.epoch)
-            self.tracker = Tracker(self.inv, self.store)
-            self.outbox = Outbox(self.inv, self.store)
-            # The leader before may still be cancelling a run: give it the lease's span.
-            self.executor = self.make_executor(
-                resume_after_s=lease.TTL_S * 1.5 if got.taken_over else 0)
+            try:
+                self.tracker = Tracker(self.inv, self.store)
+                self.outbox = Outbox(self.inv, self.store)
+                # The leader before may still be cancelling a run: give it the lease's span.
+                self.executor = self.make_executor(
+                    resume_after_s=lease.TTL_S * 1.5 if got.taken_over else 0)
+            except SQLAlchemyError as exc:  # gone again at once: lead from the next claim
+                self.tracker = self.outbox = self.executor = None
+                self._lost_store(exc)
+                return
             start = self.now()
             self.next_run = {c.name: start for c in self.inv.checks}
             self.metrics.leading.set(1)
