@@ -190,12 +190,15 @@ class Daemon:
                                     "store": self.store.safe_url})
         if self.tracker:
             log.info("open incidents", extra={"open_incidents": len(self.tracker.open)})
-        with self.store.transaction(fenced=False) as tx:
-            tx.append("daemon.started", "vigil-watch", {"checks": len(self.inv.checks),
-                                                        "monitor": self.name})
+        try:
+            with self.store.transaction(fenced=False) as tx:
+                tx.append("daemon.started", "vigil-watch", {"checks": len(self.inv.checks),
+                                                            "monitor": self.name})
+            self._calendar_warnings()
+        except SQLAlchemyError as exc:  # the store went away as we started: go on without
+            self._lost_store(exc)
         self.systemd.ready(f"watching {len(self.inv.checks)} checks"
                            + (" (leading)" if self.lease else " (standby)"))
-        self._calendar_warnings()
         if self.inv.heartbeat:
             threading.Thread(target=self._heartbeats, name="heartbeat", daemon=True).start()
         while not self.stopping.is_set():

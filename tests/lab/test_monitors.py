@@ -166,7 +166,8 @@ def test_the_store_away_for_90_s_pages_the_team_and_loses_no_incident(
     try:
         w = watches(tmp_path, webhook, smtp, observe_only=True, store_url=pg_store_url)
         w.start()
-        wait_until("it leads", lambda: leader(w) == w.name, timeout=60)
+        wait_until("it leads", lambda: leader(w) == w.name and bool(
+            w.store().events(kind="daemon.started")), timeout=60)
         lab.component("pg").stop_node("primary")  # type: ignore[attr-defined]
         stopped = time.monotonic()
         wait_until("the degraded page", lambda: any(
