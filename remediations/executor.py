@@ -52,7 +52,8 @@ class Executor:
                  project: Path | None = None,
                  verifier: Verifier = run_checks, runbook: Runbook | None = None,
                  now: Callable[[], dt.datetime] = clock.now,
-                 aid: FirstAid = first_aid.give, resume_after_s: float = 0) -> None:
+                 aid: FirstAid = first_aid.give, resume_after_s: float = 0,
+                 lease_deadline: Path | None = None) -> None:
         self.inv, self.store, self.dry_run, self.now = inv, store, dry_run, now
         # Set when this daemon stops leading: its playbook runs are cancelled.
         self.cancelled = threading.Event()
@@ -61,7 +62,8 @@ class Executor:
         # The playbooks run from the site's Ansible project (vigil.paths: one setting).
         self.runner = runner or (_refuse_to_run if self.observe_only else
                                  partial(run_playbook, project=project or project_dir(),
-                                         cancelled=self.cancelled))
+                                         cancelled=self.cancelled,
+                                         lease_deadline=lease_deadline))
         self.verifier, self.aid = verifier, aid
         self.checks = {c.name: c for c in inv.checks}
         self.workers: dict[str, threading.Thread] = {}

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import shlex
+import shutil
 import sys
 import tempfile
 import threading
@@ -11,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vigil.remediations.lease_guard import LAPSED, TIMED_OUT
 from vigil.runbook import Run
 
 TASK_EVENTS = {"runner_on_ok": "ok", "runner_on_failed": "failed",
@@ -34,16 +38,27 @@ PlaybookRunner = Callable[[Run, str, str, bool, float, TaskSink], Outcome]
 
 
 def runs_dir() -> Path:
-    return Path(os.environ.get("VIGIL_RUNS_DIR") or Path(tempfile.gettempdir()) / "vigil-runs")
+    """Made if need be; run artifacts hold the playbooks' output: the daemon's eyes only."""
+    folder = Path(os.environ.get("VIGIL_RUNS_DIR") or Path(tempfile.gettempdir()) / "vigil-runs")
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
+
+
+def lease_deadline_file(monitor: str) -> Path:
+    """Where a daemon keeps its lease's local deadline for vigil.remediations.lease_guard."""
+    return runs_dir() / ("lease-" + re.sub(r"[^A-Za-z0-9_.-]", "_", monitor))
 
 
 def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: float,
                  on_task: TaskSink, *, project: Path,
-                 cancelled: threading.Event | None = None) -> Outcome:
+                 cancelled: threading.Event | None = None,
+                 lease_deadline: Path | None = None) -> Outcome:
     """Run `run.playbook` of the Ansible project `project` (its playbooks/, roles/ and
     ansible.cfg: vigil.paths.project_dir); `on_task` gets each task result (never its
     module output, which may hold secrets: the task, host, status, changed and a failure
-    message only)."""
+    message only). With `lease_deadline` (a leading daemon's), the run goes through
+    vigil.remediations.lease_guard and dies when the lease lapses."""
     import ansible_runner
 
     failed: list[str] = []
@@ -75,9 +90,21 @@ def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: f
     # The ansible-playbook beside this Python (the venv's), not whatever PATH finds first.
     bin_dir = Path(sys.executable).parent
     folder = runs_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    folder.chmod(0o700)  # run artifacts hold the playbooks' output: the daemon's eyes only
     (folder / ident).mkdir(exist_ok=True)
+    command: dict[str, Any] = {
+        "cmdline": cmdline.strip() or None, "timeout": int(timeout_s),
+        # ansible-runner polls this and kills the run: a daemon that lost the lease stops.
+        "cancel_callback": cancelled.is_set if cancelled else None}
+    if lease_deadline is not None:
+        # ansible-runner starts the guard (`binary`), which starts ansible-playbook and
+        # stops it, its workers and what they started, at the lease's end or the time
+        # limit. ansible-runner's own cancel (a killpg) would miss the workers and race
+        # the guard: a daemon that stops leading ends the lease for the guard instead.
+        command = {"binary": sys.executable, "timeout": int(timeout_s) + 30,
+                   "cmdline": shlex.join([
+                       "-m", "vigil.remediations.lease_guard", str(lease_deadline),
+                       str(timeout_s), str(bin_dir / "ansible-playbook"),
+                       *shlex.split(cmdline), str(project / "playbooks" / run.playbook)])}
     r = ansible_runner.run(
         # A folder a run: ansible-runner writes its extravars there, and runs for two
         # targets may go at once.
@@ -86,17 +113,24 @@ def run_playbook(run: Run, inventory: str, ident: str, check: bool, timeout_s: f
         # the run then matches no host.
         playbook=run.playbook, inventory=str(Path(inventory).resolve()),
         extravars=dict(run.vars),
-        cmdline=cmdline.strip() or None, quiet=True, timeout=int(timeout_s),
-        event_handler=handler,
-        # ansible-runner polls this and kills the run: a daemon that lost the lease stops.
-        cancel_callback=cancelled.is_set if cancelled else None,
+        quiet=True, **command, event_handler=handler,
         envvars={"PATH": f"{bin_dir}:{os.environ.get('PATH', '')}",
                  "ANSIBLE_ROLES_PATH": str(project / "roles"),
                  "ANSIBLE_CONFIG": str(project / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"})
-    if r.status == "successful" and not hosts:
+    # ansible-runner keeps the run's whole environment (the store's URL, channel secrets)
+    # and its extra vars in the run's folder: not past the run.
+    for leftover in (folder / ident / "artifacts" / ident / "command", folder / ident / "env"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+    status = r.status
+    if lease_deadline is not None and r.rc in (TIMED_OUT, LAPSED):
+        status = "timeout" if r.rc == TIMED_OUT else "canceled"
+    if status == "successful" and not hosts:
         # A play whose hosts match nothing "succeeds" having done nothing; a remedy that
         # did nothing is not a success.
         return Outcome(status="failed", rc=r.rc, changed=changed, failed_tasks=[
             f"{run.playbook} ran on no host: check the inventory and the step's host "
             f"variables ({', '.join(f'{k}={v}' for k, v in run.vars.items()) or 'none'})"])
-    return Outcome(status=r.status, rc=r.rc, failed_tasks=failed, changed=changed)
+    return Outcome(status=status, rc=r.rc, failed_tasks=failed, changed=changed)

@@ -38,6 +38,8 @@ from vigil.domain import Level, Role
 from vigil.errors import first_line
 from vigil.model import Inventory
 from vigil.remediations.executor import Executor
+from vigil.remediations.lease_guard import write_deadline
+from vigil.remediations.playbook_run import lease_deadline_file
 from vigil.result import Result
 from vigil.spool import Spool, default_dir
 from vigil.store import Fenced, Store, StoreError
@@ -47,6 +49,10 @@ log = logging.getLogger("vigil.watch")
 
 DEGRADED_AFTER_S = 15.0  # a blip of the store is no page; a minute is
 REPAGE_S = 1800.0  # while it lasts, the implementation team hears again this often
+# A run taken over waits this long: the old leader's lease guard killed its playbook when
+# that lease lapsed on its own clock, before the expiry on the database's clock that let us
+# lead; this is for the kill itself and the clocks' drift.
+RESUME_AFTER_S = 2.0
 
 
 def spool_name(store: Store) -> str:
@@ -151,13 +157,16 @@ class Daemon:
                  executor: ExecutorFactory | None = None, name: str | None = None,
                  spool_dir: Path | None = None) -> None:
         self.inv, self.store, self.now, self.tick_s = inv, store, now, tick_s
-        self.make_executor: ExecutorFactory = executor or partial(Executor, inv, store, now=now)
         self.name = name or lease.me()
+        self.make_executor: ExecutorFactory = executor or partial(
+            Executor, inv, store, now=now, lease_deadline=lease_deadline_file(self.name))
         self.systemd = Notifier()
         self.last_loop = time.monotonic()  # the end of the last whole pass of the loop
         self.stopping = threading.Event()
         self.lease: lease.Lease | None = None
         self.lease_until = 0.0  # monotonic: past it, this daemon no longer counts on the lease
+        # lease_until for this daemon's playbook runs (vigil.remediations.lease_guard).
+        self.deadline_file = lease_deadline_file(self.name)
         self.tracker: Tracker | None = None
         self.outbox: Outbox | None = None
         self.executor: Executor | None = None
@@ -222,6 +231,7 @@ class Daemon:
             self.stopping.wait(min(self.tick_s, max(0.05, (due - self.now()).total_seconds())))
             self._lead()
         self.systemd.stopping()
+        self.deadline_file.unlink(missing_ok=True)  # read as lapsed
         if self.executor:
             self.executor.cancel()
         try:
@@ -263,14 +273,14 @@ class Daemon:
                 self.spool.clear()
             return
         self.lease_until = asked + lease.TTL_S
+        write_deadline(self.deadline_file, self.lease_until)
         if self.lease is None or self.lease.epoch != got.epoch:
             self.store.fence = (got.holder, got.epoch)
             try:
                 self.tracker = Tracker(self.inv, self.store)
                 self.outbox = Outbox(self.inv, self.store)
-                # The leader before may still be cancelling a run: give it the lease's span.
                 self.executor = self.make_executor(
-                    resume_after_s=lease.TTL_S * 1.5 if got.taken_over else 0)
+                    resume_after_s=RESUME_AFTER_S if got.taken_over else 0)
             except SQLAlchemyError as exc:  # gone again at once: lead from the next claim
                 self.tracker = self.outbox = self.executor = None
                 self._lost_store(exc)
@@ -284,6 +294,7 @@ class Daemon:
 
     def _step_down(self, why: str) -> None:
         # The fence stays: whatever of ours is still under way writes nothing from now on.
+        write_deadline(self.deadline_file, 0.0)
         if self.executor:
             self.executor.cancel()
         self.lease = self.tracker = self.outbox = self.executor = None
@@ -363,8 +374,8 @@ class Daemon:
         sent = 0
         while not self.stopping.wait(beat.interval_s if sent else 0):
             held, tracker = self.lease, self.tracker
-            if held is None:
-                continue
+            if held is None or time.monotonic() > self.lease_until:
+                continue  # a leader cut off from the store must not say all is well
             sent += 1
             body = json.dumps({"site": self.inv.site.id, "monitor": self.name,
                                "epoch": held.epoch, "at": self.now().isoformat(),

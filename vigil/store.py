@@ -396,9 +396,13 @@ def _engine(url: str) -> Engine:
     options: dict[str, Any] = {}
     if url.startswith("postgresql"):
         # A store that went away answers within seconds, not at TCP's leisure (the daemon
-        # must keep checking, and answer systemd's watchdog); a connection left over from
-        # before a restart of the database is tested before use.
-        options = {"connect_args": {"connect_timeout": 5}, "pool_pre_ping": True}
+        # must keep checking, and answer systemd's watchdog): a connection attempt, or a
+        # request the network swallows (a cut: no reset, no answer), fails after 5 s. A
+        # connection left over from before a restart of the database is tested before use.
+        options = {"connect_args": {"connect_timeout": 5, "tcp_user_timeout": 5000,
+                                    "keepalives": 1, "keepalives_idle": 5,
+                                    "keepalives_interval": 2, "keepalives_count": 2},
+                   "pool_pre_ping": True}
     try:
         engine = create_engine(url, **options)
     except (ArgumentError, ValueError, ImportError) as exc:  # a malformed URL, no driver
