@@ -129,3 +129,25 @@ def store_back_text(inv: Inventory, monitor: str, since: dt.datetime
                f"The monitoring daemon {monitor} reaches the event store again (lost since "
                f"{at}); the results kept meanwhile are merged into the event log, and "
                f"incidents and messages go on as usual.")}
+
+
+def takeover_text(inv: Inventory, monitor: str, silent: str, at: dt.datetime
+                  ) -> dict[str, tuple[str, str]]:
+    """To the implementation team: a monitoring daemon stopped leading without handing over
+    (dead, hung or cut off from the store); another took over, and watches alone until the
+    silent one is mended (P4.2: whoever finds a fault reports it)."""
+    when = f"{at.astimezone(ZoneInfo(inv.site.timezone)):%Y-%m-%d %H:%M:%S}"
+    return {
+        "zh": (f"【Vigil 监控切换】{inv.site.name.get('zh')}：监控守护进程 {silent} 失联",
+               f"监控守护进程 {silent} 未交接即停止续租（宕机、挂起或与事件库断开），"
+               f"{monitor} 已于 {when} 接管，检查、事件、升级与通知照常进行。\n"
+               f"在 {silent} 修复之前只有一台监控在运行：请检查该服务器及其与事件库的网络"
+               f"（vigil monitors 列出各守护进程；P4.2：发现者报告应急实施小组）。"),
+        "en": (f"[Vigil monitor failover] {inv.site.name.get('en')}: monitoring daemon "
+               f"{silent} silent",
+               f"The monitoring daemon {silent} stopped renewing its lease without handing "
+               f"over (dead, hung, or cut off from the event store); {monitor} took over at "
+               f"{when}, and checks, incidents, escalation and messages go on.\n"
+               f"Until {silent} is mended only one monitor runs: check that server and its "
+               f"network to the event store (`vigil monitors` lists the daemons; P4.2: "
+               f"whoever finds a fault reports it to the implementation team).")}

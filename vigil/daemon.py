@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import re
 import signal
 import socket
 import sys
@@ -30,10 +31,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vigil import clock, lease
 from vigil.alerting.incidents import FAILING, Tracker, calendar_for
-from vigil.alerting.messages import degraded_text, store_back_text
+from vigil.alerting.messages import degraded_text, store_back_text, takeover_text
 from vigil.checks.cycle import run_checks
 from vigil.delivery import channels
-from vigil.delivery.outbox import Outbox
+from vigil.delivery.outbox import Outbox, queue
 from vigil.domain import Level, Role
 from vigil.errors import first_line
 from vigil.model import Inventory
@@ -49,6 +50,11 @@ log = logging.getLogger("vigil.watch")
 
 DEGRADED_AFTER_S = 15.0  # a blip of the store is no page; a minute is
 REPAGE_S = 1800.0  # while it lasts, the implementation team hears again this often
+STORE_RETRY_S = 5.0  # while the store is away, it is tried again this often
+# What PostgreSQL says of a store that is there but set up wrong for this daemon.
+MISCONFIGURED = re.compile(r'password authentication failed|no pg_hba\.conf entry|'
+                           r'(database|role) "[^"]*" does not exist|'
+                           r'permission denied for database')
 # A run taken over waits this long: the old leader's lease guard killed its playbook when
 # that lease lapsed on its own clock, before the expiry on the database's clock that let us
 # lead; this is for the kill itself and the clocks' drift.
@@ -158,8 +164,7 @@ class Daemon:
                  spool_dir: Path | None = None) -> None:
         self.inv, self.store, self.now, self.tick_s = inv, store, now, tick_s
         self.name = name or lease.me()
-        self.make_executor: ExecutorFactory = executor or partial(
-            Executor, inv, store, now=now, lease_deadline=lease_deadline_file(self.name))
+        self.make_executor: ExecutorFactory = executor or partial(Executor, inv, store, now=now)
         self.systemd = Notifier()
         self.last_loop = time.monotonic()  # the end of the last whole pass of the loop
         self.stopping = threading.Event()
@@ -174,6 +179,7 @@ class Daemon:
         self.next_run: dict[str, dt.datetime] = {}
         self._sent_seen = self._failed_seen = 0
         self._store_trouble = ""  # what the store said when it last failed us
+        self._trouble_at = 0.0  # monotonic: when it last failed us
         self._trouble_since = (time.monotonic(), now())
         self._paged_at: float | None = None
         self._latest: dict[str, Result] = {}  # each check's last result while degraded
@@ -187,9 +193,12 @@ class Daemon:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         self._lead()
-        if self._store_trouble:
+        sqlite = self.store.engine.dialect.name == "sqlite"
+        # Away is waited out (checking into the spool); wrong is said at once: a file of
+        # this machine, a password or a database name will not mend themselves.
+        if self._store_trouble and (sqlite or MISCONFIGURED.search(self._store_trouble)):
             raise StoreError(f"cannot use the store {self.store.safe_url}: {self._store_trouble}")
-        if self.lease is None and self.store.engine.dialect.name == "sqlite":
+        if self.lease is None and sqlite:
             held, _ = lease.current(self.store)
             raise StoreError(
                 f"{self.store.safe_url} is in use by the daemon {held.holder if held else '?'}"
@@ -222,7 +231,8 @@ class Daemon:
                     self._step_down(str(exc))
                 except SQLAlchemyError as exc:  # the store went away mid-cycle
                     self._lost_store(exc)
-            self._beat()
+            if not self._store_trouble:
+                self._beat()
             # After each whole cycle: a daemon stuck in one stops answering systemd's
             # watchdog and is restarted (WatchdogSec in the unit).
             self.systemd.alive()
@@ -234,6 +244,7 @@ class Daemon:
         self.deadline_file.unlink(missing_ok=True)  # read as lapsed
         if self.executor:
             self.executor.cancel()
+            self.executor.wait(10)  # the runs are stopped before the lease is handed over
         try:
             if self.lease:
                 lease.release(self.store, self.lease)
@@ -257,12 +268,19 @@ class Daemon:
     def _lead(self) -> None:
         """Take or renew the lease; on taking it, start leading from what the store holds."""
         asked = time.monotonic()
+        if self._store_trouble and asked - self._trouble_at < STORE_RETRY_S:
+            # An attempt at an unreachable store can take 15 s (a cut: no answer, and
+            # libpq tries with TLS and again without): one at a time, so the loop keeps
+            # checking into the spool and answers systemd's watchdog.
+            self._lease_ran_out()
+            return
         try:
+            if not self.store.schema_ready:
+                self.store.create_schema()
             got = lease.claim(self.store, self.name)
         except SQLAlchemyError as exc:
             self._lost_store(exc)
-            if self.lease and time.monotonic() > self.lease_until:
-                self._step_down("the store is unreachable and the lease has run out")
+            self._lease_ran_out()
             return
         if self._store_trouble:
             self._store_back()
@@ -279,8 +297,12 @@ class Daemon:
             try:
                 self.tracker = Tracker(self.inv, self.store)
                 self.outbox = Outbox(self.inv, self.store)
+                self._sent_seen = self._failed_seen = 0  # the new outbox counts from 0
                 self.executor = self.make_executor(
-                    resume_after_s=RESUME_AFTER_S if got.taken_over else 0)
+                    resume_after_s=RESUME_AFTER_S if got.taken_from else 0,
+                    lease_deadline=self.deadline_file)
+                if got.taken_from:
+                    self._report_takeover(got)
             except SQLAlchemyError as exc:  # gone again at once: lead from the next claim
                 self.tracker = self.outbox = self.executor = None
                 self._lost_store(exc)
@@ -289,8 +311,24 @@ class Daemon:
             self.next_run = {c.name: start for c in self.inv.checks}
             self.metrics.leading.set(1)
             self.metrics.epoch.set(got.epoch)
-            log.info("leading", extra={"epoch": got.epoch, "taken_over": got.taken_over})
+            log.info("leading", extra={"epoch": got.epoch, "taken_from": got.taken_from})
         self.lease = got
+
+    def _lease_ran_out(self) -> None:
+        if self.lease and time.monotonic() > self.lease_until:
+            self._step_down("the store is unreachable and the lease has run out")
+
+    def _report_takeover(self, got: lease.Lease) -> None:
+        """The implementation team hears, through the outbox, that a monitor went silent:
+        the site now runs on one monitor until it is mended. Once per change of hands."""
+        texts = takeover_text(self.inv, self.name, got.taken_from, self.now())
+        with self.store.transaction() as tx:
+            for contact in self.inv.contacts_with(Role.IMPLEMENTATION_TEAM):
+                title, body = texts[contact.lang]
+                for index, _ in enumerate(contact.channels):
+                    queue(tx, key=f"monitor/{got.epoch}/took-over/{contact.id}#{index}",
+                                 contact=contact, channel=index, title=title, body=body,
+                                 incident=None, kind="monitor.took_over", now=self.now())
 
     def _step_down(self, why: str) -> None:
         # The fence stays: whatever of ours is still under way writes nothing from now on.
@@ -306,6 +344,7 @@ class Daemon:
     # --- the store unreachable ------------------------------------------------------------
 
     def _lost_store(self, exc: Exception) -> None:
+        self._trouble_at = time.monotonic()
         if not self._store_trouble:
             log.warning("store unreachable", extra={"error": first_line(str(exc), "")})
             self._trouble_since = (time.monotonic(), self.now())

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from vigil.store import Store, Tx, db_now, lease_table, monitors_table
+from vigil.store import Store, Tx, db_now, lease_row, lease_table, monitors_table
 
 TTL_S = 5.0  # a leader silent this long loses the lease: takeover well within 10 s
+RELEASED = ""  # the holder of a lease handed back at a clean stop
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,9 @@ class Lease:
     epoch: int
     since: str
     expires: str
-    # Taken from a holder that may still be running (frozen, cut off): what it was doing
-    # outside the store (a playbook) may still be going for a while.
-    taken_over: bool = False
+    # Taken from a holder that did not hand over and may still be running (frozen, cut
+    # off, or dead on another machine): its name, else "".
+    taken_from: str = ""
 
 
 def me() -> str:
@@ -71,7 +72,7 @@ def _gone(holder: str, where: str) -> bool:
 def current(store: Store) -> tuple[Lease | None, str]:
     """The lease as it stands, and the database's time."""
     with store.engine.connect() as conn:
-        row = conn.execute(select(lease_table).where(lease_table.c.id == 1)).first()
+        row = lease_row(conn)
         now = db_now(conn)
     return (Lease(row.holder, row.epoch, row.since, row.expires) if row else None), now
 
@@ -80,7 +81,7 @@ def claim(store: Store, holder: str, ttl_s: float = TTL_S) -> Lease | None:
     """Take or renew the lease for `holder`; None while another live holder has it. A
     change of hands raises the epoch and is an event (`monitor.leader`)."""
     with store.transaction(fenced=False) as tx:
-        row = tx.conn.execute(select(lease_table).where(lease_table.c.id == 1)).first()
+        row = lease_row(tx.conn)
         now = db_now(tx.conn)
         if row is not None and row.holder != holder and row.expires > now and \
                 not _gone(row.holder, row.node):
@@ -88,21 +89,25 @@ def claim(store: Store, holder: str, ttl_s: float = TTL_S) -> Lease | None:
         if row is not None and row.holder == holder:
             lease = Lease(holder, row.epoch, row.since, _later(now, ttl_s))
         else:
+            silent = row is not None and row.holder != RELEASED and \
+                not _gone(row.holder, row.node)
             lease = Lease(holder, (row.epoch if row else 0) + 1, now, _later(now, ttl_s),
-                          taken_over=row is not None and not _gone(row.holder, row.node))
+                          taken_from=row.holder if silent and row else "")
             tx.append("monitor.leader", holder, {
                 "epoch": lease.epoch, "previous": row.holder if row else None,
-                "previous_expired": bool(row and row.expires <= now)})
+                "previous_expired": bool(row and row.expires <= now),
+                "taken_from": lease.taken_from or None})
         _write(tx, lease, exists=row is not None)
     return lease
 
 
 def release(store: Store, lease: Lease) -> None:
-    """Hand the lease back at a clean stop, so a standby takes over at once."""
+    """Hand the lease back at a clean stop, so a standby takes over at once (and knows
+    it was handed over, not taken from a silent leader)."""
     with store.transaction(fenced=False) as tx:
-        row = tx.conn.execute(select(lease_table).where(lease_table.c.id == 1)).first()
+        row = lease_row(tx.conn)
         if row is not None and (row.holder, row.epoch) == (lease.holder, lease.epoch):
-            _write(tx, Lease(lease.holder, lease.epoch, lease.since, db_now(tx.conn)),
+            _write(tx, Lease(RELEASED, lease.epoch, lease.since, db_now(tx.conn)),
                    exists=True)
 
 

@@ -33,6 +33,7 @@ from sqlalchemy import (
     event,
     select,
 )
+from sqlalchemy import text as sql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -146,7 +147,7 @@ class Tx:
             # Every writer holds the head's lock, and the lease changes hands only in a
             # transaction that holds it too: a write checked here cannot interleave with
             # a takeover.
-            lease = conn.execute(select(lease_table).where(lease_table.c.id == 1)).first()
+            lease = lease_row(conn)
             if lease is None or (lease.holder, lease.epoch) != fence or \
                     lease.expires <= db_now(conn):
                 raise Fenced(f"{fence[0]} no longer leads (epoch {fence[1]}): write refused")
@@ -209,15 +210,30 @@ class Verdict:
 
 
 class Store:
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, *, connect: bool = True) -> None:
+        """`connect=False`: not yet (a daemon starts while its store is away, and calls
+        `create_schema` once it answers)."""
         self.fence: tuple[str, int] | None = None  # (holder, epoch): set by a leading daemon
         self.url = resolve_url(url)
         self.engine = _engine(self.url)
+        self.schema_ready = False
+        if not connect:
+            return
         try:
-            metadata.create_all(self.engine)
+            self.create_schema()
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot open store {self.safe_url}: {exc.__class__.__name__}: "
                              f"{str(exc.orig) if hasattr(exc, 'orig') else exc}") from None
+
+    def create_schema(self) -> None:
+        """The tables, where missing; raises SQLAlchemyError while the store is away."""
+        with self.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two daemons starting on an empty store: one creates, the other waits and
+                # finds the tables there (else one trips over the other's half-made schema).
+                conn.execute(sql("SELECT pg_advisory_xact_lock(7351)"))
+            metadata.create_all(conn)
+        self.schema_ready = True
 
     @property
     def safe_url(self) -> str:
@@ -368,6 +384,11 @@ def checked_record(adapter: TypeAdapter[T], key: str, value: Any, what: str) -> 
     except ValidationError as exc:
         raise StoreError(f"{what} {key[:80]!r} is damaged ({first_error(exc)}){DAMAGED}"
                          ) from None
+
+
+def lease_row(conn: Connection) -> Any:
+    """The leader lease's one row (vigil.lease), or None before any daemon led."""
+    return conn.execute(select(lease_table).where(lease_table.c.id == 1)).first()
 
 
 def db_now(conn: Connection) -> str:

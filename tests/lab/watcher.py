@@ -17,7 +17,7 @@ import yaml
 
 from tests.conftest import ROOT
 from tests.receivers import SmtpReceiver, WebhookReceiver
-from vigil import lab
+from vigil import lab, lease
 from vigil.store import Store
 
 LIMIT = "payment-db*"
@@ -64,11 +64,12 @@ class Watch:
                 "VIGIL_SPOOL_DIR": str(self.inventory.parent / "spool"),
                 "VIGIL_CLOCK_OFFSET_FILE": str(self.clock_file)}
 
-    def start(self) -> None:
+    def start(self, group: int | None = None) -> None:
+        """`group`: the daemon's group id, for a firewall rule that cuts it off alone."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vigil", "watch", "--inventory", str(self.inventory),
              "--limit", self.limit, *(["--observe-only"] if self.observe_only else [])],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log)
+            cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log, group=group)
 
     def kill(self) -> None:
         assert self.proc
@@ -119,3 +120,35 @@ def wait_until(what: str, predicate: Callable[[], bool], timeout: float = 60) ->
             return
         time.sleep(0.25)
     raise AssertionError(f"timed out waiting for: {what}")
+
+
+def leader(w: Watch) -> str | None:
+    held, now = lease.current(w.store())
+    return held.holder if held and held.expires > now else None
+
+
+def stands_by(w: Watch) -> Callable[[], bool]:
+    return lambda: any(m.name == w.name and not m.leading and m.heartbeat_age_s < 3
+                       for m in lease.monitors(w.store())[0])
+
+
+CUT_GID = 4242  # the group a daemon to be cut off runs as: a firewall rule matches it alone
+
+
+class Cut:
+    """A network cut between the daemons of one group and the store's PostgreSQL: their
+    packets to it are dropped (no reset, no answer), as when a switch between them dies."""
+
+    def __init__(self, gid: int = CUT_GID) -> None:
+        self.rule = ["OUTPUT", "-o", "lo", "-p", "tcp", "--dport", "5433", "-m", "owner",
+                     "--gid-owner", str(gid), "-j", "DROP"]
+        self.on = False
+
+    def start(self) -> None:
+        subprocess.run(["iptables", "-I", *self.rule], check=True)
+        self.on = True
+
+    def stop(self) -> None:
+        if self.on:
+            subprocess.run(["iptables", "-D", *self.rule], check=True)
+            self.on = False

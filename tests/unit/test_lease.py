@@ -39,15 +39,24 @@ def store(tmp_path: Path) -> Store:
 
 def test_one_holder_at_a_time_and_each_change_of_hands_raises_the_epoch(store: Store) -> None:
     a = lease.claim(store, "host-a:1")
-    assert a and a.epoch == 1 and not a.taken_over
+    assert a and a.epoch == 1 and not a.taken_from
     assert lease.claim(store, "host-b:2") is None  # a lives
     again = lease.claim(store, "host-a:1")
     assert again and again.epoch == 1 and again.expires >= a.expires  # renewed, same epoch
     lease.release(store, a)
     b = lease.claim(store, "host-b:2")
-    assert b and b.epoch == 2 and b.taken_over  # host-a may still be running
+    assert b and b.epoch == 2 and not b.taken_from  # handed over at a clean stop
     assert [(e.subject, e.data["epoch"]) for e in store.events(kind="monitor.leader")] == [
         ("host-a:1", 1), ("host-b:2", 2)]
+
+
+def test_a_lease_run_out_is_taken_from_its_silent_holder(store: Store) -> None:
+    assert lease.claim(store, "host-a:1", ttl_s=0.3)
+    wait_for("the lease to run out", lambda: expired(store))
+    b = lease.claim(store, "host-b:2")
+    assert b and b.taken_from == "host-a:1"  # host-a may still be running: frozen, cut off
+    (taken,) = [e for e in store.events(kind="monitor.leader") if e.subject == "host-b:2"]
+    assert taken.data["taken_from"] == "host-a:1"
 
 
 def test_a_leader_past_its_lease_writes_nothing(store: Store) -> None:
@@ -73,7 +82,7 @@ def test_a_dead_holder_on_this_machine_is_replaced_at_once(store: Store) -> None
     gone.wait()
     assert lease.claim(store, f"{socket.gethostname()}:{gone.pid}")
     b = lease.claim(store, "host-b:2")
-    assert b and b.epoch == 2 and not b.taken_over  # nothing of the dead one is running
+    assert b and b.epoch == 2 and not b.taken_from  # nothing of the dead one is running
 
 
 def _spawn(store: Path) -> subprocess.Popen[str]:

@@ -75,8 +75,8 @@ def project_folder(option: Path | None, inv: Inventory, *,
         fail(str(exc))
 
 
-def open_store(url: str | None, lang: Lang) -> Store:
+def open_store(url: str | None, lang: Lang, *, connect: bool = True) -> Store:
     try:
-        return Store(url)
+        return Store(url, connect=connect)
     except StoreError as exc:
         fail(f"{t('store.error', lang)}: {exc}")

@@ -46,7 +46,7 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
     inv = load_inv(inventory, vault_password_file, lg)
     if limit:
         inv = inv.model_copy(update={"checks": inv.limit(limit)})
-    db = open_store(store, lg)
+    db = open_store(store, lg, connect=False)  # the daemon starts even while it is away
     # Built each time this daemon comes to lead (it resumes what the store holds).
     executor = partial(Executor, inv, db, dry_run=dry_run, observe_only=observe_only or None,
                        project=None if observe_only else project_folder(project, inv))
