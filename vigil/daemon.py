@@ -248,6 +248,7 @@ class Daemon:
         try:
             if self.lease:
                 lease.release(self.store, self.lease)
+            lease.leave(self.store, self.name)
             with self.store.transaction(fenced=False) as tx:
                 tx.append("daemon.stopped", "vigil-watch", {"monitor": self.name})
         except SQLAlchemyError as exc:  # stopped while the store is away: the spool stays

@@ -130,6 +130,12 @@ def heartbeat(store: Store, name: str, started: str, lease: Lease | None) -> Non
             conn.execute(monitors_table.insert().values(name=name, **values))
 
 
+def leave(store: Store, name: str) -> None:
+    """A clean stop takes this daemon off `vigil monitors` (a killed one stays, silent)."""
+    with store.engine.begin() as conn:
+        conn.execute(monitors_table.delete().where(monitors_table.c.name == name))
+
+
 @dataclass(frozen=True)
 class Monitor:
     name: str
