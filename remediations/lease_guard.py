@@ -106,7 +106,8 @@ def main(argv: list[str]) -> int:
             why, rc = f"timed out after {timeout_s:.0f} s", TIMED_OUT
         else:
             continue
-        print(f"vigil: {why}", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):  # the terminal may be gone with the daemon
+            print(f"vigil: {why}", file=sys.stderr, flush=True)
         kill_tree(child.pid)
         child.wait()
         return rc

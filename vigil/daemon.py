@@ -163,8 +163,8 @@ class Daemon:
                  executor: ExecutorFactory | None = None, name: str | None = None,
                  spool_dir: Path | None = None) -> None:
         self.inv, self.store, self.now, self.tick_s = inv, store, now, tick_s
-        self.name = name or lease.me()
         self.make_executor: ExecutorFactory = executor or partial(Executor, inv, store, now=now)
+        self.name = name or lease.me()
         self.systemd = Notifier()
         self.last_loop = time.monotonic()  # the end of the last whole pass of the loop
         self.stopping = threading.Event()
@@ -328,8 +328,8 @@ class Daemon:
                 title, body = texts[contact.lang]
                 for index, _ in enumerate(contact.channels):
                     queue(tx, key=f"monitor/{got.epoch}/took-over/{contact.id}#{index}",
-                                 contact=contact, channel=index, title=title, body=body,
-                                 incident=None, kind="monitor.took_over", now=self.now())
+                          contact=contact, channel=index, title=title, body=body,
+                          incident=None, kind="monitor.took_over", now=self.now())
 
     def _step_down(self, why: str) -> None:
         # The fence stays: whatever of ours is still under way writes nothing from now on.

@@ -91,14 +91,16 @@ class LabNetwork(Component):
         pid_file, log = self.dir / "voucher-service.pid", self.dir / "voucher-service.log"
         self.voucher_script.write_text(f"""#!/bin/sh
 # The lab's voucher library stand-in; run inside {host.netns} (its SSH host lab-app1).
+# Ours only if its pid still runs http.server: a pid left over may name another process.
+ours() {{ [ -f {pid_file} ] && grep -q http.server "/proc/$(cat {pid_file})/cmdline" 2>/dev/null; }}
 case "$1" in
   start)
-    [ -f {pid_file} ] && kill -0 "$(cat {pid_file})" 2>/dev/null && exit 0
+    ours && exit 0
     setsid nohup {sys.executable} -m http.server {VOUCHER_PORT} --bind {host.address} \\
       --directory {www} >> {log} 2>&1 < /dev/null &
     echo $! > {pid_file} ;;
   stop)
-    [ -f {pid_file} ] && kill "$(cat {pid_file})" 2>/dev/null; rm -f {pid_file} ;;
+    ours && kill "$(cat {pid_file})" 2>/dev/null; rm -f {pid_file} ;;
   restart)
     "$0" stop; sleep 0.2; "$0" start ;;
   *) echo "usage: $0 start|stop|restart" >&2; exit 2 ;;
