@@ -10,6 +10,8 @@ PACKAGES=(
   openssl                               # lab CA, OCSP responder, TLS endpoints (P4.3.6)
   openssh-server openssh-client         # SSH hosts in network namespaces
   iproute2 iputils-ping procps          # namespaces, veth lines, ping from the router
+  zabbix-server-pgsql zabbix-frontend-php zabbix-agent php-fpm php-pgsql nginx
+                                        # a real Zabbix 6.0 server, API and agent (issue 16)
   make
 )
 

@@ -16,10 +16,11 @@ from vigil.lab.nut import NutServer
 from vigil.lab.pg import PostgresPair
 from vigil.lab.pki import Pki
 from vigil.lab.procs import LabError
+from vigil.lab.zabbix import Zabbix
 
 COMPONENTS: dict[str, type[Component]] = {
     "pg": PostgresPair, "rabbitmq": RabbitMQ, "consumers": Consumers, "nut": NutServer,
-    "pki": Pki, "net": LabNetwork,
+    "pki": Pki, "net": LabNetwork, "zabbix": Zabbix,  # after net: its agent is on lab-app1
 }
 
 __all__ = ["COMPONENTS", "Health", "LabError", "component", "down", "status", "up"]
