@@ -45,6 +45,7 @@ from vigil.result import Result
 from vigil.spool import Spool, default_dir
 from vigil.store import Fenced, Store, StoreError
 from vigil.systemd import Notifier
+from vigil.zabbix.push import Pusher, cycle_values, trapper_address
 
 log = logging.getLogger("vigil.watch")
 
@@ -65,6 +66,12 @@ def spool_name(store: Store) -> str:
     """The same spool across this machine's restarts of the daemon for this store."""
     digest = hashlib.sha256(store.safe_url.encode()).hexdigest()[:12]
     return f"{socket.gethostname()}-{digest}"
+
+
+def _pusher(inv: Inventory) -> Pusher | None:
+    if inv.zabbix is None or not inv.zabbix.trapper:
+        return None
+    return Pusher(*trapper_address(inv.zabbix.trapper))
 
 
 class JsonLines(logging.Formatter):
@@ -130,6 +137,12 @@ class Metrics:
                            "took the lease (0: nobody leads)", registry=self.registry)
         self.degraded = Gauge("vigil_degraded", "1 while the store is unreachable and "
                               "findings go to the local spool", registry=self.registry)
+        self.zabbix_queue = Gauge("vigil_zabbix_queue", "Cycles waiting to be sent to "
+                                  "Zabbix's trapper", registry=self.registry)
+        self.zabbix_sent = Gauge("vigil_zabbix_values_sent", "Values Zabbix took since the "
+                                 "daemon started", registry=self.registry)
+        self.zabbix_lost = Gauge("vigil_zabbix_values_lost", "Values Zabbix refused, or "
+                                 "dropped while it was away too long", registry=self.registry)
         self.beats = Gauge("vigil_monitor_heartbeat_age_seconds", "Seconds since each "
                            "daemon sharing the store last beat", ["monitor", "leading"],
                            registry=self.registry)
@@ -184,6 +197,7 @@ class Daemon:
         self._paged_at: float | None = None
         self._latest: dict[str, Result] = {}  # each check's last result while degraded
         self.spool = Spool(spool_dir or default_dir(), spool_name(store))
+        self.zabbix = _pusher(inv)
         self.metrics = Metrics(metrics_port, metrics_address, self.health)  # serves at once
 
     def stop(self, *_: Any) -> None:
@@ -241,6 +255,8 @@ class Daemon:
             self.stopping.wait(min(self.tick_s, max(0.05, (due - self.now()).total_seconds())))
             self._lead()
         self.systemd.stopping()
+        if self.zabbix:
+            self.zabbix.stop()
         self.deadline_file.unlink(missing_ok=True)  # read as lapsed
         if self.executor:
             self.executor.cancel()
@@ -478,6 +494,19 @@ class Daemon:
         self.executor.tick(now)
         self.outbox.deliver(now)
         self._export()
+        if self.zabbix:
+            self.zabbix.offer(cycle_values(self.inv, results, self._levels(), time.time()))
+
+    def _levels(self) -> dict[str, Level | None]:
+        """Each system's gravest open incident (None: none open)."""
+        assert self.tracker
+        levels: dict[str, Level | None] = dict.fromkeys(self.inv.systems)
+        for inc in self.tracker.open.values():
+            mark = Level(inc["mark"] or Level.IV)
+            held = levels.get(inc["system"])
+            if held is None or mark.rank > held.rank:
+                levels[inc["system"]] = mark
+        return levels
 
     def _export(self) -> None:
         assert self.tracker and self.outbox
@@ -488,6 +517,10 @@ class Daemon:
         for mark in Level:
             m.incidents.labels(mark.value).set(marks.get(mark, 0))
         m.pending.set(len(self.outbox.pending()))
+        if self.zabbix:
+            m.zabbix_queue.set(len(self.zabbix.queue))
+            m.zabbix_sent.set(self.zabbix.sent)
+            m.zabbix_lost.set(self.zabbix.dropped + self.zabbix.failed)
         m.sent.inc(self.outbox.sent_total - self._sent_seen)
         m.failed.inc(self.outbox.failures_total - self._failed_seen)
         self._sent_seen, self._failed_seen = self.outbox.sent_total, self.outbox.failures_total

@@ -219,7 +219,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
     site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts",
                                   "vigil_escalation", "vigil_calendar", "vigil_ladder",
                                   "vigil_check_defaults", "vigil_voucher_libraries",
-                                  "vigil_runbook", "vigil_project_dir", "vigil_heartbeat"))
+                                  "vigil_runbook", "vigil_project_dir", "vigil_heartbeat",
+                                  "vigil_zabbix"))
     site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), site_raw, root,
                           where="group 'all'")
     parties = {p.id: p for p in site_vars.vigil_parties}
@@ -297,7 +298,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
                      voucher_libraries=site_vars.vigil_voucher_libraries,
                      runbook=site_vars.vigil_runbook, site_runbook=plan,
                      project_dir=site_vars.vigil_project_dir,
-                     heartbeat=site_vars.vigil_heartbeat)
+                     heartbeat=site_vars.vigil_heartbeat, zabbix=site_vars.vigil_zabbix)
 
 
 def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int],

@@ -182,6 +182,35 @@ class Heartbeat(Strict):
     interval_s: float = Field(60, ge=5, le=3600)
 
 
+ZABBIX_SEVERITIES = ("not_classified", "information", "warning", "average", "high",
+                     "disaster")
+
+
+class ZabbixVars(Strict):
+    """The county's Zabbix (vigil.zabbix): where its API is, who Vigil logs in as, and
+    which Zabbix severity each level of the plan's ladder is shown with."""
+
+    url: str = Field(pattern=r"^https?://")  # the frontend, or its api_jsonrpc.php
+    user: str
+    password: SecretField  # from vault
+    verify_tls: bool = True
+    # The server's trapper, host:port: with it, the leading `vigil watch` sends each cycle
+    # there (vigil.zabbix.push).
+    trapper: str | None = Field(None, pattern=r"^[^\s:]+(:\d{1,5})?$")
+    severities: dict[Level, str] = {Level.IV: "average", Level.IV_CONFIRMED: "average",
+                                    Level.III: "high", Level.II: "disaster",
+                                    Level.I: "disaster"}
+
+    @field_validator("severities")
+    @classmethod
+    def _known(cls, value: dict[Level, str]) -> dict[Level, str]:
+        bad = sorted(v for v in value.values() if v not in ZABBIX_SEVERITIES)
+        if bad:
+            raise ValueError(f"unknown Zabbix severity {bad[0]!r} (one of "
+                             f"{', '.join(ZABBIX_SEVERITIES)})")
+        return value
+
+
 class SiteVars(BaseModel):
     """Variables every host sees (group_vars/all)."""
 
@@ -197,6 +226,7 @@ class SiteVars(BaseModel):
     vigil_runbook: RunbookVars = RunbookVars()
     vigil_project_dir: str | None = None  # the Ansible project Vigil runs (vigil.paths)
     vigil_heartbeat: Heartbeat | None = None
+    vigil_zabbix: ZabbixVars | None = None
 
 
 class HostVars(BaseModel):
@@ -305,6 +335,7 @@ class Inventory(BaseModel):
     site_runbook: Runbook = Field(default_factory=load_runbook)  # with the site's changes
     project_dir: str | None = None
     heartbeat: Heartbeat | None = None
+    zabbix: ZabbixVars | None = None
     warnings: list[str] = []
 
     def limit(self, pattern: str | None) -> list[CheckSpec]:

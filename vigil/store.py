@@ -420,9 +420,13 @@ def _engine(url: str) -> Engine:
         # must keep checking, and answer systemd's watchdog): a connection attempt, or a
         # request the network swallows (a cut: no reset, no answer), fails after 5 s. A
         # connection left over from before a restart of the database is tested before use.
+        # A client that stops inside a transaction (a daemon frozen by SIGSTOP, a hung VM)
+        # would hold the chain head's lock, and with it every other daemon's lease, until
+        # it woke: PostgreSQL ends such a session after the lease's span.
         options = {"connect_args": {"connect_timeout": 5, "tcp_user_timeout": 5000,
                                     "keepalives": 1, "keepalives_idle": 5,
-                                    "keepalives_interval": 2, "keepalives_count": 2},
+                                    "keepalives_interval": 2, "keepalives_count": 2,
+                                    "options": "-c idle_in_transaction_session_timeout=5000"},
                    "pool_pre_ping": True}
     try:
         engine = create_engine(url, **options)

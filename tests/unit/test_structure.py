@@ -15,6 +15,7 @@ KERNEL = {f"vigil.{m}" for m in ("domain", "model", "result", "runbook", "store"
                                  "status_log", "paths", "clock", "errors", "i18n", "lease",
                                  "secrets")}
 SHELL = ("vigil.inventory", "vigil.daemon", "vigil.systemd", "vigil.spool", "vigil.lab",
+         "vigil.zabbix",
          "vigil.cli",
          "vigil.__main__")
 # Each layer and the layers it may import (besides itself and the kernel).

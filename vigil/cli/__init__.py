@@ -30,6 +30,7 @@ from vigil.cli import (
     report,
     steps,
     watch,
+    zabbix,
 )
 from vigil.cli.common import EXIT_ERROR, err, out
 from vigil.errors import UserError, first_line, one_line
@@ -74,7 +75,8 @@ def build() -> typer.Typer:
                         (incidents.incidents_app, "incidents"), (ladder.ladder_app, "ladder"),
                         (plan.plan_app, "plan"), (steps.task_app, "task"),
                         (reconcile.supplementary_app, "supplementary"),
-                        (exchange.exchange_app, "exchange"), (lab.lab_app, "lab")):
+                        (exchange.exchange_app, "exchange"), (lab.lab_app, "lab"),
+                        (zabbix.zabbix_app, "zabbix")):
         app.add_typer(group, name=name)
     return app
 
