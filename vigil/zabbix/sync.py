@@ -134,7 +134,13 @@ class Planner:
         self._stale_hosts()
         return self.changes
 
-    def _add(self, verb: str, what: str, apply: Callable[[], Any]) -> None:
+    def _add(self, verb: str, what: str, method: str, *ids: str, on: str | None = None,
+             **params: Any) -> None:
+        """One API call to make; `on`: the host or template whose id is known only once it
+        is created, passed as `hostid`."""
+        def apply() -> Any:
+            more = {"hostid": self.ids[on]} if on else {}
+            return call(self.api, method, *ids, **more, **params)
         self.changes.append(Change(verb, what, apply))
 
     def _group(self) -> None:
@@ -147,7 +153,7 @@ class Planner:
         def create() -> None:
             self.ids["group"] = call(self.api, "hostgroup.create",
                                      name=self.want.group)["groupids"][0]
-        self._add("create", f"host group {self.want.group}", create)
+        self.changes.append(Change("create", f"host group {self.want.group}", create))
 
     def _host(self, plan: HostPlan) -> None:
         kind = "template" if plan.template else "host"
@@ -166,68 +172,55 @@ class Planner:
                 if plan.linked:
                     params["templates"] = [{"templateid": self.ids["template"]}]
                 self.ids[key] = call(self.api, f"{kind}.create", **params)[f"{kind}ids"][0]
-            self._add("create", f"{kind} {plan.host}", create)
-            for item in plan.items:
-                self._add("create", f"item {plan.host}:{item.key}",
-                          lambda item=item: call(self.api, "item.create", hostid=self.ids[key],
-                                                 **item.params()))
-            for trig in plan.triggers:
-                self._add("create", f"trigger {plan.host}: {trig.description}",
-                          lambda trig=trig: call(self.api, "trigger.create", **trig.params()))
+            self.changes.append(Change("create", f"{kind} {plan.host}", create))
+            self._items(plan, key, {})
+            self._triggers(plan, {})
             return
         self.ids[key] = found[0][f"{kind}id"]
         if found[0]["name"] != plan.name:
-            self._add("update", f"{kind} {plan.host} name",
-                      lambda: call(self.api, f"{kind}.update",
-                                   **{f"{kind}id": self.ids[key], "name": plan.name}))
+            self._add("update", f"{kind} {plan.host} name", f"{kind}.update",
+                      **{f"{kind}id": self.ids[key], "name": plan.name})
         linked = {t["templateid"] for t in found[0].get("parentTemplates", [])}
         if plan.linked and self.ids.get("template") not in linked:
             self._add("update", f"host {plan.host} on template {self.want.template.host}",
-                      lambda: call(self.api, "host.update", hostid=self.ids[key], templates=[
-                          {"templateid": self.ids["template"]}]))
-        self._items(plan, self.ids[key])
-        self._triggers(plan, self.ids[key])
+                      "host.update", on=key, templates=[{"templateid": self.ids["template"]}])
+        self._items(plan, key, {i["key_"]: i for i in call(
+            self.api, "item.get", hostids=[self.ids[key]], inherited=False,
+            output=["itemid", "key_", "name", "type", "value_type", "description"])})
+        self._triggers(plan, {t["description"]: t for t in call(
+            self.api, "trigger.get", hostids=[self.ids[key]], inherited=False,
+            expandExpression=True, output=["triggerid", "description", "expression",
+                                           "priority"])})
 
     def _tags(self, plan: HostPlan) -> list[dict[str, str]]:
         system = plan.host.removeprefix(f"vigil.{self.want.site}.")
         return self.tags + ([{"tag": "vigil.system", "value": system}] if plan.linked else [])
 
-    def _items(self, plan: HostPlan, hostid: str) -> None:
-        have = {i["key_"]: i for i in call(
-            self.api, "item.get", hostids=[hostid], inherited=False,
-            output=["itemid", "key_", "name", "type", "value_type", "description"])}
+    def _items(self, plan: HostPlan, key: str, have: dict[str, Any]) -> None:
         for item in plan.items:
             got = have.pop(item.key, None)
             if got is None:
-                self._add("create", f"item {plan.host}:{item.key}",
-                          lambda item=item: call(self.api, "item.create", hostid=hostid,
-                                                 **item.params()))
+                self._add("create", f"item {plan.host}:{item.key}", "item.create", on=key,
+                          **item.params())
             elif (got["name"], int(got["type"]), int(got["value_type"]), got["description"]) \
                     != (item.name, TRAPPER, UNSIGNED, item.description):
-                self._add("update", f"item {plan.host}:{item.key}",
-                          lambda got=got, item=item: call(self.api, "item.update",
-                                                          itemid=got["itemid"], **item.params()))
-        for key, got in have.items():  # Vigil's own host: a check gone from the inventory
-            self._add("delete", f"item {plan.host}:{key}",
-                      lambda got=got: call(self.api, "item.delete", got["itemid"]))
+                self._add("update", f"item {plan.host}:{item.key}", "item.update",
+                          itemid=got["itemid"], **item.params())
+        for item_key, got in have.items():  # Vigil's own host: a check gone from the inventory
+            self._add("delete", f"item {plan.host}:{item_key}", "item.delete", got["itemid"])
 
-    def _triggers(self, plan: HostPlan, hostid: str) -> None:
-        have = {t["description"]: t for t in call(
-            self.api, "trigger.get", hostids=[hostid], inherited=False, expandExpression=True,
-            output=["triggerid", "description", "expression", "priority"])}
+    def _triggers(self, plan: HostPlan, have: dict[str, Any]) -> None:
         for trig in plan.triggers:
             got = have.pop(trig.description, None)
             if got is None:
                 self._add("create", f"trigger {plan.host}: {trig.description}",
-                          lambda trig=trig: call(self.api, "trigger.create", **trig.params()))
+                          "trigger.create", **trig.params())
             elif (got["expression"], int(got["priority"])) != (trig.expression, trig.priority):
                 self._add("update", f"trigger {plan.host}: {trig.description}",
-                          lambda got=got, trig=trig: call(
-                              self.api, "trigger.update", triggerid=got["triggerid"],
-                              **trig.params()))
+                          "trigger.update", triggerid=got["triggerid"], **trig.params())
         for description, got in have.items():
-            self._add("delete", f"trigger {plan.host}: {description}",
-                      lambda got=got: call(self.api, "trigger.delete", got["triggerid"]))
+            self._add("delete", f"trigger {plan.host}: {description}", "trigger.delete",
+                      got["triggerid"])
 
     def _stale_hosts(self) -> None:
         wanted = {h.host for h in self.want.hosts}
@@ -235,8 +228,7 @@ class Planner:
                                                       "operator": 1}],
                          output=["hostid", "host"]):
             if host["host"] not in wanted:
-                self._add("delete", f"host {host['host']}",
-                          lambda host=host: call(self.api, "host.delete", host["hostid"]))
+                self._add("delete", f"host {host['host']}", "host.delete", host["hostid"])
 
 
 def sync(api: Any, inv: Inventory, z: ZabbixVars, *, dry_run: bool) -> list[Change]:
