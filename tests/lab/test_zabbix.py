@@ -159,3 +159,17 @@ def test_a_vigil_fault_is_a_zabbix_problem_of_the_plan_s_severity_and_vigil_beat
     (problem,) = api.problem.get(hostids=[library["hostid"]], output=["name", "severity"])
     assert "fault at level IV" in problem["name"] and problem["severity"] == "3"
     assert w.stop() == 0
+
+
+def test_wrong_credentials_are_one_line_naming_the_server_and_change_nothing(
+        site: tuple[Path, str], api: ZabbixAPI) -> None:
+    inv, site_id = site
+    path = inv / "group_vars/all/site.yml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    data["vigil_zabbix"]["password"] = "not-the-password"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    run = sync(inv)
+    assert run.returncode == 3 and run.stderr.count("\n") == 1, run.stderr
+    assert "http://127.0.0.1:10080" in run.stderr and "'Admin'" in run.stderr
+    assert "not-the-password" not in run.stderr + run.stdout
+    assert not api.hostgroup.get(filter={"name": [f"Vigil/{site_id}"]})

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from tests.conftest import ROOT
+from tests.receivers import free_port
 from vigil.domain import FaultClass, Level
 from vigil.inventory import load_inventory
 from vigil.model import ZabbixVars
 from vigil.result import Result, Status
+from vigil.zabbix.api import ZabbixError, connect
 from vigil.zabbix.push import cycle_values
 from vigil.zabbix.sync import check_key, desired
 
@@ -54,3 +58,11 @@ def test_a_cycle_for_zabbix_carries_each_status_each_level_and_the_heartbeat() -
     assert values[("vigil.lab.payment-db", "vigil.incident.level")] == 3
     assert values[("vigil.lab.voucher-library", "vigil.incident.level")] == 0
     assert values[("vigil.lab", "vigil.heartbeat")] == 1
+
+
+def test_an_unreachable_zabbix_is_one_line_naming_it() -> None:
+    url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    with pytest.raises(ZabbixError) as caught:
+        connect(zabbix(url=url), timeout_s=3)
+    assert str(caught.value).startswith(f"Zabbix at {url} cannot be reached")
+    assert "\n" not in str(caught.value)
