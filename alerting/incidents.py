@@ -144,7 +144,7 @@ class Tracker:
         st["flapping"] = _changes(st["history"]) >= esc.flap_changes
         if failing:
             st["fails"], st["passes"] = st["fails"] + 1, 0
-            st["first_fail"] = st["first_fail"] or r.observed_at.isoformat()
+            st["first_fail"] = st["first_fail"] or (r.since or r.observed_at).isoformat()
         else:
             st["fails"], st["passes"] = 0, st["passes"] + 1
             if st["passes"] >= esc.recover_after and not st["flapping"]:
@@ -193,7 +193,8 @@ class Tracker:
         return inc_id
 
     def _open(self, tx: Tx, r: Result, st: dict[str, Any], now: dt.datetime) -> None:
-        onset = dt.datetime.fromisoformat(st["first_fail"] or r.observed_at.isoformat())
+        onset = dt.datetime.fromisoformat(st["first_fail"] or
+                                          (r.since or r.observed_at).isoformat())
         inc_id = f"{r.system}.{r.fault_class.value}.{onset.astimezone(self.tz):%Y%m%dT%H%M%S}"
         deps = self._depends_on(r.system)
         cause = next((self._root(i) for i, inc in self.open.items()

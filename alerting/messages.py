@@ -131,6 +131,23 @@ def store_back_text(inv: Inventory, monitor: str, since: dt.datetime
                f"incidents and messages go on as usual.")}
 
 
+def zabbix_away_text(inv: Inventory, server: str, since: dt.datetime, trouble: str
+                     ) -> dict[str, tuple[str, str]]:
+    """To the implementation team: the county's Zabbix has not taken Vigil's values for a
+    while. Vigil's checks and pages go on; the Zabbix frontend shows stale levels."""
+    at = f"{since.astimezone(ZoneInfo(inv.site.timezone)):%Y-%m-%d %H:%M:%S}"
+    return {
+        "zh": (f"【Vigil 监控】{inv.site.name.get('zh')}：Zabbix {server} 无法送达",
+               f"自 {at} 起 Vigil 无法向 Zabbix {server} 发送数据（{trouble}）。Vigil 的检查、"
+               f"事件、升级与通知照常进行，但 Zabbix 前台显示的故障级别已不是最新，"
+               f"Vigil 心跳触发器也将告警。请检查 Zabbix 服务器及其网络（P4.2）。"),
+        "en": (f"[Vigil monitor] {inv.site.name.get('en')}: Zabbix {server} unreachable",
+               f"Since {at} Vigil cannot send to Zabbix {server} ({trouble}). Vigil's checks, "
+               f"incidents, escalation and messages go on, but the levels the Zabbix frontend "
+               f"shows are stale and Vigil's heartbeat trigger will fire there. Check the "
+               f"Zabbix server and the network to it (P4.2).")}
+
+
 def takeover_text(inv: Inventory, monitor: str, silent: str, at: dt.datetime
                   ) -> dict[str, tuple[str, str]]:
     """To the implementation team: a monitoring daemon stopped leading without handing over

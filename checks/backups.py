@@ -12,14 +12,13 @@ import hashlib
 import re
 import shlex
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vigil.checks import ssh
-from vigil.checks.base import BindError, Probe, ProbeParams
+from vigil.checks.base import BindContext, BindError, Probe, ProbeParams
 from vigil.model import CheckSpec, SshTarget
 from vigil.result import Metric, Result, Say, Status
 
@@ -65,8 +64,8 @@ class BackupsProbe(Probe):
     kind = "backups"
     Params = BackupsParams
 
-    def bind(self, params: BackupsParams,
-             ssh_targets: Mapping[str, SshTarget | None]) -> BackupsParams:
+    def bind(self, params: BackupsParams, ctx: BindContext) -> BackupsParams:
+        ssh_targets = ctx.ssh_targets
         for i, loc in enumerate(params.locations):
             if loc.host is None:
                 continue

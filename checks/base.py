@@ -6,11 +6,12 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from vigil.model import CheckSpec, SshTarget
+from vigil.model import CheckSpec, SshTarget, ZabbixVars
 from vigil.result import Result, Say, Status
 
 
@@ -28,13 +29,21 @@ class BindError(Exception):
         self.loc, self.message = loc, message
 
 
+@dataclass(frozen=True)
+class BindContext:
+    """What of the inventory a probe's parameters may refer to."""
+
+    ssh_targets: Mapping[str, SshTarget | None]  # host name -> how to reach it by SSH
+    zabbix: ZabbixVars | None = None  # the county's Zabbix (vigil_zabbix)
+
+
 class Probe(ABC):
     """One kind of probe. Unreachable or faulty targets are Results, never exceptions."""
 
     kind: ClassVar[str]
     Params: ClassVar[type[ProbeParams]]
 
-    def bind(self, params: Any, ssh_targets: Mapping[str, SshTarget | None]) -> Any:
+    def bind(self, params: Any, ctx: BindContext) -> Any:
         """Resolve references to other inventory hosts once, when the inventory loads."""
         return params
 

@@ -12,10 +12,11 @@ from vigil.checks.links import LinksProbe
 from vigil.checks.mq import MqProbe
 from vigil.checks.power import PowerProbe
 from vigil.checks.tcp import TcpProbe
+from vigil.checks.zabbix import ZabbixProbe
 
 PROBES: dict[str, Probe] = {p.kind: p for p in (
     HostProbe(), TcpProbe(), BackupsProbe(), LinksProbe(), PowerProbe(), DbPairProbe(), CaProbe(),
-    MqProbe(), HttpProbe(),
+    MqProbe(), HttpProbe(), ZabbixProbe(),
 )}
 
 

@@ -31,7 +31,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from vigil import clock, lease
 from vigil.alerting.incidents import FAILING, Tracker, calendar_for
-from vigil.alerting.messages import degraded_text, store_back_text, takeover_text
+from vigil.alerting.messages import (
+    degraded_text,
+    store_back_text,
+    takeover_text,
+    zabbix_away_text,
+)
 from vigil.checks.cycle import run_checks
 from vigil.delivery import channels
 from vigil.delivery.outbox import Outbox, queue
@@ -143,6 +148,8 @@ class Metrics:
                                  "daemon started", registry=self.registry)
         self.zabbix_lost = Gauge("vigil_zabbix_values_lost", "Values Zabbix refused, or "
                                  "dropped while it was away too long", registry=self.registry)
+        self.zabbix_up = Gauge("vigil_zabbix_reachable", "0 while Zabbix's trapper does not "
+                               "take Vigil's values", registry=self.registry)
         self.beats = Gauge("vigil_monitor_heartbeat_age_seconds", "Seconds since each "
                            "daemon sharing the store last beat", ["monitor", "leading"],
                            registry=self.registry)
@@ -198,6 +205,8 @@ class Daemon:
         self._latest: dict[str, Result] = {}  # each check's last result while degraded
         self.spool = Spool(spool_dir or default_dir(), spool_name(store))
         self.zabbix = _pusher(inv)
+        self._zabbix_away: dt.datetime | None = None  # since when the trapper fails us
+        self._zabbix_told = False
         self.metrics = Metrics(metrics_port, metrics_address, self.health)  # serves at once
 
     def stop(self, *_: Any) -> None:
@@ -496,6 +505,37 @@ class Daemon:
         self._export()
         if self.zabbix:
             self.zabbix.offer(cycle_values(self.inv, results, self._levels(), time.time()))
+            self._zabbix_health(now)
+
+    def _zabbix_health(self, now: dt.datetime) -> None:
+        """Zabbix away is an event, then (after `tell_after_minutes`) a message to the
+        implementation team; back is an event. The checks never wait for it."""
+        assert self.zabbix and self.inv.zabbix
+        trouble, server = self.zabbix.trouble, self.inv.zabbix.trapper or ""
+        if trouble and self._zabbix_away is None:
+            self._zabbix_away = now
+            with self.store.transaction() as tx:
+                tx.append("zabbix.unreachable", "zabbix", {"server": server, "error": trouble})
+        elif not trouble and self._zabbix_away is not None:
+            with self.store.transaction() as tx:
+                tx.append("zabbix.reachable", "zabbix", {
+                    "server": server,
+                    "after_s": round((now - self._zabbix_away).total_seconds())})
+            self._zabbix_away, self._zabbix_told = None, False
+        elif trouble and self._zabbix_away and not self._zabbix_told and \
+                (now - self._zabbix_away).total_seconds() >= \
+                self.inv.zabbix.tell_after_minutes * 60:
+            self._zabbix_told = True
+            texts = zabbix_away_text(self.inv, server, self._zabbix_away, trouble)
+            stamp = f"{self._zabbix_away:%Y%m%dT%H%M%S}"
+            with self.store.transaction() as tx:
+                for contact in self.inv.contacts_with(Role.IMPLEMENTATION_TEAM):
+                    title, body = texts[contact.lang]
+                    for index, _ in enumerate(contact.channels):
+                        queue(tx, key=f"zabbix/{stamp}/away/{contact.id}#{index}",
+                              contact=contact, channel=index, title=title, body=body,
+                              incident=None, kind="zabbix.away", now=now)
+        self.metrics.zabbix_up.set(0 if trouble else 1)
 
     def _levels(self) -> dict[str, Level | None]:
         """Each system's gravest open incident (None: none open)."""

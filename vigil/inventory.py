@@ -16,7 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from vigil.checks.base import BindError
+from vigil.checks.base import BindContext, BindError
 from vigil.checks.registry import known_kinds, probe_for
 from vigil.errors import first_line
 from vigil.files import FileRefused, read_bounded
@@ -29,6 +29,7 @@ from vigil.model import (
     SiteVars,
     SshTarget,
     System,
+    ZabbixVars,
 )
 from vigil.runbook import RunbookError, site_runbook
 from vigil.secrets import SecretInvalid
@@ -276,7 +277,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
             names = []
             for j, c in enumerate(s.checks):
                 spec = _check_spec(raw, root, where, (i, j), hosts, name, s, c, checks,
-                                   site_vars.vigil_check_defaults)
+                                   site_vars.vigil_check_defaults, site_vars.vigil_zabbix)
                 checks.append(spec)
                 names.append(spec.name)
             systems[s.id] = System(id=s.id, name=s.name, fault_class=s.fault_class,
@@ -303,7 +304,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
 
 def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int],
                 hosts: dict[str, Host], host_name: str, system: Any, check: Any,
-                existing: list[CheckSpec], defaults: CheckDefaults) -> CheckSpec:
+                existing: list[CheckSpec], defaults: CheckDefaults,
+                zabbix: ZabbixVars | None) -> CheckSpec:
     i, j = at
     host = hosts[host_name]
     if check.kind not in known_kinds():
@@ -313,7 +315,7 @@ def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int]
     at_params = ("vigil_systems", i, "checks", j, "params")
     try:
         params = probe.bind(probe.Params.model_validate(check.params),
-                            {n: h.ssh for n, h in hosts.items()})
+                            BindContext({n: h.ssh for n, h in hosts.items()}, zabbix))
     except ValidationError as exc:
         err = exc.errors()[0]
         _fail(raw, (*at_params, *err["loc"]), root, where, _pydantic_message(err))

@@ -191,12 +191,17 @@ class ZabbixVars(Strict):
     which Zabbix severity each level of the plan's ladder is shown with."""
 
     url: str = Field(pattern=r"^https?://")  # the frontend, or its api_jsonrpc.php
-    user: str
-    password: SecretField  # from vault
+    # A user and password (6.0), or an API token (5.4 on; 6.4 sends it in a header):
+    # both from vault.
+    user: str | None = None
+    password: SecretField | None = None
+    token: SecretField | None = None
     verify_tls: bool = True
     # The server's trapper, host:port: with it, the leading `vigil watch` sends each cycle
     # there (vigil.zabbix.push).
     trapper: str | None = Field(None, pattern=r"^[^\s:]+(:\d{1,5})?$")
+    # How long the trapper may stay unreachable before the implementation team is told.
+    tell_after_minutes: float = Field(10, gt=0)
     severities: dict[Level, str] = {Level.IV: "average", Level.IV_CONFIRMED: "average",
                                     Level.III: "high", Level.II: "disaster",
                                     Level.I: "disaster"}
@@ -209,6 +214,17 @@ class ZabbixVars(Strict):
             raise ValueError(f"unknown Zabbix severity {bad[0]!r} (one of "
                              f"{', '.join(ZABBIX_SEVERITIES)})")
         return value
+
+    @model_validator(mode="after")
+    def _login(self) -> ZabbixVars:
+        if self.token is None and (self.user is None or self.password is None):
+            raise ValueError("give user and password, or token")
+        return self
+
+    @property
+    def who(self) -> str:
+        """Who Vigil is at Zabbix, for messages."""
+        return repr(self.user) if self.token is None else "an API token"
 
 
 class SiteVars(BaseModel):

@@ -67,6 +67,9 @@ class Result(BaseModel):
     message_zh: str = ""
     metrics: dict[str, Metric] = Field(default_factory=dict)
     observed_at: datetime = Field(default_factory=utcnow)
+    # When the fault began by its source's own clock (a Zabbix problem's), if not at the
+    # first failing observation: an incident's onset, and so its ladder, start there.
+    since: datetime | None = None
     duration_s: float = 0.0
 
     def text(self, lang: str = "zh") -> str:

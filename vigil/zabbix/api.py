@@ -1,7 +1,13 @@
-"""Logging in to a Zabbix API through pyzabbix, with one clear line for what went wrong."""
+"""Logging in to a Zabbix API through pyzabbix, with one clear line for what went wrong.
+
+pyzabbix follows the API's versions: `user.login` takes `user` before 5.4 and `username`
+from it, and from 6.4 the session or API token goes in an `Authorization: Bearer` header
+instead of the request's `auth` field (tests/unit/test_zabbix_api.py replays 6.0, 6.4 and
+7.0 answers). What differs in the objects themselves is here too (`template_groups`)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import requests
@@ -21,13 +27,18 @@ def server_of(url: str) -> str:
 
 
 def connect(z: ZabbixVars, timeout_s: float = 10) -> Any:
-    """A logged-in pyzabbix.ZabbixAPI (6.0's `user`, 6.4's `username`: pyzabbix picks)."""
+    """A logged-in pyzabbix.ZabbixAPI: with the site's API token, or its user and password."""
     api = ZabbixAPI(server_of(z.url), timeout=timeout_s)
     api.session.verify = z.verify_tls
     try:
-        api.login(z.user, z.password.reveal())
+        if z.token is not None:
+            api.login(api_token=z.token.reveal())
+            api.do_request("host.get", {"limit": 1, "output": ["hostid"]})  # token valid?
+        else:
+            assert z.user is not None and z.password is not None  # ZabbixVars checks
+            api.login(z.user, z.password.reveal())
     except ZabbixAPIException as exc:
-        raise ZabbixError(f"Zabbix at {z.url} refused the login of {z.user!r}: "
+        raise ZabbixError(f"Zabbix at {z.url} refused the login of {z.who}: "
                           f"{first_line(str(exc), 'error')}") from None
     except (requests.RequestException, ValueError) as exc:
         raise ZabbixError(f"Zabbix at {z.url} cannot be reached: "
@@ -46,3 +57,34 @@ def call(api: Any, method: str, *ids: str, **params: Any) -> Any:
     except requests.RequestException as exc:
         raise ZabbixError(f"Zabbix API {method}: {first_line(str(exc), type(exc).__name__)}") \
             from None
+
+
+def template_groups(api: Any) -> bool:
+    """From 6.2 a template belongs to template groups, not host groups."""
+    return tuple(int(p) for p in str(api.version).split(".")[:2]) >= (6, 2)
+
+
+_SESSIONS: dict[tuple[str, str], Any] = {}
+_LOCK = threading.Lock()
+# -32602 "Session terminated, re-login, please." / -32500 "Not authorised." (6.0): the
+# session expired or was ended at the frontend.
+_RELOGIN = ("re-login", "Not authorised", "Not authorized")
+
+
+def shared_call(z: ZabbixVars, method: str, **params: Any) -> Any:
+    """`call` on one session per server and account, kept between cycles (a login a check
+    a minute would fill Zabbix's session table), logged in again once when it lapsed."""
+    key = (z.url, z.who)
+    for attempt in (1, 2):
+        with _LOCK:
+            api = _SESSIONS.get(key)
+            if api is None:
+                api = _SESSIONS[key] = connect(z)
+        try:
+            return call(api, method, **params)
+        except ZabbixError as exc:
+            if attempt == 2 or not any(m in str(exc) for m in _RELOGIN):
+                raise
+            with _LOCK:
+                _SESSIONS.pop(key, None)
+    raise AssertionError("unreachable")

@@ -24,7 +24,7 @@ from typing import Any
 
 from vigil.domain import Level
 from vigil.model import ZABBIX_SEVERITIES, Inventory, ZabbixVars
-from vigil.zabbix.api import ZabbixError, call
+from vigil.zabbix.api import ZabbixError, call, template_groups
 
 TRAPPER, UNSIGNED = 2, 3  # item type, value type (Zabbix API constants)
 LEVEL_VALUES = {Level.I: 1, Level.II: 2, Level.III: 3, Level.IV_CONFIRMED: 4, Level.IV: 5}
@@ -144,16 +144,22 @@ class Planner:
         self.changes.append(Change(verb, what, apply))
 
     def _group(self) -> None:
-        found = call(self.api, "hostgroup.get", filter={"name": [self.want.group]},
+        self._group_of("hostgroup", "group")
+        if template_groups(self.api):  # from 6.2, a template in a template group
+            self._group_of("templategroup", "template group")
+
+    def _group_of(self, method: str, key: str) -> None:
+        found = call(self.api, f"{method}.get", filter={"name": [self.want.group]},
                      output=["groupid"])
         if found:
-            self.ids["group"] = found[0]["groupid"]
+            self.ids[key] = found[0]["groupid"]
             return
 
         def create() -> None:
-            self.ids["group"] = call(self.api, "hostgroup.create",
-                                     name=self.want.group)["groupids"][0]
-        self.changes.append(Change("create", f"host group {self.want.group}", create))
+            self.ids[key] = call(self.api, f"{method}.create",
+                                 name=self.want.group)["groupids"][0]
+        self.changes.append(Change("create", f"{method.replace('group', ' group')} "
+                                             f"{self.want.group}", create))
 
     def _host(self, plan: HostPlan) -> None:
         kind = "template" if plan.template else "host"
@@ -166,8 +172,10 @@ class Planner:
         key = "template" if plan.template else plan.host
         if not found:
             def create() -> None:
+                group = self.ids.get("template group", self.ids["group"]) if plan.template \
+                    else self.ids["group"]
                 params: dict[str, Any] = {"host": plan.host, "name": plan.name,
-                                          "groups": [{"groupid": self.ids["group"]}],
+                                          "groups": [{"groupid": group}],
                                           "tags": self._tags(plan)}
                 if plan.linked:
                     params["templates"] = [{"templateid": self.ids["template"]}]
