@@ -58,6 +58,9 @@ class Incident(TypedDict):
     told: list[str]  # contacts told so far
     last_told: str | None
     reminders: int
+    # The message held while its system's paging was silenced ("opened", "level",
+    # "reminder"): sent when the silence ends.
+    held: NotRequired[str]
     recovered_at: NotRequired[str]
 
 
@@ -103,6 +106,26 @@ class Tracker:
         self._due: dict[str, dt.datetime] = {}
         for inc in load_incidents(store, open_only=True):
             self.open[inc["id"]] = inc
+        # System -> why its paging is held (a Zabbix maintenance on it): incidents still
+        # open, climb and are recorded; their messages wait for the silence's end.
+        self.silences: dict[str, str] = {}
+
+    def silence(self, silences: dict[str, str], now: dt.datetime) -> None:
+        """The systems silenced from now on; each start and end recorded."""
+        if silences == self.silences:
+            return
+        with self.store.transaction() as tx:
+            for system in sorted(set(silences) - set(self.silences)):
+                tx.append("system.silenced", system, {"why": silences[system],
+                                                      "at": now.isoformat()})
+            for system in sorted(set(self.silences) - set(silences)):
+                tx.append("system.unsilenced", system, {"why": self.silences[system],
+                                                        "at": now.isoformat()})
+        changed = set(silences) ^ set(self.silences)
+        self.silences = dict(silences)
+        for inc in self.open.values():
+            if inc["system"] in changed:
+                self._due.pop(inc["id"], None)  # looked at on the next tick
 
     # --- the ladder, cached per incident: it depends on the onset only ---------------
 
@@ -268,6 +291,11 @@ class Tracker:
     def _advance(self, tx: Tx, inc: Incident, now: dt.datetime, *, opened: bool = False,
                  ack: dict[str, Any] | None = None) -> None:
         rung, _ = self.reached(inc, now)
+        if inc.get("held") and inc["system"] not in self.silences:
+            held = inc.pop("held")  # the silence ended: what was held goes now
+            if rung.mark == inc["mark"]:
+                self._notify(tx, inc, held, now)
+                tx.set_state(keys.incident(inc['id']), inc)
         if rung.mark != inc["mark"] or opened:
             if rung.mark != inc["mark"]:
                 tx.append("incident.level", inc["id"], {"mark": rung.mark,
@@ -306,6 +334,15 @@ class Tracker:
                      runbook=self.inv.site_runbook)
 
     def _notify(self, tx: Tx, inc: Incident, kind: str, now: dt.datetime) -> None:
+        why = self.silences.get(inc["system"])
+        if why:
+            if "held" not in inc:
+                tx.append("incident.silenced", inc["id"], {"why": why, "kind": kind,
+                                                           "mark": inc["mark"]})
+            # An opening or a new level outranks a reminder as what is sent at the end.
+            inc["held"] = kind if inc.get("held", "reminder") == "reminder" else inc["held"]
+            inc["last_told"] = now.isoformat()  # reminders keep their pace, held too
+            return
         facts = self._facts(inc, now)
         for contact in recipients(self.inv, inc["party"] or "", inc["mark"] or Level.IV):
             title, body = incident_message(facts, kind, contact.lang)
@@ -324,8 +361,9 @@ class Tracker:
 
 
 def acknowledge(store: Store, inv: Inventory, incident: str, person: str,
-                now: dt.datetime) -> str:
-    """Record that `person` acknowledged `incident` at its current level; returns the mark."""
+                now: dt.datetime, via: str | None = None) -> str:
+    """Record that `person` acknowledged `incident` at its current level; returns the mark.
+    `via`: where they did it, if not in Vigil (e.g. "zabbix")."""
     inc = load_incident(store, incident)
     if inc is None:
         raise LookupError(f"no incident {incident!r}")
@@ -335,7 +373,8 @@ def acknowledge(store: Store, inv: Inventory, incident: str, person: str,
         raise PermissionError(f"{person!r} is not a contact in the inventory")
     with store.transaction() as tx:
         tx.append("incident.acked", incident, {"by": person, "mark": inc["mark"],
-                                               "at": now.isoformat()})
+                                               "at": now.isoformat(),
+                                               **({"via": via} if via else {})})
         tx.set_state(keys.ack(incident), {"by": person, "mark": inc["mark"],
                                          "at": now.isoformat()})
     return str(inc["mark"])

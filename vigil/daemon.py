@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from vigil import clock, lease
-from vigil.alerting.incidents import FAILING, Tracker, calendar_for
+from vigil.alerting.incidents import FAILING, Tracker, acknowledge, calendar_for
 from vigil.alerting.messages import (
     degraded_text,
     store_back_text,
@@ -50,6 +50,7 @@ from vigil.result import Result
 from vigil.spool import Spool, default_dir
 from vigil.store import Fenced, Store, StoreError
 from vigil.systemd import Notifier
+from vigil.zabbix.bridge import Bridge
 from vigil.zabbix.push import Pusher, cycle_values, trapper_address
 
 log = logging.getLogger("vigil.watch")
@@ -205,6 +206,7 @@ class Daemon:
         self._latest: dict[str, Result] = {}  # each check's last result while degraded
         self.spool = Spool(spool_dir or default_dir(), spool_name(store))
         self.zabbix = _pusher(inv)
+        self.bridge: Bridge | None = None  # acknowledgements and maintenance, when leading
         self._zabbix_away: dt.datetime | None = None  # since when the trapper fails us
         self._zabbix_told = False
         self.metrics = Metrics(metrics_port, metrics_address, self.health)  # serves at once
@@ -266,6 +268,8 @@ class Daemon:
         self.systemd.stopping()
         if self.zabbix:
             self.zabbix.stop()
+        if self.bridge:
+            self.bridge.stop()
         self.deadline_file.unlink(missing_ok=True)  # read as lapsed
         if self.executor:
             self.executor.cancel()
@@ -329,6 +333,8 @@ class Daemon:
                     lease_deadline=self.deadline_file)
                 if got.taken_from:
                     self._report_takeover(got)
+                if self.inv.zabbix:
+                    self.bridge = Bridge(self.inv, self.store, self.inv.zabbix, self._ack)
             except SQLAlchemyError as exc:  # gone again at once: lead from the next claim
                 self.tracker = self.outbox = self.executor = None
                 self._lost_store(exc)
@@ -356,9 +362,17 @@ class Daemon:
                           contact=contact, channel=index, title=title, body=body,
                           incident=None, kind="monitor.took_over", now=self.now())
 
+    def _ack(self, incident: str, contact: str, via: str) -> None:
+        mark = acknowledge(self.store, self.inv, incident, contact, self.now(), via=via)
+        log.info("acknowledged", extra={"incident": incident, "by": contact, "via": via,
+                                        "mark": mark})
+
     def _step_down(self, why: str) -> None:
         # The fence stays: whatever of ours is still under way writes nothing from now on.
         write_deadline(self.deadline_file, 0.0)
+        if self.bridge:
+            self.bridge.stop()
+            self.bridge = None
         if self.executor:
             self.executor.cancel()
         self.lease = self.tracker = self.outbox = self.executor = None
@@ -491,6 +505,8 @@ class Daemon:
 
     def _consequences(self, now: dt.datetime, results: list[Result]) -> None:
         assert self.tracker and self.executor and self.outbox
+        if self.bridge:
+            self.tracker.silence(self.bridge.silences, now)
         if results:
             before = set(self.tracker.open)
             self.tracker.observe(results, now)

@@ -202,6 +202,9 @@ class ZabbixVars(Strict):
     trapper: str | None = Field(None, pattern=r"^[^\s:]+(:\d{1,5})?$")
     # How long the trapper may stay unreachable before the implementation team is told.
     tell_after_minutes: float = Field(10, gt=0)
+    # Zabbix user name -> Vigil contact id: their acknowledgements in the Zabbix frontend
+    # are that contact's in Vigil (vigil.zabbix.bridge).
+    users: dict[str, str] = {}
     severities: dict[Level, str] = {Level.IV: "average", Level.IV_CONFIRMED: "average",
                                     Level.III: "high", Level.II: "disaster",
                                     Level.I: "disaster"}
@@ -243,6 +246,15 @@ class SiteVars(BaseModel):
     vigil_project_dir: str | None = None  # the Ansible project Vigil runs (vigil.paths)
     vigil_heartbeat: Heartbeat | None = None
     vigil_zabbix: ZabbixVars | None = None
+
+    @model_validator(mode="after")
+    def _zabbix_users_are_contacts(self) -> SiteVars:
+        known = {c.id for c in self.vigil_contacts}
+        for user, contact in (self.vigil_zabbix.users if self.vigil_zabbix else {}).items():
+            if contact not in known:
+                raise ValueError(f"vigil_zabbix.users: Zabbix user {user!r} maps to unknown "
+                                 f"contact {contact!r}")
+        return self
 
 
 class HostVars(BaseModel):

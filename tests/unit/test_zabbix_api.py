@@ -40,7 +40,7 @@ class ZabbixLike:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 header = self.headers.get("Authorization")
                 outer.requests.append({"method": body["method"], "params": body["params"],
@@ -148,7 +148,7 @@ def test_a_terminated_session_is_logged_in_again_once(zabbix: ZabbixLike) -> Non
     assert len(zabbix.calls("user.login")) == 2
     zabbix.errors["host.get"] = {"code": -32500, "message": "Application error.",
                                  "data": "No permissions to referred object."}
-    with pytest.raises(zapi.ZabbixError, match="host.get failed.*No permissions"):
+    with pytest.raises(zapi.ZabbixError, match=r"host\.get failed.*No permissions"):
         zapi.shared_call(z, "host.get", output=["hostid"])
     assert len(zabbix.calls("user.login")) == 2  # not a session matter: no new login
 

@@ -227,6 +227,10 @@ http {{
                   netns=AGENT_HOST.netns)
         wait_for(lambda: port_open(AGENT_HOST.address, AGENT_PORT), "zabbix_agentd", 20)
 
+    def stop_server(self) -> None:
+        """For tests: Zabbix's server away (trapper and all) while the rest stays up."""
+        stop(self._server_pid(), "zabbix_server", timeout=60)
+
     # --- down and status -------------------------------------------------------------------
 
     def down(self) -> None:
