@@ -18,6 +18,7 @@ from vigil.zabbix.sync import LEVEL_VALUES, STATUS_VALUES, check_key
 log = logging.getLogger("vigil.zabbix")
 
 QUEUE = 100  # cycles kept while Zabbix is away; the oldest go first (a metric counts them)
+SEP = "\x1f"  # between a value's fields in a packed cycle: in no host name, key or number
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,10 @@ class Pusher:
         from zabbix_utils import Sender
 
         self.sender = Sender(server=server, port=port, timeout=5)
-        self.queue: deque[list[Value]] = deque(maxlen=QUEUE)
+        # A cycle waits packed in one string: a hundred cycles of 10,000 values as objects
+        # would be a million for the garbage collector to walk, and the daemon's cycles
+        # would slow while Zabbix is away (bench/zabbix_push.py).
+        self.queue: deque[tuple[int, str]] = deque(maxlen=QUEUE)
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.sent = self.failed = self.dropped = 0  # values; `failed`: refused by Zabbix
@@ -60,8 +64,9 @@ class Pusher:
     def offer(self, values: list[Value]) -> None:
         """Never blocks: the daemon's cycle goes on whatever Zabbix does."""
         if len(self.queue) == self.queue.maxlen:
-            self.dropped += len(self.queue[0])
-        self.queue.append(values)
+            self.dropped += self.queue[0][0]
+        self.queue.append((len(values), "\n".join(
+            f"{v.host}{SEP}{v.key}{SEP}{v.value}{SEP}{v.clock}" for v in values)))
         self.wake.set()
 
     def stop(self) -> None:
@@ -75,10 +80,12 @@ class Pusher:
             self.wake.wait(5)
             self.wake.clear()
             while self.queue and not self.stopping.is_set():
-                batch = self.queue[0]
+                _, packed = self.queue[0]
                 try:
-                    resp = self.sender.send([ItemValue(v.host, v.key, str(v.value), v.clock)
-                                             for v in batch])
+                    resp = self.sender.send([ItemValue(host, key, value, int(clock))
+                                             for host, key, value, clock in (
+                                                 line.split(SEP) for line in
+                                                 packed.split("\n"))])
                 except Exception as exc:  # zabbix_utils raises its own and socket errors
                     self.errors += 1
                     if not self.trouble:
