@@ -333,6 +333,8 @@ class Daemon:
                     lease_deadline=self.deadline_file)
                 if got.taken_from:
                     self._report_takeover(got)
+                if self.bridge:  # a previous term's
+                    self.bridge.stop()
                 if self.inv.zabbix:
                     self.bridge = Bridge(self.inv, self.store, self.inv.zabbix, self._ack)
             except SQLAlchemyError as exc:  # gone again at once: lead from the next claim

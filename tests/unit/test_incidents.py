@@ -154,3 +154,36 @@ def test_a_step_the_site_disabled_is_never_announced(inv: Inventory, tmp_path: P
         adapted.see("payment-db", Status.CRITICAL)
     assert adapted.bodies and all(standby in b for b in adapted.bodies)
     assert not any(vendor in b for b in adapted.bodies)
+
+
+def test_a_silenced_system_s_incident_climbs_unheard_and_speaks_when_the_silence_ends(
+        h: Harness) -> None:
+    h.tracker.silence({"payment-db": "Zabbix maintenance 'cutover' on db1"}, h.now)
+    h.see("payment-db", Status.CRITICAL)
+    h.see("payment-db", Status.CRITICAL)
+    (inc_id,) = h.tracker.open
+    h.wait(61)  # a reminder's time
+    h.wait(4 * 60)  # IV confirmed
+    assert h.tracker.open[inc_id]["mark"] == "IV+"
+    assert h.sent == [], "nobody paged while silenced"
+    assert h.kinds().count("incident.silenced") == 1
+    h.tracker.silence({}, h.now)
+    h.wait(1)
+    held = [k for k, _ in h.sent]  # nobody heard of it: the opening, at today's level
+    assert held and all(k.startswith(f"{inc_id}/opened/IV+/0/") for k in held)
+    assert [e.kind for e in h.store.events() if e.kind.startswith("system.")] == [
+        "system.silenced", "system.unsilenced"]
+
+
+def test_an_onset_from_the_source_s_clock_sets_the_level(h: Harness) -> None:
+    """A Zabbix problem 25 hours old is level III as soon as Vigil opens it."""
+    for _ in range(2):
+        h.now += dt.timedelta(minutes=1)
+        r = Result(check="payment-db.zabbix", kind="zabbix", system="payment-db", target="z",
+                   fault_class=FaultClass.DATABASE, status=Status.CRITICAL, message="p",
+                   observed_at=h.now, since=h.now - dt.timedelta(hours=25))
+        h.tracker.observe([r], h.now)
+    (inc,) = h.tracker.open.values()
+    assert dt.datetime.fromisoformat(inc["onset"]) == h.now - dt.timedelta(hours=25,
+                                                                           minutes=1)
+    assert inc["mark"] == "III"

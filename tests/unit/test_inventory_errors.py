@@ -167,3 +167,12 @@ def test_yaml_bombs_and_pipes_are_refused_before_ansible_reads_them(
     os.mkfifo(demo_copy / "group_vars/all/pipe.yml")
     _assert_clear_error(vigil("inventory", "validate", "--inventory", str(demo_copy),
                               timeout=30), "pipe.yml", "not a regular file")
+
+
+def test_a_zabbix_check_without_vigil_zabbix(vigil: VigilRunner, demo_copy: Path) -> None:
+    _edit(demo_copy, HOST_VARS, lambda d: d["vigil_systems"][0]["checks"][0].update(
+        kind="zabbix", params={"groups": ["Switches"]}))
+    run = vigil("inventory", "validate", "--inventory", str(demo_copy))
+    _assert_clear_error(run, "host_vars/vigil-server.yml", "host 'vigil-server'",
+                        "vigil_systems[0].checks[0].params",
+                        "a zabbix check needs vigil_zabbix")
