@@ -72,6 +72,11 @@ def incident_from(key: str, value: Any) -> Incident:
     return checked_record(_INCIDENT, key, value, "incident record")
 
 
+def system_of(incident_id: str) -> str:
+    """The system in an incident's id (system.fault_class.onset-stamp)."""
+    return incident_id.rsplit(".", 2)[0]
+
+
 def load_incidents(store: Store, *, open_only: bool = False) -> list[Incident]:
     found = [incident_from(k, v) for k, v in store.states(keys.INCIDENT).items()]
     return [i for i in found if i["status"] == "open" or not open_only]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil import clock, keys
-from vigil.alerting.incidents import Incident, incident_from, load_incident
+from vigil.alerting.incidents import Incident, incident_from, load_incident, system_of
 from vigil.checks.cycle import run_checks
 from vigil.domain import FaultClass, Level
 from vigil.model import CheckSpec, Inventory
@@ -70,6 +70,8 @@ class Executor:
         self.locks: dict[str, str] = {}  # lock -> step key
         self.mutex = threading.Lock()
         self.active: dict[str, StepRecord] = {}  # step records not yet final
+        # Systems whose automatic steps wait: a maintenance window (alerting.silences).
+        self.held: set[str] = set()
         self.seen_seq = 0  # step records changed from this event seq on are read again
         self._resume(resume_after_s)
 
@@ -135,7 +137,7 @@ class Executor:
                     with self.store.transaction() as tx:  # as committed, not as read above
                         steps.expire(tx, tx.get_state(key), now)
             elif rec["status"] == "pending" and now >= dt.datetime.fromisoformat(
-                    rec["not_before"]):
+                    rec["not_before"]) and system_of(rec["incident"]) not in self.held:
                 self._start(key.removeprefix(keys.STEP), rec, now)
 
     def cancel(self) -> None:

@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from vigil import clock, lease
+from vigil.alerting import silences
 from vigil.alerting.incidents import FAILING, Tracker, acknowledge, calendar_for
 from vigil.alerting.messages import (
     degraded_text,
@@ -336,7 +337,8 @@ class Daemon:
                 if self.bridge:  # a previous term's
                     self.bridge.stop()
                 if self.inv.zabbix:
-                    self.bridge = Bridge(self.inv, self.store, self.inv.zabbix, self._ack)
+                    self.bridge = Bridge(self.inv, self.store, self.inv.zabbix, self._ack,
+                                         self.now)
             except SQLAlchemyError as exc:  # gone again at once: lead from the next claim
                 self.tracker = self.outbox = self.executor = None
                 self._lost_store(exc)
@@ -507,8 +509,7 @@ class Daemon:
 
     def _consequences(self, now: dt.datetime, results: list[Result]) -> None:
         assert self.tracker and self.executor and self.outbox
-        if self.bridge:
-            self.tracker.silence(self.bridge.silences, now)
+        self._silences(now)
         if results:
             before = set(self.tracker.open)
             self.tracker.observe(results, now)
@@ -524,6 +525,17 @@ class Daemon:
         if self.zabbix:
             self.zabbix.offer(cycle_values(self.inv, results, self._levels(), time.time()))
             self._zabbix_health(now)
+
+    def _silences(self, now: dt.datetime) -> None:
+        """Maintenance windows, Vigil's own (alerting.silences) and Zabbix's on mapped
+        hosts: the tracker holds their systems' pages, the executor their automatic steps
+        (a Vigil window may let those run)."""
+        assert self.tracker and self.executor
+        windows = silences.active(self.store, now)
+        held = dict(self.bridge.silences) if self.bridge else {}
+        held |= {s["system"]: silences.why(s) for s in windows}
+        self.tracker.silence(held, now)
+        self.executor.held = {s["system"] for s in windows if not s["steps"]}
 
     def _zabbix_health(self, now: dt.datetime) -> None:
         """Zabbix away is an event, then (after `tell_after_minutes`) a message to the

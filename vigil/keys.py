@@ -8,6 +8,7 @@ STEP = "step:"
 MESSAGE = "msg:"
 PENDING = "pending:"
 ACK = "ack:"
+SILENCE = "silence:"
 BUNDLE = "bundle:"
 EXPORTED = "exported:"
 EXECUTOR_CURSOR = "executor:cursor"  # the last event seq the executor planned from
@@ -34,6 +35,10 @@ def check(result_key: str) -> str:
 
 def ack(incident_id: str) -> str:
     return f"{ACK}{incident_id}"
+
+
+def silence(silence_id: str) -> str:
+    return f"{SILENCE}{silence_id}"
 
 
 def step(step_key: str) -> str:

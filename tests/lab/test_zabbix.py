@@ -370,3 +370,39 @@ def test_a_real_agent_trigger_opens_an_incident_at_the_problem_s_onset_that_clim
     flag.unlink()
     wait_until("recovered with the problem", lambda: not w.open_incidents(), timeout=90)
     assert w.stop() == 0
+
+
+def test_a_vigil_silence_holds_pages_and_is_a_zabbix_maintenance_while_it_lasts(
+        site: tuple[Path, str], api: ZabbixAPI, watches: Callable[..., Watch],
+        tmp_path: Path, restore_lab: None) -> None:
+    _, site_id = site
+    w = site_watch(site, watches, tmp_path)
+    library = host_id(api, f"vigil.{site_id}.voucher-library")
+    added = w.vigil("silence", "add", "--system", "voucher-library", "--until", "1h",
+                    "--reason", "更换网卡", "--as", "lab-duty", "--json")
+    assert added.returncode == 0, added.stderr
+    sid = json.loads(added.stdout)["id"]
+
+    def mirrored() -> list[dict[str, Any]]:
+        return [m for m in api.maintenance.get(search={"name": f"Vigil {site_id} silence "},
+                                               output=["name"], selectHosts=["hostid"])
+                if sid in m["name"]]
+    wait_until("the silence in Zabbix", lambda: bool(mirrored()), timeout=60)
+    (maintenance,) = mirrored()
+    assert [h["hostid"] for h in maintenance["hosts"]] == [library]
+    assert "更换网卡" in maintenance["name"]
+
+    lab.component("net").stop_voucher_service()  # type: ignore[attr-defined]
+    wait_until("the incident", lambda: bool(w.open_incidents()), timeout=60)
+    wait_until("its opening held", lambda: bool(
+        w.store().events(kind="incident.silenced")), timeout=30)
+    (inc,) = w.open_incidents()
+    assert not pages(w, inc["id"])
+    (silenced,) = w.store().events(kind="system.silenced")
+    assert sid in silenced.data["why"] and "lab-duty" in silenced.data["why"]
+
+    ended = w.vigil("silence", "end", sid, "--as", "lab-duty")
+    assert ended.returncode == 0, ended.stderr
+    wait_until("the held pages sent", lambda: bool(pages(w, inc["id"])), timeout=30)
+    wait_until("the maintenance gone from Zabbix", lambda: not mirrored(), timeout=60)
+    assert w.stop() == 0

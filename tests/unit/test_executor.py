@@ -112,6 +112,16 @@ def test_database_fault_activates_the_standby_at_once_and_lists_the_vendor_task(
     assert drill.runs == ["db-failover.yml"]  # planned once, run once
 
 
+def test_a_silenced_system_s_automatic_step_waits_for_the_window_s_end(drill: Drill) -> None:
+    drill.executor.held = {"payment-db"}  # the daemon's: a window without --steps
+    drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    drill.wait(10)
+    assert drill.runs == [] and drill.rec("/IV/activate-standby")["status"] == "pending"
+    drill.executor.held = set()
+    drill.wait(1)
+    assert drill.runs == ["db-failover.yml"]
+
+
 def test_a_standby_fault_does_not_activate_the_standby(drill: Drill) -> None:
     drill.fail("payment-db-standby", FaultClass.DATABASE, "payment-db.standby-port")
     assert drill.runs == []

@@ -28,6 +28,7 @@ from vigil.cli import (
     plan,
     reconcile,
     report,
+    silence,
     steps,
     watch,
     zabbix,
@@ -76,7 +77,7 @@ def build() -> typer.Typer:
                         (plan.plan_app, "plan"), (steps.task_app, "task"),
                         (reconcile.supplementary_app, "supplementary"),
                         (exchange.exchange_app, "exchange"), (lab.lab_app, "lab"),
-                        (zabbix.zabbix_app, "zabbix")):
+                        (zabbix.zabbix_app, "zabbix"), (silence.silence_app, "silence")):
         app.add_typer(group, name=name)
     return app
 

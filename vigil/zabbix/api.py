@@ -71,20 +71,24 @@ _LOCK = threading.Lock()
 _RELOGIN = ("re-login", "Not authorised", "Not authorized")
 
 
-def shared_call(z: ZabbixVars, method: str, **params: Any) -> Any:
-    """`call` on one session per server and account, kept between cycles (a login a check
-    a minute would fill Zabbix's session table), logged in again once when it lapsed."""
-    key = (z.url, z.who)
+def shared_api(z: ZabbixVars) -> Any:
+    """One session per server and account, kept between cycles (a login a check a minute
+    would fill Zabbix's session table)."""
+    with _LOCK:
+        api = _SESSIONS.get((z.url, z.who))
+        if api is None:
+            api = _SESSIONS[(z.url, z.who)] = connect(z)
+        return api
+
+
+def shared_call(z: ZabbixVars, method: str, *ids: str, **params: Any) -> Any:
+    """`call` on the shared session, logged in again once when it lapsed."""
     for attempt in (1, 2):
-        with _LOCK:
-            api = _SESSIONS.get(key)
-            if api is None:
-                api = _SESSIONS[key] = connect(z)
         try:
-            return call(api, method, **params)
+            return call(shared_api(z), method, *ids, **params)
         except ZabbixError as exc:
             if attempt == 2 or not any(m in str(exc) for m in _RELOGIN):
                 raise
             with _LOCK:
-                _SESSIONS.pop(key, None)
+                _SESSIONS.pop((z.url, z.who), None)
     raise AssertionError("unreachable")

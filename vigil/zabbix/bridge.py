@@ -9,20 +9,24 @@ thread of the leading daemon's own: an API call may take seconds, and the cycle 
   Vigil (recorded `via: zabbix`).
 - A Zabbix maintenance on a system's Vigil host, or on a host its `zabbix` checks map,
   silences that system's paging while it lasts (the tracker holds its messages and records
-  it; alerting.incidents)."""
+  it; alerting.incidents).
+- A Vigil silence (alerting.silences) is mirrored as a Zabbix maintenance on the system's
+  Vigil host, named `Vigil SITE silence ID`, for as long as it lasts."""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from vigil import keys
+from vigil.alerting import silences
 from vigil.model import Inventory, ZabbixVars
 from vigil.store import Event, Store
-from vigil.zabbix.api import ZabbixError, shared_call
+from vigil.zabbix.api import ZabbixError, shared_api, shared_call, template_groups
 
 log = logging.getLogger("vigil.zabbix")
 
@@ -35,11 +39,13 @@ def vigil_host(site: str, system: str) -> str:
 
 
 class Bridge:
-    def __init__(self, inv: Inventory, store: Store, z: ZabbixVars,
-                 acknowledge: Any, every_s: float = EVERY_S) -> None:
-        """`acknowledge(incident, contact, via)`: alerting.incidents.acknowledge, bound."""
+    def __init__(self, inv: Inventory, store: Store, z: ZabbixVars, acknowledge: Any,
+                 now: Callable[[], dt.datetime], every_s: float = EVERY_S) -> None:
+        """`acknowledge(incident, contact, via)`: alerting.incidents.acknowledge, bound;
+        `now`: the daemon's clock."""
         self.inv, self.store, self.z, self.every_s = inv, store, z, every_s
-        self.acknowledge = acknowledge
+        self.acknowledge, self.now = acknowledge, now
+        self.mirror_prefix = f"Vigil {inv.site.id} silence "
         self.silences: dict[str, str] = {}  # system -> why; the daemon hands it the tracker
         self.trouble = ""
         self.stopping = threading.Event()
@@ -74,6 +80,7 @@ class Bridge:
     def round(self) -> None:
         hosts = self._hosts()
         self.silences = self._maintenance(hosts)
+        self._mirror(hosts)
         self._acks_in(hosts)
         self._acks_out(hosts)
 
@@ -92,6 +99,7 @@ class Bridge:
                 for g in check.params.groups:
                     groups.setdefault(g, set()).add(check.system)
         fields = ["hostid", "host", "maintenance_status", "maintenanceid"]
+        # (a maintenance of our own, mirroring a Vigil silence, is not read back: _maintenance)
         found = {h["host"]: {**h, "systems": set(wanted[h["host"]])} for h in shared_call(
             self.z, "host.get", filter={"host": sorted(wanted)}, output=fields)}
         if groups:
@@ -113,11 +121,35 @@ class Bridge:
             output=["maintenanceid", "name"])}
         silences: dict[str, str] = {}
         for name, h in sorted(hosts.items()):
-            if h["maintenance_status"] == "1":
+            if h["maintenance_status"] == "1" and not names.get(
+                    h["maintenanceid"], "").startswith(self.mirror_prefix):
                 why = f"Zabbix maintenance {names.get(h['maintenanceid'], '?')!r} on {name}"
                 for system in h["systems"]:
                     silences.setdefault(system, why)
         return silences
+
+    def _mirror(self, hosts: dict[str, dict[str, Any]]) -> None:
+        """Vigil's silences as Zabbix maintenances on the systems' Vigil hosts."""
+        windows = {s["id"]: s for s in silences.active(self.store, self.now())}
+        have = {m["name"].removeprefix(self.mirror_prefix).split(":")[0]: m for m in
+                shared_call(self.z, "maintenance.get", search={"name": self.mirror_prefix},
+                            startSearch=True, output=["maintenanceid", "name"])}
+        for sid in sorted(set(have) - set(windows)):
+            shared_call(self.z, "maintenance.delete", have[sid]["maintenanceid"])
+        for sid in sorted(set(windows) - set(have)):
+            w = windows[sid]
+            host = hosts.get(vigil_host(self.inv.site.id, w["system"]))
+            if host is None:
+                continue  # `vigil zabbix sync` has not made its host yet
+            start = int(dt.datetime.fromisoformat(w["start"]).timestamp())
+            until = int(dt.datetime.fromisoformat(w["until"]).timestamp())
+            on = {"hosts": [{"hostid": host["hostid"]}]} if template_groups(
+                shared_api(self.z)) else {"hostids": [host["hostid"]]}  # 6.2 renamed it
+            shared_call(self.z, "maintenance.create",
+                        name=f"{self.mirror_prefix}{sid}: {w['reason']}"[:128],
+                        description=silences.why(w), active_since=start, active_till=until,
+                        timeperiods=[{"timeperiod_type": 0, "start_date": start,
+                                      "period": max(300, until - start)}], **on)
 
     # --- acknowledgements ------------------------------------------------------------------
 

@@ -1,0 +1,84 @@
+"""Maintenance windows: while a silence of a system lasts, its faults are recorded, shown
+and climb the ladder, but nobody is paged (the tracker holds the message, and sends it
+when the window ends, with the fault's true onset) and its automatic steps wait unless the
+silence lets them run. A window ends by itself at its `until`; `end` closes it early.
+Each is an event naming who set or ended it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TypedDict
+
+from vigil import keys
+from vigil.model import Inventory
+from vigil.store import Store
+
+
+class Silence(TypedDict):
+    id: str
+    system: str
+    start: str  # ISO, UTC
+    until: str
+    reason: str
+    by: str  # the contact who set it
+    steps: bool  # automatic steps run during it
+    ended: str | None  # when someone closed it before `until`
+    ended_by: str | None
+
+
+class SilenceRefused(ValueError):
+    """A silence that cannot be: one line saying why."""
+
+
+def add(store: Store, inv: Inventory, *, system: str, start: dt.datetime,
+        until: dt.datetime, reason: str, by: str, steps: bool, now: dt.datetime) -> Silence:
+    if system not in inv.systems:
+        raise SilenceRefused(f"no system {system!r} in {inv.path}")
+    if by not in {c.id for c in inv.contacts}:
+        raise SilenceRefused(f"{by!r} is not a contact in the inventory")
+    if until <= start or until <= now:
+        raise SilenceRefused("the window must end after it starts, and in the future")
+    if not reason.strip():
+        raise SilenceRefused("say why (--reason): it is recorded and shown")
+    silence: Silence = {"id": f"s-{uuid.uuid4().hex[:8]}", "system": system,
+                        "start": start.astimezone(dt.UTC).isoformat(),
+                        "until": until.astimezone(dt.UTC).isoformat(), "reason": reason,
+                        "by": by, "steps": steps, "ended": None, "ended_by": None}
+    with store.transaction() as tx:
+        tx.append("silence.added", silence["id"], dict(silence))
+        tx.set_state(keys.silence(silence["id"]), silence)
+    return silence
+
+
+def end(store: Store, inv: Inventory, silence_id: str, by: str, now: dt.datetime) -> Silence:
+    if by not in {c.id for c in inv.contacts}:
+        raise SilenceRefused(f"{by!r} is not a contact in the inventory")
+    with store.transaction() as tx:
+        silence: Silence | None = tx.get_state(keys.silence(silence_id))
+        if silence is None:
+            raise SilenceRefused(f"no silence {silence_id!r}")
+        if not is_active(silence, now) and dt.datetime.fromisoformat(silence["start"]) <= now:
+            raise SilenceRefused(f"silence {silence_id!r} is over already")
+        silence["ended"], silence["ended_by"] = now.isoformat(), by
+        tx.append("silence.ended", silence_id, {"by": by, "system": silence["system"]})
+        tx.set_state(keys.silence(silence_id), silence)
+    return silence
+
+
+def load(store: Store) -> list[Silence]:
+    found: list[Silence] = list(store.states(keys.SILENCE).values())
+    return sorted(found, key=lambda s: s["start"])
+
+
+def is_active(s: Silence, now: dt.datetime) -> bool:
+    return s["ended"] is None and \
+        dt.datetime.fromisoformat(s["start"]) <= now < dt.datetime.fromisoformat(s["until"])
+
+
+def active(store: Store, now: dt.datetime) -> list[Silence]:
+    return [s for s in load(store) if is_active(s, now)]
+
+
+def why(s: Silence) -> str:
+    return f"Vigil silence {s['id']} by {s['by']}: {s['reason']}"

@@ -1,0 +1,131 @@
+"""`vigil silence add | list | end`: maintenance windows (alerting.silences)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import sys
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from vigil import clock
+from vigil.alerting import silences
+from vigil.cli.common import (
+    InventoryOpt,
+    JsonOpt,
+    LangOpt,
+    StoreOpt,
+    VaultOpt,
+    fail,
+    load_inv,
+    open_store,
+    out,
+    pick_lang,
+)
+from vigil.model import Inventory
+
+silence_app = typer.Typer(no_args_is_help=True, help=(
+    "Maintenance windows: a system's faults recorded, nobody paged, its automatic steps "
+    "waiting, until the window ends."))
+
+AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
+
+
+def parse_time(text: str, inv: Inventory, now: dt.datetime) -> dt.datetime:
+    """`now`, a span from now (`90m`, `2h`, `1d`), or a time (`2026-12-03 20:00`, in the
+    site's timezone unless it names one)."""
+    if text == "now":
+        return now
+    span = _SPAN.match(text)
+    if span:
+        unit = {"m": 60, "h": 3600, "d": 86400}[span[2]]
+        return now + dt.timedelta(seconds=float(span[1]) * unit)
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{text!r} is not a time: give `now`, 90m, 2h, 1d or 2026-12-03 20:00")
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(inv.site.timezone))
+
+
+def local(iso: str | None, inv: Inventory) -> str:
+    if not iso:
+        return ""
+    at = dt.datetime.fromisoformat(iso).astimezone(ZoneInfo(inv.site.timezone))
+    return f"{at:%Y-%m-%d %H:%M} {at.tzname()}"
+
+
+@silence_app.command("add")
+def add(system: Annotated[str, typer.Option("--system", help="The system's id.")],
+        until: Annotated[str, typer.Option("--until", help="2h, 1d, or 2026-12-03 20:00.")],
+        reason: Annotated[str, typer.Option("--reason", help="Why: recorded and shown.")],
+        as_: AsOpt,
+        start: Annotated[str, typer.Option("--from", help="now (default) or a time.")] = "now",
+        steps: Annotated[bool, typer.Option(
+            "--steps", help="Let the plan's automatic steps run during the window.")] = False,
+        inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
+        lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """Silence a system for a window: its faults are recorded and shown, nobody is paged
+    until the window ends (then an incident still open pages as if it had just opened)."""
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
+    now = clock.now()
+    try:
+        s = silences.add(open_store(store, lg), inv, system=system,
+                         start=parse_time(start, inv, now), until=parse_time(until, inv, now),
+                         reason=reason, by=as_, steps=steps, now=now)
+    except silences.SilenceRefused as exc:
+        fail(str(exc))
+    if json_out:
+        sys.stdout.write(json.dumps(s, ensure_ascii=False) + "\n")
+        return
+    window = f"{local(s['start'], inv)} – {local(s['until'], inv)}"
+    out.print(escape(f"已静默 {system}（{window}），编号 {s['id']}" if lg == "zh" else
+                     f"silenced {system} ({window}), id {s['id']}"))
+
+
+@silence_app.command("end")
+def end(silence_id: Annotated[str, typer.Argument(help="The silence's id.")], as_: AsOpt,
+        inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
+        vault_password_file: VaultOpt = None) -> None:
+    """End a window before its time."""
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
+    try:
+        s = silences.end(open_store(store, lg), inv, silence_id, as_, clock.now())
+    except silences.SilenceRefused as exc:
+        fail(str(exc))
+    out.print(escape(f"已结束静默 {s['id']}（{s['system']}）" if lg == "zh" else
+                     f"ended silence {s['id']} ({s['system']})"))
+
+
+@silence_app.command("list")
+def list_(all_: Annotated[bool, typer.Option("--all", help="Past windows too.")] = False,
+          inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
+          lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """The windows in force (and to come); --all: every one."""
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
+    now = clock.now()
+    shown = [s for s in silences.load(open_store(store, lg)) if all_ or (
+        s["ended"] is None and dt.datetime.fromisoformat(s["until"]) > now)]
+    if json_out:
+        sys.stdout.write(json.dumps(shown, ensure_ascii=False, indent=2) + "\n")
+        return
+    zh = lg == "zh"
+    table = Table("编号" if zh else "id", "系统" if zh else "system", "自" if zh else "from",
+                  "至" if zh else "until", "设置人" if zh else "by", "原因" if zh else "reason",
+                  "状态" if zh else "state")
+    for s in shown:
+        state = ("生效" if zh else "in force") if silences.is_active(s, now) else (
+            (f"已结束 {local(s['ended'], inv)}" if zh else f"ended {local(s['ended'], inv)}")
+            if s["ended"] else ("未开始" if zh else "to come")
+            if dt.datetime.fromisoformat(s["start"]) > now else ("已到期" if zh else "expired"))
+        table.add_row(s["id"], s["system"], local(s["start"], inv), local(s["until"], inv),
+                      s["by"], escape(s["reason"]), state)
+    out.print(table)
