@@ -8,16 +8,15 @@ narrows to problems carrying all of them; `min_severity` drops the lesser ones."
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vigil.checks.base import BindContext, BindError, Probe, ProbeParams
-from vigil.model import ZABBIX_SEVERITIES, CheckSpec, ZabbixVars
+from vigil.model import ZABBIX_SEVERITIES, CheckSpec, ZabbixVars, zabbix_severity
 from vigil.result import Result, Say, Status
 from vigil.zabbix.api import ZabbixError, shared_call
 
-Severity = Literal["not_classified", "information", "warning", "average", "high", "disaster"]
 SHOWN = 3  # problems named in a result's message
 
 
@@ -25,8 +24,13 @@ class ZabbixParams(ProbeParams):
     hosts: list[str] = []  # Zabbix host names (technical, not visible, names)
     groups: list[str] = []  # Zabbix host groups: all their hosts
     tags: dict[str, str] = {}  # a problem must carry every one of these tags
-    min_severity: Severity = "average"
+    min_severity: str = "average"  # one of vigil.model.ZABBIX_SEVERITIES
     server: Any = Field(None, exclude=True)  # vigil_zabbix, bound when the inventory loads
+
+    @field_validator("min_severity")
+    @classmethod
+    def _severity(cls, value: str) -> str:
+        return zabbix_severity(value)
 
     @model_validator(mode="after")
     def _something(self) -> ZabbixParams:

@@ -357,14 +357,19 @@ class Daemon:
     def _report_takeover(self, got: lease.Lease) -> None:
         """The implementation team hears, through the outbox, that a monitor went silent:
         the site now runs on one monitor until it is mended. Once per change of hands."""
-        texts = takeover_text(self.inv, self.name, got.taken_from, self.now())
+        self._tell_team(takeover_text(self.inv, self.name, got.taken_from, self.now()),
+                        f"monitor/{got.epoch}/took-over", "monitor.took_over")
+
+    def _tell_team(self, texts: dict[str, tuple[str, str]], key: str, kind: str) -> None:
+        """A message about Vigil itself to the implementation team, through the outbox,
+        once per `key`."""
         with self.store.transaction() as tx:
             for contact in self.inv.contacts_with(Role.IMPLEMENTATION_TEAM):
                 title, body = texts[contact.lang]
                 for index, _ in enumerate(contact.channels):
-                    queue(tx, key=f"monitor/{got.epoch}/took-over/{contact.id}#{index}",
-                          contact=contact, channel=index, title=title, body=body,
-                          incident=None, kind="monitor.took_over", now=self.now())
+                    queue(tx, key=f"{key}/{contact.id}#{index}", contact=contact,
+                          channel=index, title=title, body=body, incident=None, kind=kind,
+                          now=self.now())
 
     def _ack(self, incident: str, contact: str, via: str) -> None:
         mark = acknowledge(self.store, self.inv, incident, contact, self.now(), via=via)
@@ -556,15 +561,8 @@ class Daemon:
                 (now - self._zabbix_away).total_seconds() >= \
                 self.inv.zabbix.tell_after_minutes * 60:
             self._zabbix_told = True
-            texts = zabbix_away_text(self.inv, server, self._zabbix_away, trouble)
-            stamp = f"{self._zabbix_away:%Y%m%dT%H%M%S}"
-            with self.store.transaction() as tx:
-                for contact in self.inv.contacts_with(Role.IMPLEMENTATION_TEAM):
-                    title, body = texts[contact.lang]
-                    for index, _ in enumerate(contact.channels):
-                        queue(tx, key=f"zabbix/{stamp}/away/{contact.id}#{index}",
-                              contact=contact, channel=index, title=title, body=body,
-                              incident=None, kind="zabbix.away", now=now)
+            self._tell_team(zabbix_away_text(self.inv, server, self._zabbix_away, trouble),
+                            f"zabbix/{self._zabbix_away:%Y%m%dT%H%M%S}/away", "zabbix.away")
         self.metrics.zabbix_up.set(0 if trouble else 1)
 
     def _levels(self) -> dict[str, Level | None]:

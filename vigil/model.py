@@ -186,6 +186,14 @@ ZABBIX_SEVERITIES = ("not_classified", "information", "warning", "average", "hig
                      "disaster")
 
 
+def zabbix_severity(name: str) -> str:
+    """A Zabbix severity's name, checked (its number is its index in ZABBIX_SEVERITIES)."""
+    if name not in ZABBIX_SEVERITIES:
+        raise ValueError(f"unknown Zabbix severity {name!r} (one of "
+                         f"{', '.join(ZABBIX_SEVERITIES)})")
+    return name
+
+
 class ZabbixVars(Strict):
     """The county's Zabbix (vigil.zabbix): where its API is, who Vigil logs in as, and
     which Zabbix severity each level of the plan's ladder is shown with."""
@@ -212,10 +220,8 @@ class ZabbixVars(Strict):
     @field_validator("severities")
     @classmethod
     def _known(cls, value: dict[Level, str]) -> dict[Level, str]:
-        bad = sorted(v for v in value.values() if v not in ZABBIX_SEVERITIES)
-        if bad:
-            raise ValueError(f"unknown Zabbix severity {bad[0]!r} (one of "
-                             f"{', '.join(ZABBIX_SEVERITIES)})")
+        for name in sorted(value.values()):
+            zabbix_severity(name)
         return value
 
     @model_validator(mode="after")

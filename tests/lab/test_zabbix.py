@@ -251,11 +251,7 @@ def test_a_zabbix_maintenance_holds_the_system_s_pages_until_it_ends(
             w.store().events(kind="system.silenced")), timeout=150)
         (silenced,) = w.store().events(kind="system.silenced")
         assert silenced.subject == "voucher-library" and "机房割接" in silenced.data["why"]
-        lab.component("net").stop_voucher_service()  # type: ignore[attr-defined]
-        wait_until("the incident", lambda: bool(w.open_incidents()), timeout=60)
-        wait_until("its opening held", lambda: bool(
-            w.store().events(kind="incident.silenced")), timeout=30)
-        (inc,) = w.open_incidents()
+        inc = fault_unheard(w)
         # The plan's own steps go on (the banks told to hold their sending, P4.3.5);
         # the incident's pages wait.
         assert not pages(w, inc["id"]), "nobody is paged during the maintenance"
@@ -266,6 +262,16 @@ def test_a_zabbix_maintenance_holds_the_system_s_pages_until_it_ends(
     wait_until("the held pages sent", lambda: bool(pages(w, inc["id"])), timeout=30)
     assert all("/opened/" in k for k in pages(w, inc["id"]))
     assert w.stop() == 0
+
+
+def fault_unheard(w: Watch) -> dict[str, Any]:
+    """The voucher library stopped under a silence: its incident, its opening held."""
+    lab.component("net").stop_voucher_service()  # type: ignore[attr-defined]
+    wait_until("the incident", lambda: bool(w.open_incidents()), timeout=60)
+    wait_until("its opening held", lambda: bool(
+        w.store().events(kind="incident.silenced")), timeout=30)
+    (inc,) = w.open_incidents()
+    return inc
 
 
 def pages(w: Watch, incident: str) -> set[str]:
@@ -392,11 +398,7 @@ def test_a_vigil_silence_holds_pages_and_is_a_zabbix_maintenance_while_it_lasts(
     assert [h["hostid"] for h in maintenance["hosts"]] == [library]
     assert "更换网卡" in maintenance["name"]
 
-    lab.component("net").stop_voucher_service()  # type: ignore[attr-defined]
-    wait_until("the incident", lambda: bool(w.open_incidents()), timeout=60)
-    wait_until("its opening held", lambda: bool(
-        w.store().events(kind="incident.silenced")), timeout=30)
-    (inc,) = w.open_incidents()
+    inc = fault_unheard(w)
     assert not pages(w, inc["id"])
     (silenced,) = w.store().events(kind="system.silenced")
     assert sid in silenced.data["why"] and "lab-duty" in silenced.data["why"]

@@ -73,6 +73,7 @@ class Bridge:
                 if not self.trouble:
                     log.warning("zabbix api", extra={"error": str(exc)})
                 self.trouble = str(exc)
+                self.silences = {}  # a maintenance we cannot see silences nobody
             except Exception as exc:  # the store away: the daemon says so; try later
                 self.trouble = f"{type(exc).__name__}: {str(exc)[:200]}"
             self.stopping.wait(self.every_s)
@@ -99,7 +100,6 @@ class Bridge:
                 for g in check.params.groups:
                     groups.setdefault(g, set()).add(check.system)
         fields = ["hostid", "host", "maintenance_status", "maintenanceid"]
-        # (a maintenance of our own, mirroring a Vigil silence, is not read back: _maintenance)
         found = {h["host"]: {**h, "systems": set(wanted[h["host"]])} for h in shared_call(
             self.z, "host.get", filter={"host": sorted(wanted)}, output=fields)}
         if groups:
@@ -119,14 +119,15 @@ class Bridge:
         names = {m["maintenanceid"]: m["name"] for m in shared_call(
             self.z, "maintenance.get", maintenanceids=sorted(under),
             output=["maintenanceid", "name"])}
-        silences: dict[str, str] = {}
+        held: dict[str, str] = {}
         for name, h in sorted(hosts.items()):
+            # Our own, mirroring a Vigil silence, is not read back.
             if h["maintenance_status"] == "1" and not names.get(
                     h["maintenanceid"], "").startswith(self.mirror_prefix):
                 why = f"Zabbix maintenance {names.get(h['maintenanceid'], '?')!r} on {name}"
                 for system in h["systems"]:
-                    silences.setdefault(system, why)
-        return silences
+                    held.setdefault(system, why)
+        return held
 
     def _mirror(self, hosts: dict[str, dict[str, Any]]) -> None:
         """Vigil's silences as Zabbix maintenances on the systems' Vigil hosts."""
@@ -219,7 +220,7 @@ class Bridge:
                         action=ACKNOWLEDGE | MESSAGE,
                         message=f"Vigil: {event.data['by']} 已确认 / acknowledged "
                                 f"{event.subject} ({event.data.get('mark')}) "
-                                f"{at:%Y-%m-%d %H:%M}")
+                                f"{at:%Y-%m-%d %H:%M %Z}")
             with self.store.transaction() as tx:
                 tx.append("zabbix.acked", event.subject, {
                     "by": event.data["by"], "eventids": [p["eventid"] for p in problems]})
