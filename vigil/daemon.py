@@ -528,7 +528,8 @@ class Daemon:
         self.outbox.deliver(now)
         self._export()
         if self.zabbix:
-            self.zabbix.offer(cycle_values(self.inv, results, self._levels(), time.time()))
+            self.zabbix.offer(cycle_values(self.inv, results, self._levels(), time.time(),
+                                           self.zabbix.discovered()))
             self._zabbix_health(now)
 
     def _silences(self, now: dt.datetime) -> None:

@@ -24,6 +24,7 @@ from tests.conftest import ROOT
 from tests.lab.watcher import Watch, wait_until
 from vigil import lab
 from vigil.lab.zabbix import ADMIN
+from vigil.zabbix.sync import metric_key
 
 pytestmark = [pytest.mark.lab]
 
@@ -161,14 +162,21 @@ def beating(api: ZabbixAPI, site_id: str) -> Callable[[], bool]:
 def test_a_vigil_fault_is_a_zabbix_problem_of_the_plan_s_severity_and_vigil_beats_there(
         site: tuple[Path, str], api: ZabbixAPI, watches: Callable[..., Watch],
         tmp_path: Path, restore_lab: None) -> None:
-    """The leading daemon sends each cycle to the trapper: the voucher library stopped is,
-    in Zabbix, a problem 'fault at level IV' of severity average on its host."""
+    """The leading daemon sends each cycle to the trapper: a check's metric is an item with
+    values, and the voucher library stopped is, in Zabbix, a problem 'fault at level IV'
+    of severity average on its host."""
     _, site_id = site
     w = site_watch(site, watches, tmp_path)
     # Zabbix takes trapper values for new items once its configuration cache has them.
     wait_until("Vigil's heartbeat in Zabbix", beating(api, site_id), timeout=90)
     library = host_id(api, f"vigil.{site_id}.voucher-library")
     assert not api.problem.get(hostids=[library])
+    # A check's metric: its item made by the template's discovery, then its values.
+    connect = metric_key("voucher-library.ssh", "connect_ms")
+    wait_until("a check's metric in Zabbix's history", lambda: any(
+        api.history.get(itemids=[i["itemid"]], history=0, limit=1)
+        for i in api.item.get(hostids=[library], filter={"key_": connect}, output=["itemid"])
+    ), timeout=120)
 
     lab.component("net").stop_voucher_service()  # type: ignore[attr-defined]
     wait_until("the problem in Zabbix", lambda: bool(api.problem.get(

@@ -80,7 +80,8 @@ class ZabbixLike:
             return {"result": []}
         if method.endswith(".create"):
             kind = method.split(".")[0]
-            ids = "groupids" if kind.endswith("group") else f"{kind}ids"
+            ids = "groupids" if kind.endswith("group") else "itemids" if kind in (
+                "discoveryrule", "itemprototype") else f"{kind}ids"
             return {"result": {ids: [str(len(self.requests))]}}
         return {"result": {}}
 

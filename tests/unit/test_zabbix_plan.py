@@ -4,6 +4,7 @@ inventory alone (the real server: tests/lab/test_zabbix.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 
@@ -15,7 +16,7 @@ from vigil.model import ZabbixVars
 from vigil.result import Result, Status
 from vigil.zabbix.api import ZabbixError, connect
 from vigil.zabbix.push import cycle_values
-from vigil.zabbix.sync import check_key, desired
+from vigil.zabbix.sync import DISCOVERY, check_key, desired, metric_key
 
 
 def zabbix(**more: object) -> ZabbixVars:
@@ -66,3 +67,26 @@ def test_an_unreachable_zabbix_is_one_line_naming_it() -> None:
         connect(zabbix(url=url), timeout_s=3)
     assert str(caught.value).startswith(f"Zabbix at {url} cannot be reached")
     assert "\n" not in str(caught.value)
+
+
+def test_numeric_metrics_go_to_zabbix_after_their_discovery_once() -> None:
+    inv = load_inventory(ROOT / "inventory/lab")
+    check = inv.systems["payment-db"].checks[0]
+    result = Result(check=check, kind="tcp", system="payment-db", target="x",
+                    fault_class=FaultClass.DATABASE, status=Status.OK, message="up",
+                    metrics={"connect_ms": 1.5, "reachable": True, "target": "a:1"},
+                    observed_at=dt.datetime.now(dt.UTC))
+    discovered: dict[str, set[tuple[str, str]]] = {}
+    first = cycle_values(inv, [result], {}, 1e9, discovered)
+    keys = [v.key for v in first if v.host == "vigil.lab.payment-db"]
+    # the discovery data before the values its items are for; a string metric is not sent
+    assert keys.index(DISCOVERY) < keys.index(metric_key(check, "connect_ms"))
+    values = {v.key: v.value for v in first}
+    assert values[metric_key(check, "connect_ms")] == 1.5
+    assert values[metric_key(check, "reachable")] == 1
+    assert metric_key(check, "target") not in values
+    told = json.loads(str(values[DISCOVERY]))
+    assert {(d["{#CHECK}"], d["{#METRIC}"]) for d in told} == {
+        (check, "connect_ms"), (check, "reachable")}
+    again = cycle_values(inv, [result], {}, 1e9 + 60, discovered)
+    assert DISCOVERY not in {v.key for v in again}, "told once, not each cycle"

@@ -4,8 +4,10 @@ a check or a page. The items are those `vigil zabbix sync` made (vigil.zabbix.sy
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,11 +15,12 @@ from dataclasses import dataclass
 from vigil.domain import Level
 from vigil.model import Inventory
 from vigil.result import Result
-from vigil.zabbix.sync import LEVEL_VALUES, STATUS_VALUES, check_key
+from vigil.zabbix.sync import DISCOVERY, LEVEL_VALUES, STATUS_VALUES, check_key, metric_key
 
 log = logging.getLogger("vigil.zabbix")
 
 QUEUE = 100  # cycles kept while Zabbix is away; the oldest go first (a metric counts them)
+DISCOVERY_AGAIN_S = 3600.0
 SEP = "\x1f"  # between a value's fields in a packed cycle: in no host name, key or number
 
 
@@ -25,17 +28,41 @@ SEP = "\x1f"  # between a value's fields in a packed cycle: in no host name, key
 class Value:
     host: str
     key: str
-    value: int
+    value: int | float | str
     clock: int
 
 
 def cycle_values(inv: Inventory, results: Iterable[Result],
-                 levels: dict[str, Level | None], at: float) -> list[Value]:
-    """One cycle for Zabbix: each result's status, each system's level (0: no open
-    incident), and the heartbeat."""
+                 levels: dict[str, Level | None], at: float,
+                 discovered: dict[str, set[tuple[str, str]]] | None = None) -> list[Value]:
+    """One cycle for Zabbix: each result's status and numeric metrics, each system's level
+    (0: no open incident), and the heartbeat. `discovered` (host -> its (check, metric)
+    pairs told to Zabbix, kept by the caller): a host with a new pair gets its whole
+    list again as discovery data first, so Zabbix makes the metric's item."""
     site, clock = inv.site.id, int(at)
-    out = [Value(f"vigil.{site}.{r.system}", check_key(r.check), STATUS_VALUES[r.status.value],
-                 clock) for r in results if r.system in inv.systems]
+    out: list[Value] = []
+    metrics: list[Value] = []
+    pairs: dict[str, set[tuple[str, str]]] = {}
+    for r in results:
+        if r.system not in inv.systems:
+            continue
+        host = f"vigil.{site}.{r.system}"
+        out.append(Value(host, check_key(r.check), STATUS_VALUES[r.status.value], clock))
+        for name, value in sorted(r.metrics.items()):
+            if isinstance(value, bool):
+                value = int(value)
+            if isinstance(value, int | float):
+                metrics.append(Value(host, metric_key(r.check, name), value, clock))
+                pairs.setdefault(host, set()).add((r.check, name))
+    if discovered is not None:
+        for host, seen in sorted(pairs.items()):
+            known = discovered.setdefault(host, set())
+            if not seen <= known:
+                known |= seen
+                out.append(Value(host, DISCOVERY, json.dumps(
+                    [{"{#CHECK}": c, "{#METRIC}": m} for c, m in sorted(known)],
+                    ensure_ascii=False), clock))
+    out += metrics
     out += [Value(f"vigil.{site}.{system}", "vigil.incident.level",
                   LEVEL_VALUES[level] if level else 0, clock)
             for system, level in sorted(levels.items())]
@@ -59,7 +86,16 @@ class Pusher:
         self.sent = self.failed = self.dropped = 0  # values; `failed`: refused by Zabbix
         self.errors = 0  # attempts that did not reach it
         self.trouble = ""
+        # host -> the (check, metric) pairs told to Zabbix's discovery; told again each
+        # hour and after Zabbix was away (what it missed may have been dropped).
+        self._discovered: dict[str, set[tuple[str, str]]] = {}
+        self._discovered_at = time.monotonic()
         threading.Thread(target=self._run, name="zabbix-push", daemon=True).start()
+
+    def discovered(self) -> dict[str, set[tuple[str, str]]]:
+        if time.monotonic() - self._discovered_at > DISCOVERY_AGAIN_S:
+            self._discovered, self._discovered_at = {}, time.monotonic()
+        return self._discovered
 
     def offer(self, values: list[Value]) -> None:
         """Never blocks: the daemon's cycle goes on whatever Zabbix does."""
@@ -96,6 +132,7 @@ class Pusher:
                 self.queue.popleft()
                 if self.trouble:
                     log.info("zabbix reachable again", extra={"was": self.trouble})
+                    self._discovered_at = float("-inf")  # tell the discovery again
                 self.trouble, self.errors = "", 0
                 self.sent += int(resp.processed)
                 self.failed += int(resp.failed)

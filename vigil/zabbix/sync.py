@@ -7,6 +7,10 @@ For site S (all created by Vigil, tagged `vigil: S`, and the only objects it cha
   5 IV, 4 IV confirmed, 3 III, 2 II, 1 I, lower is graver as in the plan) and a trigger a
   level, its severity from `vigil_zabbix.severities` (IV average, III high, II and I
   disaster unless the site says otherwise);
+- on the template too, a trapper discovery rule `vigil.metrics.discovery` whose item
+  prototype `vigil.metric["{#CHECK}","{#METRIC}"]` becomes an item for each numeric metric
+  of each check (Vigil's metric names: `connect_ms`, `depth:vouchers.to-pboc`, …) as the
+  daemon reports them (vigil.zabbix.push);
 - a host `vigil.S.SYSTEM` a system, on the template, with a trapper item
   `vigil.check.status["CHECK"]` a check (0 ok, 1 warning, 2 critical, 3 unknown);
 - a host `vigil.S` (Vigil itself) with the trapper item `vigil.heartbeat` and a `nodata()`
@@ -26,7 +30,10 @@ from vigil.domain import Level
 from vigil.model import ZABBIX_SEVERITIES, Inventory, ZabbixVars
 from vigil.zabbix.api import ZabbixError, call, template_groups
 
-TRAPPER, UNSIGNED = 2, 3  # item type, value type (Zabbix API constants)
+TRAPPER, FLOAT, UNSIGNED = 2, 0, 3  # item type, value types (Zabbix API constants)
+DISCOVERY = "vigil.metrics.discovery"
+METRIC_PROTOTYPE = 'vigil.metric["{#CHECK}","{#METRIC}"]'
+
 LEVEL_VALUES = {Level.I: 1, Level.II: 2, Level.III: 3, Level.IV_CONFIRMED: 4, Level.IV: 5}
 STATUS_VALUES = {"ok": 0, "warning": 1, "critical": 2, "unknown": 3}
 HEARTBEAT_SILENCE = "180s"  # three missed beats of the default minute
@@ -74,6 +81,11 @@ class Desired:
 
 def check_key(check: str) -> str:
     return f'vigil.check.status[{json.dumps(check)}]'
+
+
+def metric_key(check: str, metric: str) -> str:
+    """The item a metric's prototype makes (its quoting as Zabbix's key parameters)."""
+    return f"vigil.metric[{json.dumps(check)},{json.dumps(metric)}]"
 
 
 def desired(inv: Inventory, z: ZabbixVars) -> Desired:
@@ -129,6 +141,7 @@ class Planner:
     def plan(self) -> list[Change]:
         self._group()
         self._host(self.want.template)
+        self._discovery()
         for host in self.want.hosts:
             self._host(host)
         self._stale_hosts()
@@ -199,6 +212,31 @@ class Planner:
             self.api, "trigger.get", hostids=[self.ids[key]], inherited=False,
             expandExpression=True, output=["triggerid", "description", "expression",
                                            "priority"])})
+
+    def _discovery(self) -> None:
+        """The template's metric discovery rule and its item prototype."""
+        tpl = self.want.template.host
+        rule = prototype = None
+        if "template" in self.ids:  # the template exists: look at what it has
+            rules = call(self.api, "discoveryrule.get", hostids=[self.ids["template"]],
+                         filter={"key_": [DISCOVERY]}, output=["itemid"])
+            rule = rules[0]["itemid"] if rules else None
+            if rule:
+                found = call(self.api, "itemprototype.get", discoveryids=[rule],
+                             filter={"key_": [METRIC_PROTOTYPE]}, output=["itemid"])
+                prototype = found[0]["itemid"] if found else None
+        if rule and prototype:
+            return
+
+        def create() -> None:
+            ruleid = rule or call(
+                self.api, "discoveryrule.create", hostid=self.ids["template"],
+                key_=DISCOVERY, name="Vigil metrics", type=TRAPPER, lifetime="7d",
+                description="the check metrics the leading vigil watch reports")["itemids"][0]
+            call(self.api, "itemprototype.create", hostid=self.ids["template"], ruleid=ruleid,
+                 key_=METRIC_PROTOTYPE, name="Vigil {#CHECK} {#METRIC}", type=TRAPPER,
+                 value_type=FLOAT)
+        self.changes.append(Change("create", f"metric discovery on template {tpl}", create))
 
     def _tags(self, plan: HostPlan) -> list[dict[str, str]]:
         system = plan.host.removeprefix(f"vigil.{self.want.site}.")
