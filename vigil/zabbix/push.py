@@ -21,6 +21,7 @@ log = logging.getLogger("vigil.zabbix")
 
 QUEUE = 100  # cycles kept while Zabbix is away; the oldest go first (a metric counts them)
 DISCOVERY_AGAIN_S = 3600.0
+RETELL_S = 10.0  # after a cycle with discovery data had values refused
 SEP = "\x1f"  # between a value's fields in a packed cycle: in no host name, key or number
 
 
@@ -136,6 +137,11 @@ class Pusher:
                 self.trouble, self.errors = "", 0
                 self.sent += int(resp.processed)
                 self.failed += int(resp.failed)
+                if int(resp.failed) and f"{SEP}{DISCOVERY}{SEP}" in packed:
+                    # Zabbix refused some: a rule or items it does not know yet (its
+                    # configuration cache lags a sync). Tell the discovery again soon.
+                    self._discovered_at = min(self._discovered_at, time.monotonic()
+                                              - DISCOVERY_AGAIN_S + RETELL_S)
 
 
 def trapper_address(value: str) -> tuple[str, int]:
