@@ -35,8 +35,7 @@ def add(store: Store, inv: Inventory, *, system: str, start: dt.datetime,
         until: dt.datetime, reason: str, by: str, steps: bool, now: dt.datetime) -> Silence:
     if system not in inv.systems:
         raise SilenceRefused(f"no system {system!r} in {inv.path}")
-    if by not in {c.id for c in inv.contacts}:
-        raise SilenceRefused(f"{by!r} is not a contact in the inventory")
+    inv.contact(by)  # PermissionError for a stranger
     if until <= start or until <= now:
         raise SilenceRefused("the window must end after it starts, and in the future")
     if not reason.strip():
@@ -52,13 +51,12 @@ def add(store: Store, inv: Inventory, *, system: str, start: dt.datetime,
 
 
 def end(store: Store, inv: Inventory, silence_id: str, by: str, now: dt.datetime) -> Silence:
-    if by not in {c.id for c in inv.contacts}:
-        raise SilenceRefused(f"{by!r} is not a contact in the inventory")
+    inv.contact(by)
     with store.transaction() as tx:
         silence: Silence | None = tx.get_state(keys.silence(silence_id))
         if silence is None:
             raise SilenceRefused(f"no silence {silence_id!r}")
-        if not is_active(silence, now) and dt.datetime.fromisoformat(silence["start"]) <= now:
+        if silence["ended"] or dt.datetime.fromisoformat(silence["until"]) <= now:
             raise SilenceRefused(f"silence {silence_id!r} is over already")
         silence["ended"], silence["ended_by"] = now.isoformat(), by
         tx.append("silence.ended", silence_id, {"by": by, "system": silence["system"]})

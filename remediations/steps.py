@@ -225,13 +225,6 @@ def find(store: Store, ref: str, statuses: set[str]) -> StepRecord:
                     f"({', '.join(sorted(h['key'] for h in hits))})")
 
 
-def _contact(inv: Inventory, person: str) -> Contact:
-    for c in inv.contacts:
-        if c.id == person:
-            return c
-    raise PermissionError(f"{person!r} is not a contact in the inventory")
-
-
 def _step_of(runbook: Runbook, rec: StepRecord) -> Step:
     step = runbook.step(FaultClass(rec["fault_class"]), rec["level"], rec["step"])
     if step is None:
@@ -274,7 +267,7 @@ def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: st
             now: dt.datetime) -> StepRecord:
     rec = find(store, ref, DECIDING)
     step = _step_of(runbook, rec)
-    contact = _contact(inv, person)
+    contact = inv.contact(person)
     allowed = set(step.approvers) | set(step.two_person)
     held = sorted(r.value for r in set(contact.roles) & allowed)
     with store.transaction() as tx:
@@ -311,7 +304,7 @@ def deny(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
          now: dt.datetime) -> StepRecord:
     rec = find(store, ref, DECIDING)
     step = _step_of(runbook, rec)
-    contact = _contact(inv, person)
+    contact = inv.contact(person)
     allowed = set(step.approvers) | set(step.two_person)
     if not set(contact.roles) & allowed:
         store.append("step.denial_refused", rec["key"], {
@@ -336,7 +329,7 @@ def done(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
          now: dt.datetime) -> StepRecord:
     rec = find(store, ref, {"open"})
     step = _step_of(runbook, rec)
-    contact = _contact(inv, person)
+    contact = inv.contact(person)
     if step.owners and not set(contact.roles) & set(step.owners):
         raise PermissionError(f"{person} may not tick off {rec['key']}: it is for "
                               f"{', '.join(r.value for r in step.owners)}")

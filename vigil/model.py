@@ -388,3 +388,10 @@ class Inventory(BaseModel):
 
     def contacts_with(self, role: Role) -> list[Contact]:
         return [c for c in self.contacts if role in c.roles]
+
+    def contact(self, person: str) -> Contact:
+        """The contact whose id is `person`: whoever acts must be someone the plan knows."""
+        for c in self.contacts:
+            if c.id == person:
+                return c
+        raise PermissionError(f"{person!r} is not a contact in the inventory")

@@ -29,6 +29,8 @@ def test_a_window_is_set_listed_in_force_then_ended_and_each_is_an_event(
     ended = vigil("silence", "end", made["id"], "-i", DEMO, "--as", "ops-duty")
     assert ended.code == 0, ended.err
     assert silences.active(store, dt.datetime.now(dt.UTC)) == []
+    again = vigil("silence", "end", made["id"], "-i", DEMO, "--as", "ops-duty", "--lang", "en")
+    assert again.code == 3 and "is over already" in again.err
     assert [(e.kind, e.data["by"]) for e in store.events() if e.kind.startswith("silence.")
             ] == [("silence.added", "ops-duty"), ("silence.ended", "ops-duty")]
 

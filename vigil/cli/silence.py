@@ -79,7 +79,7 @@ def add(system: Annotated[str, typer.Option("--system", help="The system's id.")
         s = silences.add(open_store(store, lg), inv, system=system,
                          start=parse_time(start, inv, now), until=parse_time(until, inv, now),
                          reason=reason, by=as_, steps=steps, now=now)
-    except silences.SilenceRefused as exc:
+    except (silences.SilenceRefused, PermissionError) as exc:
         fail(str(exc))
     if json_out:
         sys.stdout.write(json.dumps(s, ensure_ascii=False) + "\n")
@@ -98,7 +98,7 @@ def end(silence_id: Annotated[str, typer.Argument(help="The silence's id.")], as
     inv = load_inv(inventory, vault_password_file, lg)
     try:
         s = silences.end(open_store(store, lg), inv, silence_id, as_, clock.now())
-    except silences.SilenceRefused as exc:
+    except (silences.SilenceRefused, PermissionError) as exc:
         fail(str(exc))
     out.print(escape(f"已结束静默 {s['id']}（{s['system']}）" if lg == "zh" else
                      f"ended silence {s['id']} ({s['system']})"))
@@ -122,10 +122,16 @@ def list_(all_: Annotated[bool, typer.Option("--all", help="Past windows too.")]
                   "至" if zh else "until", "设置人" if zh else "by", "原因" if zh else "reason",
                   "状态" if zh else "state")
     for s in shown:
-        state = ("生效" if zh else "in force") if silences.is_active(s, now) else (
-            (f"已结束 {local(s['ended'], inv)}" if zh else f"ended {local(s['ended'], inv)}")
-            if s["ended"] else ("未开始" if zh else "to come")
-            if dt.datetime.fromisoformat(s["start"]) > now else ("已到期" if zh else "expired"))
         table.add_row(s["id"], s["system"], local(s["start"], inv), local(s["until"], inv),
-                      s["by"], escape(s["reason"]), state)
+                      s["by"], escape(s["reason"]), _state(s, inv, now, zh))
     out.print(table)
+
+
+def _state(s: silences.Silence, inv: Inventory, now: dt.datetime, zh: bool) -> str:
+    if s["ended"]:
+        return f"已结束 {local(s['ended'], inv)}" if zh else f"ended {local(s['ended'], inv)}"
+    if silences.is_active(s, now):
+        return "生效" if zh else "in force"
+    if dt.datetime.fromisoformat(s["start"]) > now:
+        return "未开始" if zh else "to come"
+    return "已到期" if zh else "expired"
