@@ -88,7 +88,8 @@ class Pusher:
         self.errors = 0  # attempts that did not reach it
         self.trouble = ""
         # host -> the (check, metric) pairs told to Zabbix's discovery; told again each
-        # hour and after Zabbix was away (what it missed may have been dropped).
+        # hour, after Zabbix was away (what it missed may have been dropped), and soon
+        # after Zabbix refused values of a cycle that carried it.
         self._discovered: dict[str, set[tuple[str, str]]] = {}
         self._discovered_at = time.monotonic()
         threading.Thread(target=self._run, name="zabbix-push", daemon=True).start()
