@@ -24,6 +24,7 @@ from vigil.alerting.calendar import WorkCalendar
 from vigil.alerting.ladder import Rung, rungs
 from vigil.alerting.messages import Facts, incident_message, recovery_message
 from vigil.alerting.policy import recipients, renotify_minutes
+from vigil.alerting.reported import REPORTED, Report, reported_key
 from vigil.delivery import outbox
 from vigil.domain import FaultClass, Level
 from vigil.model import Contact, Inventory
@@ -270,9 +271,53 @@ class Tracker:
                 self._advance(tx, other, now, opened=True)
                 tx.set_state(keys.incident(other['id']), other)
 
+    # --- faults people report (alerting.reported) ------------------------------------------
+
+    def _take(self, tx: Tx, report: Report, now: dt.datetime) -> None:
+        system = self.inv.systems.get(report["system"])
+        if system is None:  # the inventory changed since: recorded, not lost silently
+            tx.append("fault.report_dropped", report["system"], {"report": report["id"],
+                                                                 "why": "no such system"})
+            return
+        key = reported_key(system.id)
+        st = tx.get_state(keys.track(key)) or {"history": [], "fails": 0, "passes": 0,
+                                               "first_fail": None}
+        st.update(system=system.id, fault_class=system.fault_class.value, flapping=False)
+        inc_id = tx.get_state(keys.open_incident(system.id, system.fault_class.value))
+        inc = self.open.get(inc_id) if inc_id else None
+        if report["action"] == "close":
+            st.update(history=[*st["history"], "p"][-self.inv.escalation.flap_window:],
+                      fails=0, passes=self.inv.escalation.recover_after, first_fail=None)
+            tx.set_state(keys.track(key), st)
+            if inc and self._all_passing(tx, inc):
+                self._recover(tx, inc, now)
+            return
+        since = min(report["since"], st["first_fail"] or report["since"])
+        st.update(history=[*st["history"], "f"][-self.inv.escalation.flap_window:],
+                  fails=st["fails"] + 1, passes=0, first_fail=since)
+        tx.set_state(keys.track(key), st)
+        who = self.contacts[report["by"]].name if report["by"] in self.contacts \
+            else report["by"]
+        r = Result(check=REPORTED, kind="person", system=system.id, target=system.id,
+                   fault_class=system.fault_class, status=Status.CRITICAL,
+                   message=f"reported by {who}: {report['note']}",
+                   message_zh=f"{who} 报告：{report['note']}", observed_at=now,
+                   since=dt.datetime.fromisoformat(report["since"]))
+        if inc is None:
+            self._open(tx, r, st, now)
+            return
+        if key not in inc["checks"]:  # a detected fault someone also reports
+            inc["checks"].append(key)
+        inc["detail"] = [r.message_zh, r.message]
+        tx.append("incident.reported", inc["id"], {"by": report["by"], "note": report["note"]})
+        tx.set_state(keys.incident(inc["id"]), inc)
+
     # --- the ladder and the people --------------------------------------------------------
 
     def _tick(self, tx: Tx, now: dt.datetime) -> None:
+        for key, report in tx.states(keys.REPORT).items():
+            self._take(tx, report, now)
+            tx.delete_state(key)
         acks: dict[str, Any] | None = None
         for inc in list(self.open.values()):
             due = self._due.get(inc["id"])

@@ -7,6 +7,7 @@ import datetime as dt
 import math
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from vigil.errors import UserError
 from vigil.files import FileRefused, read_bounded
@@ -43,3 +44,16 @@ def offset_s() -> float:
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC) + dt.timedelta(seconds=offset_s())
+
+
+def local_text(at: dt.datetime | str | None, tz: ZoneInfo | str, *,
+               seconds: bool = False) -> str:
+    """A time as people here read it: the site's local time, its zone named
+    (`2026-12-02 18:00 CST`). The event log keeps UTC; everything printed goes through
+    this."""
+    if at is None or at == "":
+        return ""
+    when = dt.datetime.fromisoformat(at) if isinstance(at, str) else at
+    local = when.astimezone(tz if isinstance(tz, ZoneInfo) else ZoneInfo(tz))
+    return f"{local.strftime('%Y-%m-%d %H:%M:%S' if seconds else '%Y-%m-%d %H:%M')} " \
+        f"{local.tzname()}"

@@ -9,6 +9,7 @@ MESSAGE = "msg:"
 PENDING = "pending:"
 ACK = "ack:"
 SILENCE = "silence:"
+REPORT = "report:"
 BUNDLE = "bundle:"
 EXPORTED = "exported:"
 EXECUTOR_CURSOR = "executor:cursor"  # the last event seq the executor planned from
@@ -39,6 +40,11 @@ def ack(incident_id: str) -> str:
 
 def silence(silence_id: str) -> str:
     return f"{SILENCE}{silence_id}"
+
+
+def report(report_id: str) -> str:
+    """A fault reported (or withdrawn) by a person, until the tracker takes it."""
+    return f"{REPORT}{report_id}"
 
 
 def step(step_key: str) -> str:

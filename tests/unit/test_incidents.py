@@ -187,3 +187,48 @@ def test_an_onset_from_the_source_s_clock_sets_the_level(h: Harness) -> None:
     assert dt.datetime.fromisoformat(inc["onset"]) == h.now - dt.timedelta(hours=25,
                                                                            minutes=1)
     assert inc["mark"] == "III"
+
+
+def test_a_reported_fault_opens_at_the_given_onset_and_recovers_when_withdrawn(
+        h: Harness) -> None:
+    from vigil.alerting import reported
+
+    h.now += dt.timedelta(hours=26)
+    rep = reported.report(h.store, h.inv, system="payment-db", note="表空间告警，手工发现",
+                          by="lab-duty", since=h.now - dt.timedelta(hours=25), now=h.now)
+    assert h.tracker.open == {}  # the leading daemon's tracker takes it on its next look
+    h.wait(0.5)
+    (inc,) = h.tracker.open.values()
+    # 25 hours ago by the person's account: level III at once, the leadership group told
+    assert inc["onset"] == rep["since"] and inc["mark"] == "III"
+    assert any("lab-leader" in k for k, _ in h.sent)
+    assert any("表空间告警，手工发现" in b for b in h.bodies)
+    # A detected check of the same fault joins it; withdrawing the report alone does not
+    # recover it while the check still fails.
+    h.see("payment-db", Status.CRITICAL)
+    h.see("payment-db", Status.CRITICAL)
+    reported.withdraw(h.store, h.inv, incident=inc["id"], note="扩容完成", by="lab-duty",
+                      now=h.now)
+    h.wait(0.5)
+    assert inc["id"] in h.tracker.open
+    h.see("payment-db", Status.OK)
+    h.see("payment-db", Status.OK)
+    assert h.tracker.open == {}
+    kinds = [e.kind for e in h.store.events()]
+    assert kinds.count("fault.reported") == 1 and kinds.count("fault.withdrawn") == 1
+    assert "incident.recovered" in kinds
+
+
+def test_a_report_by_a_stranger_or_of_an_unknown_system_is_refused(h: Harness) -> None:
+    from vigil.alerting import reported
+
+    with pytest.raises(PermissionError):
+        reported.report(h.store, h.inv, system="payment-db", note="x", by="nobody",
+                        since=h.now, now=h.now)
+    with pytest.raises(reported.ReportRefused, match="no system"):
+        reported.report(h.store, h.inv, system="nope", note="x", by="lab-duty",
+                        since=h.now, now=h.now)
+    with pytest.raises(reported.ReportRefused, match="future"):
+        reported.report(h.store, h.inv, system="payment-db", note="x", by="lab-duty",
+                        since=h.now + dt.timedelta(hours=1), now=h.now)
+    assert h.store.events() == []

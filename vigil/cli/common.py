@@ -3,15 +3,19 @@ a bad inventory, store or setting into one line on stderr with exit 3."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, NoReturn
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from vigil.clock import local_text
 from vigil.errors import one_line
 from vigil.i18n import Lang, default_lang, t
 from vigil.inventory import InventoryError, load_inventory
@@ -80,3 +84,28 @@ def open_store(url: str | None, lang: Lang, *, connect: bool = True) -> Store:
         return Store(url, connect=connect)
     except StoreError as exc:
         fail(f"{t('store.error', lang)}: {exc}")
+
+
+_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
+
+
+def parse_time(text: str, inv: Inventory, now: dt.datetime, *, past: bool = False
+               ) -> dt.datetime:
+    """`now`, a span (`90m`, `2h`, `1d`: from now, or that long ago when `past`), or a
+    time (`2026-12-03 20:00`, in the site's timezone unless it names one)."""
+    if text == "now":
+        return now
+    span = _SPAN.match(text)
+    if span:
+        length = dt.timedelta(seconds=float(span[1]) * {"m": 60, "h": 3600, "d": 86400}[span[2]])
+        return now - length if past else now + length
+    try:
+        at = dt.datetime.fromisoformat(text)
+    except ValueError:
+        fail(f"{text!r} is not a time: give `now`, 90m, 2h, 1d or 2026-12-03 20:00")
+    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(inv.site.timezone))
+
+
+def local(iso: str | None, inv: Inventory) -> str:
+    """An ISO time of the store in the site's local time, its zone named."""
+    return local_text(iso, inv.site.timezone)

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from vigil import clock, keys
 from vigil.alerting.incidents import Incident, Tracker, acknowledge, load_incident, load_incidents
+from vigil.alerting import reported
 from vigil.alerting.messages import duration_text
 from vigil.cli.common import (
     InventoryOpt,
@@ -23,15 +24,19 @@ from vigil.cli.common import (
     VaultOpt,
     err,
     fail,
+    local,
     load_inv,
     open_store,
     out,
+    parse_time,
     pick_lang,
 )
 from vigil.cli.monitors import leader_line, leader_view
 from vigil.cli.steps import print_steps, step_rows
 from vigil.domain import Level
 from vigil.i18n import t
+from vigil.model import Inventory
+from vigil.store import Store
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents and their timelines.")
 
@@ -161,6 +166,75 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id.")]
         table.add_row(str(e.seq), e.at[:19], e.kind, escape(e.subject[-60:]),
                       escape(_detail(e.data, lg)))
     out.print(table)
+
+
+AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
+NoteOpt = Annotated[str, typer.Option("--note", help="What you found or did: recorded and sent.")]
+
+
+@incidents_app.command("open")
+def incidents_open(system: Annotated[str, typer.Option("--system", help="The system's id.")],
+                   note: NoteOpt, as_: AsOpt,
+                   since: Annotated[str, typer.Option(
+                       "--since", help="When it began: now (default), 2h (ago) or "
+                       "2026-12-03 08:30 (site time).")] = "now",
+                   inventory: InventoryOpt = None, store: StoreOpt = None,
+                   json_out: JsonOpt = False, lang: LangOpt = None,
+                   vault_password_file: VaultOpt = None) -> None:
+    """Report a fault you found (P4.2): the monitor opens its incident with your onset, and
+    the ladder and the plan's steps follow as for a detected one."""
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
+    db = open_store(store, lg)
+    now = clock.now()
+    try:
+        rep = reported.report(db, inv, system=system, note=note, by=as_, now=now,
+                              since=parse_time(since, inv, now, past=True))
+    except (reported.ReportRefused, PermissionError) as exc:
+        fail(str(exc))
+    _said(rep, db, inv, json_out, lg)
+
+
+@incidents_app.command("close")
+def incidents_close(incident: Annotated[str, typer.Argument(help="Incident id.")],
+                    note: NoteOpt, as_: AsOpt, inventory: InventoryOpt = None,
+                    store: StoreOpt = None, json_out: JsonOpt = False, lang: LangOpt = None,
+                    vault_password_file: VaultOpt = None) -> None:
+    """Withdraw a reported fault once mended: its incident recovers when no detected check
+    of it still fails."""
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
+    db = open_store(store, lg)
+    try:
+        rep = reported.withdraw(db, inv, incident=incident, note=note, by=as_,
+                                now=clock.now())
+    except (reported.ReportRefused, PermissionError) as exc:
+        fail(str(exc))
+    _said(rep, db, inv, json_out, lg)
+
+
+def _said(rep: reported.Report, db: Store, inv: Inventory, json_out: bool, lang: str) -> None:
+    """What a report became, and when it takes effect (the leading daemon takes it)."""
+    leading = leader_view(db)
+    if json_out:
+        sys.stdout.write(json.dumps({**rep, "leader": leading["leader"]}, ensure_ascii=False,
+                                    indent=2) + "\n")
+        return
+    zh = lang == "zh"
+    opened = rep["action"] == "open"
+    if zh:
+        out.print(f"已记录 {rep['id']}：{escape(rep['system'])} "
+                  f"{'故障自 ' + local(rep['since'], inv) if opened else '故障已排除'}")
+    else:
+        out.print(f"recorded {rep['id']}: {escape(rep['system'])} "
+                  f"{'fault since ' + local(rep['since'], inv) if opened else 'mended'}")
+    if leading["leader"]:
+        out.print("监控守护进程将在下一轮检查时处理。" if zh else
+                  "The leading monitor takes it on its next cycle.")
+    else:
+        err.print("[yellow]" + ("没有正在运行的监控守护进程：启动 vigil watch 后才会处理。" if zh
+                                else "No monitoring daemon leads: it is taken when "
+                                "`vigil watch` runs.") + "[/]")
 
 
 def _detail(data: dict[str, Any], lang: str) -> str:

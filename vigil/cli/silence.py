@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import sys
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 import typer
 from rich.markup import escape
@@ -23,8 +21,10 @@ from vigil.cli.common import (
     VaultOpt,
     fail,
     load_inv,
+    local,
     open_store,
     out,
+    parse_time,
     pick_lang,
 )
 from vigil.model import Inventory
@@ -34,30 +34,6 @@ silence_app = typer.Typer(no_args_is_help=True, help=(
     "waiting, until the window ends."))
 
 AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
-_SPAN = re.compile(r"^(\d+(?:\.\d+)?)([mhd])$")
-
-
-def parse_time(text: str, inv: Inventory, now: dt.datetime) -> dt.datetime:
-    """`now`, a span from now (`90m`, `2h`, `1d`), or a time (`2026-12-03 20:00`, in the
-    site's timezone unless it names one)."""
-    if text == "now":
-        return now
-    span = _SPAN.match(text)
-    if span:
-        unit = {"m": 60, "h": 3600, "d": 86400}[span[2]]
-        return now + dt.timedelta(seconds=float(span[1]) * unit)
-    try:
-        at = dt.datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"{text!r} is not a time: give `now`, 90m, 2h, 1d or 2026-12-03 20:00")
-    return at if at.tzinfo else at.replace(tzinfo=ZoneInfo(inv.site.timezone))
-
-
-def local(iso: str | None, inv: Inventory) -> str:
-    if not iso:
-        return ""
-    at = dt.datetime.fromisoformat(iso).astimezone(ZoneInfo(inv.site.timezone))
-    return f"{at:%Y-%m-%d %H:%M} {at.tzname()}"
 
 
 @silence_app.command("add")
