@@ -394,7 +394,8 @@ class Tracker:
             inc["last_told"] = now.isoformat()  # reminders keep their pace, held too
             return
         facts = self._facts(inc, now)
-        for contact in recipients(self.inv, inc["party"] or "", inc["mark"] or Level.IV):
+        for contact in recipients(self.inv, inc["party"] or "", inc["mark"] or Level.IV,
+                                  inc["system"]):
             title, body = incident_message(facts, kind, contact.lang)
             self._queue(tx, inc, contact, kind, f"{inc['mark']}/{inc['reminders']}", title,
                         body, now)

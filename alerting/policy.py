@@ -2,7 +2,8 @@
 
 Each mark adds to the marks below it (P4.1: III adds the leadership group; II and I add
 every party). "Whoever finds it reports it" (P4.2): every opened incident reaches the
-implementation team, whatever the policy says.
+implementation team, whatever the policy says. A system's owners (its vendor, its on-site
+technician) are told of its faults at every level.
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from vigil.domain import Level, Role
 from vigil.model import Contact, Inventory
 
 
-def recipients(inv: Inventory, party: str, mark: str) -> list[Contact]:
+def recipients(inv: Inventory, party: str, mark: str, system: str = "") -> list[Contact]:
+    """Who is told of an incident of `system` (of `party`) at `mark`."""
     chosen: dict[str, Contact] = {}
+    owners = inv.systems[system].owners if system in inv.systems else ()
+    for c in inv.contacts:  # a system's owners hear of it from level IV on
+        if c.id in owners:
+            chosen[c.id] = c
     levels = inv.escalation.levels
     for m in (lv for lv in Level if lv.rank <= Level(mark).rank):
         policy = levels.get(m)

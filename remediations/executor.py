@@ -135,7 +135,7 @@ class Executor:
             if rec["status"] in steps.DECIDING:
                 if now >= dt.datetime.fromisoformat(rec["expires_at"]):  # else no write lock
                     with self.store.transaction() as tx:  # as committed, not as read above
-                        steps.expire(tx, tx.get_state(key), now)
+                        steps.expire(tx, self.inv, self.runbook, tx.get_state(key), now)
             elif rec["status"] == "pending" and now >= dt.datetime.fromisoformat(
                     rec["not_before"]) and system_of(rec["incident"]) not in self.held:
                 self._start(key.removeprefix(keys.STEP), rec, now)

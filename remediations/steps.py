@@ -11,12 +11,14 @@ import datetime as dt
 import itertools
 from fnmatch import fnmatchcase
 from typing import Any, NotRequired
+from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
 from vigil import keys
-from vigil.alerting.incidents import Incident
+from vigil.alerting.incidents import Incident, system_of
+from vigil.clock import local_text
 from vigil.delivery import outbox
 from vigil.domain import FaultClass, PartyKind, Role
 from vigil.model import Contact, Inventory
@@ -28,6 +30,8 @@ from vigil.store import Store, Tx, checked_record
 EXCHANGING = {PartyKind.FINANCE_BUREAU, PartyKind.CENTRAL_BANK_BRANCH, PartyKind.AGENT_BANK,
               PartyKind.PAYROLL_BANK, PartyKind.FISCAL_ACCOUNT_BANK}
 FINAL = {"succeeded", "failed", "expired", "done", "sent", "observed", "dry-run", "skipped"}
+# The roles that work on a fault (a leader decides, a supervisor watches).
+OPERATIONAL = {Role.IMPLEMENTATION_TEAM, Role.ONSITE_TECHNICIAN, Role.VENDOR}
 # A denial is a decision for now: the approvers may still approve until the step expires.
 DECIDING = {"awaiting", "denied"}
 
@@ -149,25 +153,40 @@ def approvers(inv: Inventory, step: Step) -> list[Contact]:
     return [c for c in inv.contacts if roles & set(c.roles)]
 
 
+def doers(inv: Inventory, step: Step, system: str) -> list[Contact]:
+    """Who may tick off a manual step of a system's incident: the roles the step names
+    (else the implementation team and the affected party's operational staff), and always
+    the system's owners."""
+    sys_ = inv.systems.get(system)
+    owners = set(sys_.owners) if sys_ else set()
+    party = sys_.party if sys_ else None
+    if step.roles:
+        return [c for c in inv.contacts if c.id in owners or set(step.roles) & set(c.roles)]
+    return [c for c in inv.contacts if c.id in owners
+            or Role.IMPLEMENTATION_TEAM in c.roles
+            or (c.party == party and set(c.roles) & OPERATIONAL)]
+
+
 def _announce(tx: Tx, inv: Inventory, step: Step, rec: StepRecord, inc: Incident,
               now: dt.datetime) -> None:
     if step.kind == "notify":
-        _tell(tx, every_party(inv), rec, inc, "notify", step, now)
+        _tell(tx, inv, every_party(inv), rec, inc, "notify", step, now)
     elif step.kind == "approval":
-        _tell(tx, approvers(inv, step), rec, inc, "approval", step, now)
+        _tell(tx, inv, approvers(inv, step), rec, inc, "approval", step, now)
 
 
-def _tell(tx: Tx, contacts: list[Contact], rec: StepRecord, inc: Incident,
+def _tell(tx: Tx, inv: Inventory, contacts: list[Contact], rec: StepRecord, inc: Incident,
           kind: str, step: Step, now: dt.datetime, note: str = "") -> None:
+    tz = ZoneInfo(inv.site.timezone)
     for contact in contacts:
-        title, body = notice(kind, step, rec, inc, contact.lang, note)
+        title, body = notice(kind, step, rec, inc, contact.lang, tz, note)
         for index in range(len(contact.channels)):
             outbox.queue(tx, key=f"{rec['key']}/{kind}/{rec['attempts']}/{contact.id}#{index}",
                          contact=contact, channel=index, title=title, body=body,
                          incident=inc["id"], kind=f"step.{kind}", now=now)
 
 
-def notice(kind: str, step: Step, rec: StepRecord, inc: Incident, lang: str,
+def notice(kind: str, step: Step, rec: StepRecord, inc: Incident, lang: str, tz: ZoneInfo,
            note: str = "") -> tuple[str, str]:
     """The message about a step, in the contact's language, citing the clause."""
     zh = lang != "en"
@@ -188,8 +207,19 @@ def notice(kind: str, step: Step, rec: StepRecord, inc: Incident, lang: str,
              f"拒绝：vigil deny {rec['key']} --as <你的编号>"
              if zh else f"Approve: vigil approve {rec['key']} --as <your id>; deny: "
                         f"vigil deny {rec['key']} --as <your id>"),
-            (f"有效期至 {rec.get('expires_at', '')[:16]}" if zh
-             else f"Expires {rec.get('expires_at', '')[:16]}")) if x)
+            (f"有效期至 {local_text(rec.get('expires_at'), tz)}" if zh
+             else f"Expires {local_text(rec.get('expires_at'), tz)}")) if x)
+    elif kind == "expired":
+        title = (f"【审批已过期】{text}（{step.clause}）" if zh
+                 else f"[Approval expired] {text} ({step.clause})")
+        got = ", ".join(a["by"] for a in rec["approvals"]) or ("无" if zh else "none")
+        body = "\n".join((
+            where, f"{step.clause}: {text}",
+            (f"已于 {local_text(rec.get('expires_at'), tz)} 过期，未获足够批准（已批准：{got}）。"
+             f"该步骤不会执行；如仍需要，请按预案另行决定并记录。" if zh else
+             f"Expired at {local_text(rec.get('expires_at'), tz)} without enough approvals "
+             f"(approved by: {got}). The step will not run; if it is still needed, decide "
+             f"per the plan by other means and record it.")))
     else:  # escalated: an automatic remedy gave up
         title = (f"【需人工处理】自动处置未成功：{text}（{step.clause}）" if zh
                  else f"[People needed] automatic remedy failed: {text} ({step.clause})")
@@ -205,7 +235,7 @@ def escalate(tx: Tx, inv: Inventory, step: Step, rec: StepRecord, inc: Incident,
               if {Role.IMPLEMENTATION_TEAM, Role.LEADERSHIP_GROUP} & set(c.roles)]
     tx.append("step.escalated", rec["key"], {"incident": inc["id"], "attempts": rec["attempts"],
                                              "why": why, "to": [c.id for c in people]})
-    _tell(tx, people, rec, inc, "escalated", step, now, note=why)
+    _tell(tx, inv, people, rec, inc, "escalated", step, now, note=why)
 
 
 # --- people act on steps ---------------------------------------------------------------
@@ -232,20 +262,34 @@ def _step_of(runbook: Runbook, rec: StepRecord) -> Step:
     return step
 
 
-def expire(tx: Tx, rec: StepRecord, now: dt.datetime) -> bool:
+def expire(tx: Tx, inv: Inventory, runbook: Runbook, rec: StepRecord,
+           now: dt.datetime) -> bool:
+    """An approval nobody gave in time: recorded, and told to those who could have given
+    it, those who took part, and the implementation team that runs the incident."""
     if rec["status"] in DECIDING and now >= dt.datetime.fromisoformat(rec["expires_at"]):
         rec["status"] = "expired"
+        step = runbook.step(FaultClass(rec["fault_class"]), rec["level"], rec["step"])
+        took_part = {a["by"] for a in rec["approvals"]} | {rec.get("denied_by") or ""}
+        people = [c for c in inv.contacts if c.id in took_part
+                  or Role.IMPLEMENTATION_TEAM in c.roles] + (approvers(inv, step) if step
+                                                             else [])
+        people = list({c.id: c for c in people}.values())
         tx.append("step.expired", rec["key"], {"incident": rec["incident"],
-                                               "approvals": rec["approvals"]})
+                                               "approvals": rec["approvals"],
+                                               "told": [c.id for c in people]})
         tx.set_state(keys.step(rec['key']), rec)
+        inc = tx.get_state(keys.incident(rec["incident"]))
+        if step and inc:
+            _tell(tx, inv, people, rec, inc, "expired", step, now)
         return True
     return False
 
 
-def _deciding(tx: Tx, key: str, now: dt.datetime) -> tuple[StepRecord, bool]:
+def _deciding(tx: Tx, inv: Inventory, runbook: Runbook, key: str,
+              now: dt.datetime) -> tuple[StepRecord, bool]:
     """The record as committed, and whether it has just expired; refuses a decided one."""
     rec = tx.get_state(keys.step(key))
-    if expire(tx, rec, now):
+    if expire(tx, inv, runbook, rec, now):
         return rec, True
     if rec["status"] not in DECIDING:
         raise StepError(f"{key} is {rec['status']}, not waiting for approval")
@@ -271,7 +315,7 @@ def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: st
     allowed = set(step.approvers) | set(step.two_person)
     held = sorted(r.value for r in set(contact.roles) & allowed)
     with store.transaction() as tx:
-        rec, expired = _deciding(tx, rec["key"], now)
+        rec, expired = _deciding(tx, inv, runbook, rec["key"], now)
         if expired:
             return rec
         if not held:
@@ -313,7 +357,7 @@ def deny(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
         raise PermissionError(f"{person} may not decide on {rec['key']}: it needs "
                               f"{' or '.join(sorted(r.value for r in allowed))}")
     with store.transaction() as tx:
-        rec, expired = _deciding(tx, rec["key"], now)
+        rec, expired = _deciding(tx, inv, runbook, rec["key"], now)
         if expired:
             return rec
         # A no resets the yeses so far: a two-person approval starts again.
@@ -329,10 +373,13 @@ def done(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: str, 
          now: dt.datetime) -> StepRecord:
     rec = find(store, ref, {"open"})
     step = _step_of(runbook, rec)
-    contact = inv.contact(person)
-    if step.owners and not set(contact.roles) & set(step.owners):
-        raise PermissionError(f"{person} may not tick off {rec['key']}: it is for "
-                              f"{', '.join(r.value for r in step.owners)}")
+    inv.contact(person)  # PermissionError for a stranger
+    system = system_of(rec["incident"])
+    if person not in {c.id for c in doers(inv, step, system)}:
+        whose = ", ".join(r.value for r in step.roles) if step.roles else \
+            "the implementation team and the affected party's staff"
+        raise PermissionError(f"{person} may not tick off {rec['key']}: it is for {whose}, "
+                              f"or an owner of {system}")
     with store.transaction() as tx:
         rec = tx.get_state(keys.step(rec['key']))
         if rec["status"] != "open":

@@ -274,6 +274,11 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
             if party is None or party not in parties:
                 _fail(raw, ("vigil_systems", i, "party"), root, where,
                       f"system {s.id!r} has no known party (set vigil_party or party)")
+            known = {c.id for c in site_vars.vigil_contacts}
+            for k, owner in enumerate(s.owners):
+                if owner not in known:
+                    _fail(raw, ("vigil_systems", i, "owners", k), root, where,
+                          f"owner {owner!r} of system {s.id!r} is not in vigil_contacts")
             names = []
             for j, c in enumerate(s.checks):
                 spec = _check_spec(raw, root, where, (i, j), hosts, name, s, c, checks,
@@ -282,7 +287,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
                 names.append(spec.name)
             systems[s.id] = System(id=s.id, name=s.name, fault_class=s.fault_class,
                                    party=party, host=name, depends_on=tuple(s.depends_on),
-                                   checks=tuple(names))
+                                   checks=tuple(names), owners=tuple(s.owners))
 
     for sid, system in systems.items():
         host_name, raw = declared[sid]

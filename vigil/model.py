@@ -83,6 +83,9 @@ class SystemIn(Strict):
     name: Text
     fault_class: FaultClass
     party: str | None = None  # default: the host's vigil_party
+    # Contacts who own it (its vendor, its on-site technician): told of its faults from
+    # level IV on, and may tick off its incidents' tasks.
+    owners: list[str] = []
     depends_on: list[str] = []
     checks: list[CheckIn] = []
 
@@ -298,6 +301,7 @@ class System(Strict):
     host: str
     depends_on: tuple[str, ...]
     checks: tuple[str, ...]
+    owners: tuple[str, ...] = ()
 
 
 class SshTarget(BaseModel):

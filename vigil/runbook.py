@@ -47,7 +47,9 @@ class Step(BaseModel):
     # P4.3.3(4): one approval from each role, by different people.
     two_person: list[Role] = []
     expires_minutes: float = Field(240, gt=0)
-    owners: list[Role] = []  # who may tick a manual step off; empty: any contact
+    # Who does a manual step (and may tick it off), besides the system's owners; empty:
+    # the implementation team and the affected party's operational staff.
+    roles: list[Role] = []
     # Check-name globs: the step applies only when one of them failed in the incident
     # (activating the standby is no remedy when the standby is what failed).
     only_if_failing: list[str] = []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -224,6 +225,14 @@ def test_approvals_expire(drill: Drill, inv: Inventory) -> None:
     with pytest.raises(steps.StepError):
         steps.approve(drill.store, inv, drill.executor.runbook, rec["key"], "lab-leader",
                       drill.now)
+    # Those who could have approved it and the team running the incident are told, with
+    # the expiry in the site's local time (10:00 UTC+8 on planning + 4 h).
+    told = {m["contact"]: m for m in drill.store.states("msg:").values()
+            if m["kind"] == "step.expired"}
+    assert {"lab-leader", "lab-duty"} <= set(told)
+    planned = dt.datetime.fromisoformat(rec["planned_at"]) + dt.timedelta(hours=4)
+    assert f"{planned.astimezone(ZoneInfo('Asia/Shanghai')):%Y-%m-%d %H:%M} CST" in \
+        told["lab-leader"]["body"]
 
 
 def test_people_tick_off_manual_steps(drill: Drill, inv: Inventory) -> None:
@@ -231,10 +240,22 @@ def test_people_tick_off_manual_steps(drill: Drill, inv: Inventory) -> None:
     with pytest.raises(PermissionError):
         steps.done(drill.store, inv, drill.executor.runbook, "call-vendor", "nobody", "",
                    drill.now)
+    # Another party's technician and a leader do not tick off the finance bureau's work.
+    for person in ("lab-bank-a", "lab-leader"):
+        with pytest.raises(PermissionError, match="owner of payment-db"):
+            steps.done(drill.store, inv, drill.executor.runbook, "call-vendor", person, "",
+                       drill.now)
     rec = steps.done(drill.store, inv, drill.executor.runbook, "call-vendor", "lab-duty",
                      "vendor on the phone", drill.now)
     assert rec["status"] == "done"
     assert drill.store.events(kind="step.done")[0].data["note"] == "vendor on the phone"
+
+
+def test_a_system_s_owner_ticks_off_its_tasks(drill: Drill, inv: Inventory) -> None:
+    drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    rec = steps.done(drill.store, inv, drill.executor.runbook, "call-vendor", "lab-vendor",
+                     "on my way", drill.now)  # the database vendor owns payment-db
+    assert rec["done_by"] == "lab-vendor"
 
 
 def test_observe_only_runs_nothing_and_records_what_would_run(inv: Inventory,

@@ -204,7 +204,7 @@ STEP_REFS = st.one_of(st.sampled_from([
     "database.V.x", "database", "database.IV", "..", ""]), st.text(max_size=30))
 STEP_FIELDS = st.sampled_from(["kind", "attempts", "enabled", "approvers", "two_person",
                                "run", "timeout_s", "expires_minutes", "clause", "zh", "en",
-                               "verify", "only_if_failing", "as_class", "owners", "id", "x"])
+                               "verify", "only_if_failing", "as_class", "roles", "id", "x"])
 
 
 @fuzz(130)

@@ -75,6 +75,12 @@ def test_opens_after_n_failures_with_onset_at_the_first(h: Harness) -> None:
     # "whoever finds it reports it": the implementation team is told at once (P4.2)
     assert any("lab-duty" in k for k, _ in h.sent)
     assert not any("lab-leader" in k for k, _ in h.sent)  # leadership only from III
+    # the database vendor owns payment-db: told at level IV, not only from II
+    assert any("/lab-vendor#" in k for k, _ in h.sent)
+    h.see("payment-db-standby", Status.CRITICAL)
+    h.see("mq-broker", Status.CRITICAL, fault_class=FaultClass.MQ_NETWORK)
+    h.see("mq-broker", Status.CRITICAL, fault_class=FaultClass.MQ_NETWORK)
+    assert not any("mq-broker" in k and "/lab-vendor#" in k for k, _ in h.sent)
 
 
 def test_flapping_opens_once_and_does_not_recover_while_flapping(h: Harness) -> None:
@@ -107,7 +113,8 @@ def test_escalation_reminders_ack_and_recovery(h: Harness) -> None:
     h.see("payment-db", Status.OK)
     assert inc_id not in h.tracker.open
     recovered = [k for k, _ in h.sent if "/recovered/" in k]
-    assert {k.split("/")[-1].split("#")[0] for k in recovered} == {"lab-duty", "lab-leader"}
+    assert {k.split("/")[-1].split("#")[0] for k in recovered} == {"lab-duty", "lab-leader",
+                                                                     "lab-vendor"}
 
 
 def test_a_dead_line_explains_the_faults_behind_it(h: Harness) -> None:

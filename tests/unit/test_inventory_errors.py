@@ -176,3 +176,9 @@ def test_a_zabbix_check_without_vigil_zabbix(vigil: VigilRunner, demo_copy: Path
     _assert_clear_error(run, "host_vars/vigil-server.yml", "host 'vigil-server'",
                         "vigil_systems[0].checks[0].params",
                         "a zabbix check needs vigil_zabbix")
+
+
+def test_a_system_owner_who_is_not_a_contact(vigil: VigilRunner, demo_copy: Path) -> None:
+    _edit(demo_copy, HOST_VARS, lambda d: d["vigil_systems"][0].update(owners=["ghost"]))
+    run = vigil("check", "--inventory", str(demo_copy))
+    _assert_clear_error(run, "vigil_systems[0].owners[0]", "'ghost'", "not in vigil_contacts")

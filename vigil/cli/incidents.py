@@ -13,8 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from vigil import clock, keys
-from vigil.alerting.incidents import Incident, Tracker, acknowledge, load_incident, load_incidents
 from vigil.alerting import reported
+from vigil.alerting.incidents import Incident, Tracker, acknowledge, load_incident, load_incidents
 from vigil.alerting.messages import duration_text
 from vigil.cli.common import (
     InventoryOpt,
@@ -24,8 +24,8 @@ from vigil.cli.common import (
     VaultOpt,
     err,
     fail,
-    local,
     load_inv,
+    local,
     open_store,
     out,
     parse_time,
