@@ -20,6 +20,7 @@ from pydantic import AfterValidator, TypeAdapter
 from typing_extensions import TypedDict
 
 from vigil import keys
+from vigil.alerting import drills
 from vigil.alerting.calendar import WorkCalendar
 from vigil.alerting.ladder import Rung, rungs
 from vigil.alerting.messages import Facts, incident_message, recovery_message
@@ -63,6 +64,7 @@ class Incident(TypedDict):
     # "reminder"): sent when the silence ends.
     held: NotRequired[str]
     recovered_at: NotRequired[str]
+    drill: NotRequired[str]  # the drill it belongs to (alerting.drills): not a real fault
 
 
 _INCIDENT: TypeAdapter[Incident] = TypeAdapter(Incident)
@@ -115,6 +117,18 @@ class Tracker:
         # System -> why its paging is held (a Zabbix maintenance on it): incidents still
         # open, climb and are recorded; their messages wait for the silence's end.
         self.silences: dict[str, str] = {}
+        # System -> the drill running on it: a fault that opens there is the drill's.
+        self.drills: dict[str, drills.Drill] = {}
+        self._drill_cache: dict[str, drills.Drill | None] = {}
+
+    def drill_of(self, inc: Incident) -> drills.Drill | None:
+        """The drill an incident belongs to (its record outlives the drill's run)."""
+        drill_id = inc.get("drill")
+        if not drill_id:
+            return None
+        if drill_id not in self._drill_cache:
+            self._drill_cache[drill_id] = drills.load(self.store, drill_id)
+        return self._drill_cache[drill_id]
 
     def silence(self, silences: dict[str, str], now: dt.datetime) -> None:
         """The systems silenced from now on; each start and end recorded."""
@@ -138,8 +152,11 @@ class Tracker:
     def rungs_of(self, inc: Incident) -> list[Rung]:
         cached = self._rungs.get(inc["id"])
         if cached is None:
-            cached = rungs(dt.datetime.fromisoformat(inc["onset"]), self.calendar, self.tz,
-                           self.ladder)
+            onset = dt.datetime.fromisoformat(inc["onset"])
+            cached = rungs(onset, self.calendar, self.tz, self.ladder)
+            drill = self.drill_of(inc)
+            if drill:
+                cached = drills.hastened(cached, onset, drill["speed"])
             self._rungs[inc["id"]] = cached
         return cached
 
@@ -235,10 +252,15 @@ class Tracker:
                "checks": [r.key], "cause": cause, "flapping": st["flapping"],
                "detail": [r.message_zh or r.message, r.message], "told": [],
                "last_told": None, "reminders": 0}
+        drill = self.drills.get(r.system)
+        if drill:
+            inc["drill"] = drill["id"]
+            self._drill_cache[drill["id"]] = drill
         self.open[inc_id] = inc
         tx.append("incident.opened", inc_id, {
             "system": r.system, "fault_class": r.fault_class.value, "onset": inc["onset"],
-            "check": r.key, "cause": cause, "flapping": st["flapping"], "message": r.message})
+            "check": r.key, "cause": cause, "flapping": st["flapping"], "message": r.message,
+            **({"drill": drill["id"]} if drill else {})})
         tx.set_state(keys.open_incident(r.system, r.fault_class.value), inc_id)
         # Faults already open below this system are consequences of it.
         for other in self.open.values():
@@ -394,8 +416,8 @@ class Tracker:
             inc["last_told"] = now.isoformat()  # reminders keep their pace, held too
             return
         facts = self._facts(inc, now)
-        for contact in recipients(self.inv, inc["party"] or "", inc["mark"] or Level.IV,
-                                  inc["system"]):
+        for contact in drills.told(self.drill_of(inc), recipients(
+                self.inv, inc["party"] or "", inc["mark"] or Level.IV, inc["system"])):
             title, body = incident_message(facts, kind, contact.lang)
             self._queue(tx, inc, contact, kind, f"{inc['mark']}/{inc['reminders']}", title,
                         body, now)
@@ -405,6 +427,8 @@ class Tracker:
 
     def _queue(self, tx: Tx, inc: Incident, contact: Contact, kind: str, step: str,
                title: str, body: str, now: dt.datetime) -> None:
+        if inc.get("drill"):
+            title = drills.tag(title, contact.lang)
         for index in range(len(contact.channels)):
             outbox.queue(tx, key=f"{inc['id']}/{kind}/{step}/{contact.id}#{index}",
                          contact=contact, channel=index, title=title, body=body,

@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
+from vigil.clock import local_text
 from vigil.domain import FaultClass, Level
 from vigil.i18n import t
 from vigil.model import Inventory
@@ -54,7 +55,7 @@ def incident_message(f: Facts, kind: str, lang: str) -> tuple[str, str]:
     system = f.system_name[0] if zh else f.system_name[1]
     klass = t(f"class.{f.fault_class.value}", "zh" if zh else "en")
     level = Level(f.mark).text(lang)
-    onset = f.onset.astimezone(f.tz).strftime("%Y-%m-%d %H:%M")
+    onset = local_text(f.onset, f.tz)
     lasted = duration_text((f.now - f.onset).total_seconds(), lang)
     tag = {"opened": ("新故障", "new fault"), "level": ("升级", "escalated"),
            "reminder": ("未确认提醒", "unacknowledged")}[kind]
@@ -69,7 +70,7 @@ def incident_message(f: Facts, kind: str, lang: str) -> tuple[str, str]:
                      f"level: {level}")
         lines.append(f"Since: {onset} ({lasted})")
     if f.next_mark and f.next_at:
-        at = f.next_at.astimezone(f.tz).strftime("%Y-%m-%d %H:%M")
+        at = local_text(f.next_at, f.tz)
         left = duration_text((f.next_at - f.now).total_seconds(), lang)
         lines.append(f"下一级：{Level(f.next_mark).text(lang)}，于 {at}（还有 {left}）" if zh
                      else f"Next: {Level(f.next_mark).text(lang)} at {at} (in {left})")
@@ -100,7 +101,7 @@ def degraded_text(inv: Inventory, monitor: str, since: dt.datetime, why: str,
                   failing_zh: list[str], failing_en: list[str]) -> dict[str, tuple[str, str]]:
     """The page to the implementation team that the monitor itself is degraded (P4.2):
     the event store is unreachable, so incidents, escalation and remedies wait."""
-    at = f"{since.astimezone(ZoneInfo(inv.site.timezone)):%Y-%m-%d %H:%M:%S}"
+    at = local_text(since, inv.site.timezone, seconds=True)
     seen_zh = "；".join(failing_zh[:10]) or "无"
     seen_en = "; ".join(failing_en[:10]) or "none"
     return {
@@ -120,7 +121,7 @@ def degraded_text(inv: Inventory, monitor: str, since: dt.datetime, why: str,
 
 def store_back_text(inv: Inventory, monitor: str, since: dt.datetime
                     ) -> dict[str, tuple[str, str]]:
-    at = f"{since.astimezone(ZoneInfo(inv.site.timezone)):%Y-%m-%d %H:%M:%S}"
+    at = local_text(since, inv.site.timezone, seconds=True)
     return {
         "zh": (f"【Vigil 监控恢复】{inv.site.name.get('zh')}：事件库已恢复",
                f"监控守护进程 {monitor} 已重新连接事件库（自 {at} 起中断）；暂存的检查结果已并入"
@@ -135,7 +136,7 @@ def zabbix_away_text(inv: Inventory, server: str, since: dt.datetime, trouble: s
                      ) -> dict[str, tuple[str, str]]:
     """To the implementation team: the county's Zabbix has not taken Vigil's values for a
     while. Vigil's checks and pages go on; the Zabbix frontend shows stale levels."""
-    at = f"{since.astimezone(ZoneInfo(inv.site.timezone)):%Y-%m-%d %H:%M:%S}"
+    at = local_text(since, inv.site.timezone, seconds=True)
     return {
         "zh": (f"【Vigil 监控】{inv.site.name.get('zh')}：Zabbix {server} 无法送达",
                f"自 {at} 起 Vigil 无法向 Zabbix {server} 发送数据（{trouble}）。Vigil 的检查、"
@@ -153,7 +154,7 @@ def takeover_text(inv: Inventory, monitor: str, silent: str, at: dt.datetime
     """To the implementation team: a monitoring daemon stopped leading without handing over
     (dead, hung or cut off from the store); another took over, and watches alone until the
     silent one is mended (P4.2: whoever finds a fault reports it)."""
-    when = f"{at.astimezone(ZoneInfo(inv.site.timezone)):%Y-%m-%d %H:%M:%S}"
+    when = local_text(at, inv.site.timezone, seconds=True)
     return {
         "zh": (f"【Vigil 监控切换】{inv.site.name.get('zh')}：监控守护进程 {silent} 失联",
                f"监控守护进程 {silent} 未交接即停止续租（宕机、挂起或与事件库断开），"

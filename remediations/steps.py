@@ -17,6 +17,7 @@ from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
 from vigil import keys
+from vigil.alerting import drills
 from vigil.alerting.incidents import Incident, system_of
 from vigil.clock import local_text
 from vigil.delivery import outbox
@@ -64,6 +65,7 @@ class StepRecord(TypedDict):
     reason: NotRequired[str]
     done_by: NotRequired[str]
     done_at: NotRequired[str]
+    drill: NotRequired[str]  # its incident's drill (alerting.drills)
 
 
 _STEP: TypeAdapter[StepRecord] = TypeAdapter(StepRecord)
@@ -113,6 +115,8 @@ def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: Incident, levels: list[s
                    "status": _initial(step, observe_only) if applies(step, inc) else "skipped",
                    "attempts": 0, "approvals": [],
                    "planned_at": now.isoformat(), "not_before": now.isoformat()}
+            if inc.get("drill"):
+                rec["drill"] = inc["drill"]
             if step.kind == "approval":
                 rec["expires_at"] = (now + dt.timedelta(minutes=step.expires_minutes)).isoformat()
             tx.append("step.planned", key, {"incident": inc["id"], "clause": step.clause,
@@ -178,8 +182,11 @@ def _announce(tx: Tx, inv: Inventory, step: Step, rec: StepRecord, inc: Incident
 def _tell(tx: Tx, inv: Inventory, contacts: list[Contact], rec: StepRecord, inc: Incident,
           kind: str, step: Step, now: dt.datetime, note: str = "") -> None:
     tz = ZoneInfo(inv.site.timezone)
-    for contact in contacts:
+    drill = drills.load(tx, inc["drill"]) if inc.get("drill") else None
+    for contact in drills.told(drill, contacts):
         title, body = notice(kind, step, rec, inc, contact.lang, tz, note)
+        if drill:
+            title = drills.tag(title, contact.lang)
         for index in range(len(contact.channels)):
             outbox.queue(tx, key=f"{rec['key']}/{kind}/{rec['attempts']}/{contact.id}#{index}",
                          contact=contact, channel=index, title=title, body=body,

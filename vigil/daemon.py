@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from vigil import clock, lease
-from vigil.alerting import silences
+from vigil.alerting import drills, silences
 from vigil.alerting.incidents import FAILING, Tracker, acknowledge, calendar_for
 from vigil.alerting.messages import (
     degraded_text,
@@ -515,6 +515,7 @@ class Daemon:
     def _consequences(self, now: dt.datetime, results: list[Result]) -> None:
         assert self.tracker and self.executor and self.outbox
         self._silences(now)
+        self.tracker.drills = drills.running(self.store)
         if results:
             before = set(self.tracker.open)
             self.tracker.observe(results, now)
@@ -571,6 +572,8 @@ class Daemon:
         assert self.tracker
         levels: dict[str, Level | None] = dict.fromkeys(self.inv.systems)
         for inc in self.tracker.open.values():
+            if inc.get("drill"):  # a drill is not a real fault: Zabbix never shows it
+                continue
             mark = Level(inc["mark"] or Level.IV)
             held = levels.get(inc["system"])
             if held is None or mark.rank > held.rank:
@@ -582,6 +585,8 @@ class Daemon:
         m = self.metrics
         marks: dict[str, int] = {}
         for inc in self.tracker.open.values():
+            if inc.get("drill"):  # a drill counts in no real statistics
+                continue
             marks[inc["mark"] or Level.IV] = marks.get(inc["mark"] or Level.IV, 0) + 1
         for mark in Level:
             m.incidents.labels(mark.value).set(marks.get(mark, 0))

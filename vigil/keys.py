@@ -47,6 +47,11 @@ def report(report_id: str) -> str:
     return f"{REPORT}{report_id}"
 
 
+def analysis(incident_id: str) -> str:
+    """What people concluded about an incident, for its summary report (P5)."""
+    return f"analysis:{incident_id}"
+
+
 def step(step_key: str) -> str:
     return f"{STEP}{step_key}"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from vigil import keys as store_keys  # `keys` is the key folder here
+from vigil.clock import local_text
 from vigil.remediations.vouchers.bundle import (
     MAX_TTL,
     BundleRefused,
@@ -33,8 +34,10 @@ SUFFIX = ".vgb"
 
 def export(vouchers: Iterable[Voucher], *, sender: str, recipient: str, keys: Keys,
            suite: Suite, out_dir: Path, ttl: dt.timedelta, now: dt.datetime,
-           store: Store | None = None, supplementary: bool = False) -> tuple[Path, dict[str, Any]]:
-    """`supplementary`: the vouchers are supplementary vouchers (补录凭证, P4.3.5(3)d),
+           store: Store | None = None, supplementary: bool = False, tz: str = "UTC"
+           ) -> tuple[Path, dict[str, Any]]:
+    """`tz`: the site's timezone, for the handover record people sign (its zone named).
+    `supplementary`: the vouchers are supplementary vouchers (补录凭证, P4.3.5(3)d),
     marked so in the manifest and on every voucher, so no party pays them twice.
     The bundle and its handover records appear together or not at all."""
     check_party(sender, "sender")
@@ -54,7 +57,7 @@ def export(vouchers: Iterable[Voucher], *, sender: str, recipient: str, keys: Ke
                                 keys=keys, suite=suite, ttl=ttl, now=now,
                                 extra={"supplementary": True} if supplementary else None)
         for lang in ("zh", "en"):
-            md, page = handover(manifest, path, lang)
+            md, page = handover(manifest, path, lang, tz)
             for ext, text in (("md", md), ("html", page)):
                 written.append(path.with_name(f"{path.stem}.handover.{lang}.{ext}"))
                 write_atomically(written[-1], text.encode("utf-8"))
@@ -216,13 +219,14 @@ _WORDS = {
                       "intl": "Ed25519 / SHA-256 / AES-256-GCM"}}}
 
 
-def handover(manifest: dict[str, Any], path: Path, lang: str) -> tuple[str, str]:
+def handover(manifest: dict[str, Any], path: Path, lang: str, tz: str = "UTC"
+             ) -> tuple[str, str]:
     """The handover record as Markdown and as a printable HTML page with signature lines."""
     w: dict[str, Any] = _WORDS[lang]
     rows = [(w["bundle"], path.name), (w["id"], manifest["bundle_id"]),
             (w["from"], manifest["from"]), (w["to"], manifest["to"]),
-            (w["created"], manifest["created_at"][:19]),
-            (w["expires"], manifest["expires_at"][:19]),
+            (w["created"], local_text(manifest["created_at"], tz, seconds=True)),
+            (w["expires"], local_text(manifest["expires_at"], tz, seconds=True)),
             (w["suite"], w["suites"][manifest["suite"]]), (w["count"], str(manifest["count"])),
             (w["total"], manifest["total_amount"]),
             (w["digest"], manifest["payload"]["cipher_digest"]),

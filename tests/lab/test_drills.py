@@ -233,10 +233,13 @@ def test_voucher_library_stopped_is_restarted_and_recovery_opens_the_follow_up_t
     status = json.loads(w.vigil("status", "--json").stdout)
     assert [s["step"] for s in status["steps"]] == ["verify-libraries"]
     assert w.stop() == 0
-    report = w.vigil("report", step["incident"], "--lang", "en")
+    report = w.vigil("report", "show", step["incident"], "--lang", "en")
     assert report.returncode == 0, report.stderr
-    assert "| IV/restart-service | P4.3.5(1) | auto | succeeded" in report.stdout
-    assert "| recovery/supplementary | P4.3.5(3) | manual | done | lab-duty |" in report.stdout
+    assert "| IV/restart-service | Restart the voucher library service | P4.3.5(1) | auto " \
+        "| succeeded" in report.stdout
+    (row,) = [r for r in report.stdout.splitlines() if r.startswith("| recovery/supplementary")]
+    assert "| P4.3.5(3) | manual | done | lab-duty |" in row
+    assert "- recovery/supplementary " in report.stdout and "note: 12 re-signed" in report.stdout
 
 
 def test_ocsp_down_waits_tells_parties_and_at_level_ii_takes_the_core_steps(

@@ -279,19 +279,50 @@ def test_a_site_overrides_steps_and_bad_overrides_name_the_step() -> None:
         site_runbook({"database.IV.activate-standby": {"attempts": 0}}, {})
 
 
-def test_the_summary_report_tells_the_leadership_what_the_plan_did(drill: Drill) -> None:
-    from zoneinfo import ZoneInfo
-
-    from vigil.remediations.report import incident_report
+def test_the_summary_report_tells_the_leadership_what_the_plan_did(drill: Drill,
+                                                                    inv: Inventory) -> None:
+    from vigil.remediations import report
 
     drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
     incident = drill.rec("/IV/activate-standby")["incident"]
-    zh = incident_report(drill.store, incident, ZoneInfo("Asia/Shanghai"))
-    assert "# 故障总结报告" in zh and "尚未恢复" in zh and "原因分析" in zh
-    row = "| IV/activate-standby | P4.3.2 | auto | succeeded (verified by the playbook) | Vigil |"
-    assert row in zh
-    en = incident_report(drill.store, incident, ZoneInfo("Asia/Shanghai"), "en")
-    assert "| IV/call-vendor | P4.3.2 | manual | open |  |" in en
+    steps.done(drill.store, inv, drill.executor.runbook, "call-vendor", "lab-duty",
+               "厂商已到场 <script>alert(1)</script>", drill.now)
+    zh = report.incident_report(drill.store, inv, incident)
+    assert "# 故障总结报告：支付系统数据库（主）" in zh and "尚未恢复" in zh
+    assert "| IV/activate-standby | 立即按数据库保护方案启用备用数据库，同时修复生产库 | " \
+        "P4.3.2 | auto | succeeded (verified by the playbook) | Vigil |" in zh
+    assert "（尚未填写：vigil report edit）" in zh  # the analysis is people's to write
+    # the level the plan gives, and when Vigil recorded it, in local time with the zone
+    assert f"| 四级 | {T0 + dt.timedelta(minutes=1):%Y-%m-%d} 10:01 CST |" in zh
+    report.save_analysis(drill.store, inv, incident, {"cause": "主库磁盘损坏",
+                                                      "lessons": "增加磁盘监控"},
+                         "lab-duty", drill.now)
+    report.save_analysis(drill.store, inv, incident, {"responsibilities": "无人员责任"},
+                         "lab-leader", drill.now)
+    en = report.incident_report(drill.store, inv, incident, "en")
+    assert "### Cause\n\n主库磁盘损坏" in en and "### Responsibilities\n\n无人员责任" in en
+    (row,) = [r for r in en.splitlines() if r.startswith("| IV/call-vendor |")]
+    assert "| No standby: call the software / hardware vendor | P4.3.2 | manual | done | " \
+        "lab-duty |" in row
+    assert "note: 厂商已到场" in en  # the task's note
+    assert "| 实验值班员 (lab-duty) |" in en and "| 数据库厂商工程师 (lab-vendor) |" in en
     assert "Event-log hash chain: ok" in en
     assert "Done by Vigil at once (before the playbook):\n\n- " in en
-    assert " P4.3.2: promoted\n" in en
+    page = report.as_html(en, "en")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<table>" in page
+    with pytest.raises(report.ReportRefused, match="unknown field"):
+        report.save_analysis(drill.store, inv, incident, {"blame": "x"}, "lab-duty", drill.now)
+
+
+def test_the_summary_report_is_sent_to_the_leadership_group(drill: Drill,
+                                                            inv: Inventory) -> None:
+    from vigil.remediations import report
+
+    drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    incident = drill.rec("/IV/activate-standby")["incident"]
+    assert report.send(drill.store, inv, incident, "lab-duty", drill.now) == ["lab-leader"]
+    (msg,) = [m for m in drill.store.states("msg:").values() if m["kind"] == "report"]
+    assert msg["contact"] == "lab-leader" and msg["body"].startswith("# 故障总结报告")
+    (sent,) = drill.store.events(kind="report.sent")
+    assert sent.data["by"] == "lab-duty" and len(sent.data["sha256"]["zh"]) == 64

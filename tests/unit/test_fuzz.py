@@ -426,7 +426,7 @@ DAMAGE = st.one_of(st.binary(max_size=40), st.sampled_from([
                         "state.key", "chain_head.hash"]), DAMAGE,
        st.sampled_from([["events", "list"], ["events", "verify"], ["steps", "--all"],
                         ["incidents", "show", "db.database.1"], ["incidents", "list", "--all"],
-                        ["report", "db.database.1"], ["status", "--json"]]))
+                        ["report", "show", "db.database.1"], ["status", "--json"]]))
 def test_a_damaged_store_is_reported_not_crashed_on(history: Path, where: str,
                                                     damage: bytes, command: list[str]) -> None:
     with scratch() as tmp:
@@ -445,7 +445,8 @@ COMMANDS = [["check"], ["check", "--json"], ["check", "--limit"], ["inventory", 
             ["inventory", "show"], ["events", "list"], ["events", "verify"], ["status"],
             ["incidents", "list"], ["incidents", "show"], ["ack"], ["ladder", "explain"],
             ["plan", "show"], ["plan", "coverage"], ["steps"], ["approve"], ["deny"],
-            ["task", "done"], ["report"], ["reconcile"], ["supplementary", "plan"],
+            ["task", "done"], ["report", "show"], ["report", "edit"], ["report", "send"],
+            ["incidents", "open"], ["incidents", "close"], ["reconcile"], ["supplementary", "plan"],
             ["exchange", "keygen"], ["exchange", "export"], ["exchange", "import"],
             ["version"], []]
 OPTIONS = st.sampled_from([

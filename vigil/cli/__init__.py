@@ -69,11 +69,11 @@ def build() -> typer.Typer:
     app.command("steps")(steps.steps_list)
     app.command("approve")(steps.approve)
     app.command("deny")(steps.deny)
-    app.command("report")(report.report)
     app.command("reconcile")(reconcile.reconcile_cmd)
     app.command("version")(version)
     for group, name in ((inventory.inventory_app, "inventory"), (events.events_app, "events"),
-                        (incidents.incidents_app, "incidents"), (ladder.ladder_app, "ladder"),
+                        (incidents.incidents_app, "incidents"), (report.report_app, "report"),
+                        (ladder.ladder_app, "ladder"),
                         (plan.plan_app, "plan"), (steps.task_app, "task"),
                         (reconcile.supplementary_app, "supplementary"),
                         (exchange.exchange_app, "exchange"), (lab.lab_app, "lab"),

@@ -12,14 +12,18 @@ from rich.table import Table
 
 from vigil.alerting.incidents import load_incidents
 from vigil.cli.common import (
+    InventoryOpt,
     JsonOpt,
     LangOpt,
     StoreOpt,
+    VaultOpt,
     err,
+    load_inv,
     open_store,
     out,
     pick_lang,
 )
+from vigil.clock import local_text
 from vigil.i18n import t
 from vigil.remediations.steps import load_steps
 from vigil.store import StoreError, Verdict
@@ -32,8 +36,9 @@ def events_list(store: StoreOpt = None, kind: Annotated[str | None, typer.Option
                 subject: Annotated[str | None, typer.Option()] = None,
                 after: Annotated[int, typer.Option(help="Only events after this seq.")] = 0,
                 limit: Annotated[int | None, typer.Option()] = None,
-                json_out: JsonOpt = False, lang: LangOpt = None) -> None:
-    """Show events in order."""
+                json_out: JsonOpt = False, lang: LangOpt = None,
+                inventory: InventoryOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """Show events in order (the log keeps UTC; the table shows the site's local time)."""
     lg = pick_lang(lang)
     evs = open_store(store, lg).events(kind=kind, subject=subject, after=after, limit=limit)
     if json_out:
@@ -43,6 +48,7 @@ def events_list(store: StoreOpt = None, kind: Annotated[str | None, typer.Option
     if not evs:
         out.print(t("events.none", lg))
         return
+    tz = load_inv(inventory, vault_password_file, lg).site.timezone
     table = Table()
     for col in ("seq", "at", "kind", "subject", "data"):
         table.add_column(t(f"col.{col}", lg), overflow="fold")
@@ -50,7 +56,8 @@ def events_list(store: StoreOpt = None, kind: Annotated[str | None, typer.Option
         summary = e.data.get("message") or json.dumps(e.data, ensure_ascii=False)[:120]
         if "status" in e.data:
             summary = f"{e.data.get('previous') or '-'} → {e.data['status']}: {summary}"
-        table.add_row(str(e.seq), e.at, e.kind, escape(e.subject), escape(summary))
+        table.add_row(str(e.seq), local_text(e.at, tz, seconds=True), e.kind,
+                      escape(e.subject), escape(summary))
     out.print(table)
 
 

@@ -108,7 +108,8 @@ def export_cmd(sender: Annotated[str, typer.Option("--from", help="Your party.")
         path, manifest = export(vouchers, sender=sender, recipient=recipient,
                                 keys=Keys(keys), suite=_suite(suite), out_dir=out_dir,
                                 ttl=dt.timedelta(hours=ttl_hours), now=clock.now(), store=db,
-                                supplementary=supplementary is not None)
+                                supplementary=supplementary is not None,
+                                tz=inv.site.timezone)
     except (SourceError, CryptoError, ValueError) as exc:
         fail(str(exc))
     if json_out:

@@ -33,6 +33,7 @@ from vigil.cli.common import (
 )
 from vigil.cli.monitors import leader_line, leader_view
 from vigil.cli.steps import print_steps, step_rows
+from vigil.clock import local_text
 from vigil.domain import Level
 from vigil.i18n import t
 from vigil.model import Inventory
@@ -71,12 +72,12 @@ def _print_incidents(rows: list[dict[str, Any]], tz: ZoneInfo, now: dt.datetime,
         if r["next_at"]:
             at = dt.datetime.fromisoformat(r["next_at"])
             left = duration_text((at - now).total_seconds(), lang)
-            nxt = f"{Level(r['next_mark']).text(lang)} {at.astimezone(tz):%m-%d %H:%M}（{left}）"
+            nxt = f"{Level(r['next_mark']).text(lang)} {local_text(at, tz)}（{left}）"
         level = Level(r["mark"]).text(lang) if r["mark"] else "-"
         if r["status"] != "open":
             level += "，已恢复" if zh else ", recovered"
         table.add_row(escape(r["id"]), level,
-                      f"{dt.datetime.fromisoformat(r['onset']).astimezone(tz):%Y-%m-%d %H:%M}",
+                      local_text(r["onset"], tz),
                       duration_text(r["age_s"], lang), nxt, escape(r["cause"] or ""))
     out.print(table)
 
@@ -119,7 +120,7 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
     if rows:
         _print_incidents(rows, tracker.tz, now, lg)
     if under_way:
-        print_steps(under_way, lg)
+        print_steps(under_way, lg, inv)
 
 
 @incidents_app.command("list")
@@ -143,10 +144,13 @@ def incidents_list(inventory: InventoryOpt = None, store: StoreOpt = None,
 
 @incidents_app.command("show")
 def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id.")],
-                   store: StoreOpt = None, json_out: JsonOpt = False,
-                   lang: LangOpt = None) -> None:
-    """One incident's timeline: every event about it and every message it caused."""
+                   inventory: InventoryOpt = None, store: StoreOpt = None,
+                   json_out: JsonOpt = False, lang: LangOpt = None,
+                   vault_password_file: VaultOpt = None) -> None:
+    """One incident's timeline (in the site's local time): every event about it and every
+    message it caused."""
     lg = pick_lang(lang)
+    tz = ZoneInfo(load_inv(inventory, vault_password_file, lg).site.timezone)
     db = open_store(store, lg)
     inc = load_incident(db, incident)
     if inc is None:
@@ -163,8 +167,8 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id.")]
         table.add_column(t(f"col.{col}", lg), overflow="fold")
     table.add_column(t("col.data", lg), overflow="fold")
     for e in timeline:
-        table.add_row(str(e.seq), e.at[:19], e.kind, escape(e.subject[-60:]),
-                      escape(_detail(e.data, lg)))
+        table.add_row(str(e.seq), local_text(e.at, tz, seconds=True), e.kind,
+                      escape(e.subject[-60:]), escape(_detail(e.data, lg)))
     out.print(table)
 
 

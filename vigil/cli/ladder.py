@@ -80,7 +80,7 @@ def ladder_explain(onset: Annotated[str, typer.Option(help="When the fault began
         table.add_column(col[0] if is_zh else col[1])
     for r, row in zip(ladder, rows, strict=True):
         mark = ("已到达" if is_zh else "reached") if row["reached"] else ""
-        table.add_row(r.mark.text(lg), f"{r.at:%Y-%m-%d %H:%M %a}", str(row["rule"]),
+        table.add_row(r.mark.text(lg), f"{r.at:%Y-%m-%d %H:%M %a %Z}", str(row["rule"]),
                       mark)
     out.print(table)
     counted = Table(title="日历" if is_zh else "Calendar", title_justify="left")

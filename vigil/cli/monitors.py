@@ -4,7 +4,6 @@ last heartbeat."""
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import sys
 from typing import Any
@@ -25,6 +24,7 @@ from vigil.cli.common import (
     out,
     pick_lang,
 )
+from vigil.clock import local_text
 from vigil.store import Store
 
 
@@ -41,7 +41,7 @@ def leader_line(view: dict[str, Any], tz: ZoneInfo, lang: str) -> str:
     if not view["leader"]:
         return "无守护进程主控（租约已过期）" if lang == "zh" else \
             "no daemon leads (no live lease)"
-    since = f"{dt.datetime.fromisoformat(view['since']).astimezone(tz):%Y-%m-%d %H:%M:%S}"
+    since = local_text(view["since"], tz, seconds=True)
     return (f"主控：{view['leader']}，自 {since} 起，纪元 {view['epoch']}" if lang == "zh" else
             f"leader: {view['leader']} since {since}, epoch {view['epoch']}")
 
@@ -64,9 +64,9 @@ def monitors(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: J
         table.add_column(col[0] if zh else col[1], overflow="fold")
     for m in view["monitors"]:
         role = ("主控" if zh else "leader") if m["leading"] else ("备用" if zh else "standby")
-        beat = dt.datetime.fromisoformat(m["heartbeat"]).astimezone(tz)
+        beat = local_text(m["heartbeat"], tz, seconds=True)
         ago = f"{m['heartbeat_age_s']:.0f} 秒前" if zh else f"{m['heartbeat_age_s']:.0f} s ago"
         table.add_row(escape(m["name"]), role,
-                      f"{dt.datetime.fromisoformat(m['started']).astimezone(tz):%m-%d %H:%M:%S}",
-                      f"{beat:%H:%M:%S}（{ago}）" if zh else f"{beat:%H:%M:%S} ({ago})")
+                      local_text(m["started"], tz, seconds=True),
+                      f"{beat}（{ago}）" if zh else f"{beat} ({ago})")
     out.print(table)

@@ -34,6 +34,9 @@ from vigil.runbook import LEVELS, RunbookError, load_runbook
 plan_app = typer.Typer(no_args_is_help=True, help="The emergency plan as Vigil runs it.")
 
 
+_STATE = {"covered": ("已实现并经测试", "covered"), "untested": ("已实现，无测试", "untested"),
+          "people": ("人工处理，已跟踪", "people's work, tracked"),
+          "missing": ("[red]未实现[/]", "[red]missing[/]")}
 _KIND = {"auto": ("自动执行", "automatic"), "approval": ("需审批", "needs approval"),
          "manual": ("人工处理", "by people"), "notify": ("通知各方", "notify parties")}
 
@@ -93,8 +96,9 @@ def plan_coverage(inventory: InventoryOpt = None, json_out: JsonOpt = False,
                   strict: Annotated[bool, typer.Option(
                       help="Exit 1 when a clause has nothing implementing it.")] = False,
                   project: ProjectOpt = None, vault_password_file: VaultOpt = None) -> None:
-    """Every clause of the plan with the runbook steps, checks, code and tests behind it;
-    clauses nothing implements are flagged."""
+    """Every clause of the plan with the runbook steps, checks, code and tests behind it:
+    covered (something acts on it and a test exercises it), untested, people's work
+    (tracked as tasks), or missing (flagged; --strict exits 1)."""
     from vigil.remediations.coverage import coverage
 
     lg = pick_lang(lang)
@@ -108,18 +112,21 @@ def plan_coverage(inventory: InventoryOpt = None, json_out: JsonOpt = False,
         zh = lg == "zh"
         table = Table(title="预案条款覆盖" if zh else "Plan coverage", title_justify="left",
                       show_lines=True)
-        for col in (("条款", "Clause"), ("内容", "What"), ("预案步骤", "Runbook steps"),
-                    ("检查", "Checks"), ("代码", "Code"), ("测试", "Tests")):
+        for col in (("条款", "Clause"), ("内容", "What"), ("状态", "State"),
+                    ("预案步骤", "Runbook steps"), ("检查", "Checks"), ("代码", "Code"),
+                    ("测试", "Tests")):
             table.add_column(col[0] if zh else col[1], overflow="fold")
         for r in rows:
             mark = r.clause if r.implemented else f"[red]✗ {r.clause}[/]"
-            table.add_row(mark, escape(r.zh if zh else r.en), "\n".join(r.steps),
+            table.add_row(mark, escape(r.zh if zh else r.en), _STATE[r.state][0 if zh else 1],
+                          "\n".join(r.steps),
                           f"{len(r.checks)}" if r.checks else "", "\n".join(r.code),
                           "\n".join(r.tests))
         out.print(table)
-        out.print((f"{len(rows) - len(missing)}/{len(rows)} 条已实现；未实现：" if zh else
-                   f"{len(rows) - len(missing)}/{len(rows)} clauses implemented; nothing "
-                   f"implements: ") + (", ".join(missing) or "-"))
+        count = {s: sum(r.state == s for r in rows) for s in _STATE}
+        out.print("；".join(f"{_STATE[s][0]} {n}" for s, n in count.items()) if zh else
+                  "; ".join(f"{_STATE[s][1]} {n}" for s, n in count.items()))
+        out.print(("未实现：" if zh else "nothing implements: ") + (", ".join(missing) or "-"))
     if strict and missing:
         raise typer.Exit(1)
 

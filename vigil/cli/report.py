@@ -1,16 +1,20 @@
-"""`vigil report`: an incident's summary report for the leadership group (P5)."""
+"""`vigil report show | edit | send`: an incident's summary report for the leadership
+group (P5)."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
-from typing import Annotated
-from zoneinfo import ZoneInfo
+from typing import Annotated, Any
 
 import typer
+import yaml
 
+from vigil import clock
 from vigil.cli.common import (
     InventoryOpt,
+    JsonOpt,
     LangOpt,
     StoreOpt,
     VaultOpt,
@@ -20,25 +24,38 @@ from vigil.cli.common import (
     out,
     pick_lang,
 )
+from vigil.errors import one_line
+from vigil.files import FileRefused, read_bounded
+
+report_app = typer.Typer(no_args_is_help=True, help=(
+    "An incident's summary report for the leadership group (P5): show it, write the "
+    "analysis, send it."))
+
+IncidentArg = Annotated[str, typer.Argument(help="Incident id.")]
+AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
 
 
-def report(incident: Annotated[str, typer.Argument(help="Incident id.")],
-           inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
-           out_file: Annotated[str | None, typer.Option("--out", help="Write it here.")] = None,
-           vault_password_file: VaultOpt = None) -> None:
-    """The incident's summary report for the leadership group (P5), in Markdown."""
-
-    from vigil.remediations.report import incident_report
+@report_app.command("show")
+def show(incident: IncidentArg, inventory: InventoryOpt = None, store: StoreOpt = None,
+         lang: LangOpt = None,
+         html: Annotated[bool, typer.Option("--html", help="A printable HTML page.")] = False,
+         out_file: Annotated[str | None, typer.Option("--out", help="Write it here.")] = None,
+         vault_password_file: VaultOpt = None) -> None:
+    """The report, in Markdown (or printable HTML), on stdout or into a file."""
+    from vigil.remediations.report import ReportRefused, as_html, incident_report
 
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
     try:
-        text = incident_report(db, incident, ZoneInfo(inv.site.timezone), lg)
-    except LookupError as exc:
+        text = incident_report(db, inv, incident, lg)
+    except ReportRefused as exc:
         fail(str(exc))
+    if html:
+        text = as_html(text, lg)
+    fmt = "html" if html else "md"
     if not out_file:
-        db.append("report.written", incident, {"lang": lg, "file": None})
+        db.append("report.written", incident, {"lang": lg, "format": fmt, "file": None})
         sys.stdout.write(text)
         return
     target = Path(out_file)
@@ -46,7 +63,8 @@ def report(incident: Annotated[str, typer.Argument(help="Incident id.")],
     try:  # the report and its event together, or neither
         part.write_text(text, encoding="utf-8")
         with db.transaction() as tx:
-            tx.append("report.written", incident, {"lang": lg, "file": out_file})
+            tx.append("report.written", incident, {"lang": lg, "format": fmt,
+                                                   "file": out_file})
             part.replace(target)
     except OSError as exc:
         fail(f"{out_file}: {exc.strerror}")
@@ -54,3 +72,71 @@ def report(incident: Annotated[str, typer.Argument(help="Incident id.")],
         part.unlink(missing_ok=True)
     out.print(out_file)
 
+
+def _from_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(read_bounded(str(path), 1 << 20, "--file").decode("utf-8"))
+    except FileRefused as exc:
+        fail(str(exc))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        fail(f"{path}: not YAML text ({one_line(str(exc))})")
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        fail(f"{path}: give a mapping of field: text (cause, effect, measures, lessons, "
+             f"responsibilities)")
+    return data
+
+
+Field = Annotated[str | None, typer.Option(help="Text for this part of the analysis.")]
+
+
+@report_app.command("edit")
+def edit(incident: IncidentArg, as_: AsOpt, cause: Field = None, effect: Field = None,
+         measures: Field = None, lessons: Field = None, responsibilities: Field = None,
+         file: Annotated[Path | None, typer.Option(
+             "--file", help="A YAML file of the fields (cause: …, lessons: …).")] = None,
+         inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
+         lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
+    """Write the analysis the report carries: cause, effect, measures, lessons and
+    responsibilities (fields not given keep what was written before)."""
+    from vigil.remediations.report import ReportRefused, save_analysis
+
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
+    db = open_store(store, lg)
+    fields = _from_file(file) if file else {}
+    fields |= {k: v for k, v in (("cause", cause), ("effect", effect), ("measures", measures),
+                                 ("lessons", lessons),
+                                 ("responsibilities", responsibilities)) if v is not None}
+    try:
+        saved = save_analysis(db, inv, incident, fields, as_, clock.now())
+    except (ReportRefused, PermissionError) as exc:
+        fail(str(exc))
+    if json_out:
+        sys.stdout.write(json.dumps(saved, ensure_ascii=False, indent=2) + "\n")
+        return
+    out.print(f"已保存 {incident} 的分析：{', '.join(sorted(fields))}" if lg == "zh" else
+              f"saved the analysis of {incident}: {', '.join(sorted(fields))}")
+
+
+@report_app.command("send")
+def send(incident: IncidentArg, as_: AsOpt, inventory: InventoryOpt = None,
+         store: StoreOpt = None, json_out: JsonOpt = False, lang: LangOpt = None,
+         vault_password_file: VaultOpt = None) -> None:
+    """Send the report to the leadership group through the outbox (each in their
+    language); recorded with its digest."""
+    from vigil.remediations.report import ReportRefused
+    from vigil.remediations.report import send as send_report
+
+    lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
+    db = open_store(store, lg)
+    try:
+        to = send_report(db, inv, incident, as_, clock.now())
+    except (ReportRefused, PermissionError) as exc:
+        fail(str(exc))
+    if json_out:
+        sys.stdout.write(json.dumps({"incident": incident, "to": to}, ensure_ascii=False)
+                         + "\n")
+        return
+    out.print(f"已交发件箱，发送给领导小组：{', '.join(to)}" if lg == "zh" else
+              f"queued for the leadership group: {', '.join(to)}")

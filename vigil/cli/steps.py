@@ -26,6 +26,9 @@ from vigil.cli.common import (
     out,
     pick_lang,
 )
+from vigil.clock import local_text
+from vigil.domain import FaultClass
+from vigil.model import Inventory
 from vigil.remediations import steps
 
 task_app = typer.Typer(no_args_is_help=True, help="Manual steps of the plan: people's checklist.")
@@ -106,24 +109,30 @@ def steps_list(incident: Annotated[str | None, typer.Argument(help="One incident
                lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
     """The plan's steps under way: runs, approvals waited for, people's tasks."""
     lg = pick_lang(lang)
+    inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
     rows = step_rows(db, incident, all_ or incident is not None)
     if json_out:
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
         return
-    print_steps(rows, lg)
+    print_steps(rows, lg, inv)
 
 
-def print_steps(rows: list[steps.StepRecord], lg: str) -> None:
+def print_steps(rows: list[steps.StepRecord], lg: str, inv: Inventory) -> None:
     zh = lg == "zh"
     table = Table(title="预案步骤" if zh else "Plan steps", title_justify="left")
-    for col in (("步骤", "Step"), ("条款", "Clause"), ("方式", "Kind"), ("状态", "Status"),
-                ("次数", "Tries"), ("说明", "Note")):
+    for col in (("步骤", "Step"), ("内容", "What"), ("条款", "Clause"), ("方式", "Kind"),
+                ("状态", "Status"), ("次数", "Tries"), ("说明", "Note")):
         table.add_column(col[0] if zh else col[1], overflow="fold")
     for r in rows:
         note = r.get("last") or ", ".join(a["by"] for a in r.get("approvals", [])) or \
             r.get("done_by") or ""
-        table.add_row(escape(r["key"]), r["clause"], r["kind"], status_text(r["status"], lg),
-                      str(r["attempts"]), escape(str(note)))
+        if r["status"] in steps.DECIDING and r.get("expires_at"):
+            until = local_text(r.get("expires_at"), inv.site.timezone)
+            note = f"{note}；有效期至 {until}" if zh else f"{note}; expires {until}"
+        step = inv.site_runbook.step(FaultClass(r["fault_class"]), r["level"], r["step"])
+        table.add_row(escape(r["key"]), escape(step.text(lg) if step else ""), r["clause"],
+                      r["kind"], status_text(r["status"], lg), str(r["attempts"]),
+                      escape(str(note).lstrip("；; ")))
     out.print(table)
 
