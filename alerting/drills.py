@@ -23,7 +23,8 @@ class Drill(TypedDict):
     fault_class: str
     participants: list[str]  # contact ids
     speed: float  # the ladder walked this many times faster, inside the drill only
-    status: Literal["running", "ended"]
+    # healing: the drill's heal actions run; the systems' automatic steps wait meanwhile
+    status: Literal["running", "healing", "ended"]
     started: str
     ended: str | None
     by: str
@@ -34,10 +35,10 @@ def key(drill_id: str) -> str:
 
 
 def running(store: Store | Tx) -> dict[str, Drill]:
-    """System -> the drill running on it."""
+    """System -> the drill running (or healing) on it."""
     out: dict[str, Drill] = {}
     for drill in store.states(PREFIX).values():
-        if drill.get("status") == "running":
+        if drill.get("status") in ("running", "healing"):
             out |= {system: drill for system in drill["systems"]}
     return out
 

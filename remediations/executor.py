@@ -72,6 +72,9 @@ class Executor:
         self.active: dict[str, StepRecord] = {}  # step records not yet final
         # Systems whose automatic steps wait: a maintenance window (alerting.silences).
         self.held: set[str] = set()
+        # Systems a drill is healing: their automatic steps wait, but those after recovery
+        # (they finish the healing: resume sending, fail back).
+        self.healing: set[str] = set()
         self.seen_seq = 0  # step records changed from this event seq on are read again
         self._resume(resume_after_s)
 
@@ -137,8 +140,12 @@ class Executor:
                     with self.store.transaction() as tx:  # as committed, not as read above
                         steps.expire(tx, self.inv, self.runbook, tx.get_state(key), now)
             elif rec["status"] == "pending" and now >= dt.datetime.fromisoformat(
-                    rec["not_before"]) and system_of(rec["incident"]) not in self.held:
+                    rec["not_before"]) and not self._waits(rec):
                 self._start(key.removeprefix(keys.STEP), rec, now)
+
+    def _waits(self, rec: StepRecord) -> bool:
+        system = system_of(rec["incident"])
+        return system in self.held or (system in self.healing and rec["level"] != "recovery")
 
     def cancel(self) -> None:
         """This daemon no longer leads: stop its playbook runs (their records are the new

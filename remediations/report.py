@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import html
-from typing import Any, TypedDict
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from markdown_it import MarkdownIt
@@ -22,7 +22,7 @@ from vigil.alerting.reported import REPORTED
 from vigil.clock import local_text
 from vigil.delivery import outbox
 from vigil.domain import FaultClass, Level, Role
-from vigil.i18n import t
+from vigil.i18n import Lang, t
 from vigil.model import Inventory
 from vigil.remediations.steps import StepRecord, load_steps
 from vigil.result import Result
@@ -72,14 +72,7 @@ _EN = {"title": "Incident summary report", "incident": "Incident", "system": "Sy
        "date": "Date"}
 
 
-class Analysis(TypedDict, total=False):
-    cause: str
-    effect: str
-    measures: str
-    lessons: str
-    responsibilities: str
-    by: str
-    at: str
+Analysis = dict[str, str]  # ANALYSIS fields, and who wrote them last (by, at)
 
 
 class ReportRefused(ValueError):
@@ -106,7 +99,7 @@ def save_analysis(store: Store, inv: Inventory, incident: str, fields: dict[str,
         raise ReportRefused(f"nothing to write: give at least one of {', '.join(ANALYSIS)}")
     with store.transaction() as tx:
         current: Analysis = tx.get_state(keys.analysis(incident)) or {}
-        merged: Analysis = {**current, **given, "by": by, "at": now.isoformat()}  # type: ignore[typeddict-item]
+        merged: Analysis = {**current, **given, "by": by, "at": now.isoformat()}
         tx.set_state(keys.analysis(incident), merged)
         tx.append("report.edited", incident, {"by": by, "fields": sorted(given)})
     return merged
@@ -125,7 +118,7 @@ def _who(rec: StepRecord) -> str:
                                                  else "")
 
 
-def _about(store: Store, incident: str) -> list[Event]:
+def events_about(store: Store, incident: str) -> list[Event]:
     return [e for e in store.events() if e.subject == incident
             or e.subject.startswith(f"{incident}/") or e.data.get("incident") == incident]
 
@@ -133,9 +126,10 @@ def _about(store: Store, incident: str) -> list[Event]:
 def incident_report(store: Store, inv: Inventory, incident: str, lang: str = "zh") -> str:
     """The report as Markdown."""
     w = _ZH if lang == "zh" else _EN
+    lg: Lang = "en" if lang == "en" else "zh"
     tz = ZoneInfo(inv.site.timezone)
     inc = _incident(store, incident)
-    events = _about(store, incident)
+    events = events_about(store, incident)
     system = inv.systems.get(inc["system"])
     klass = FaultClass(inc["fault_class"])
     onset = dt.datetime.fromisoformat(inc["onset"])
@@ -155,7 +149,7 @@ def incident_report(store: Store, inv: Inventory, incident: str, lang: str = "zh
              f"- {w['incident']}: {incident}",
              f"- {w['system']}: {system.name.get(lang) if system else ''} ({inc['system']})",
              f"- {w['party']}: {party.name.get(lang) if party else inc['party'] or ''}",
-             f"- {w['class']}: {t(f'class.{klass.value}', lang)} ({klass.clause})",
+             f"- {w['class']}: {t(f'class.{klass.value}', lg)} ({klass.clause})",
              f"- {w['found']}: {found}",
              f"- {w['onset']}: {local_text(onset, tz)}",
              f"- {w['recovered']}: {local_text(recovered, tz) if recovered else w['open']}",

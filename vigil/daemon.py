@@ -514,8 +514,8 @@ class Daemon:
 
     def _consequences(self, now: dt.datetime, results: list[Result]) -> None:
         assert self.tracker and self.executor and self.outbox
-        self._silences(now)
         self.tracker.drills = drills.running(self.store)
+        self._silences(now)
         if results:
             before = set(self.tracker.open)
             self.tracker.observe(results, now)
@@ -536,13 +536,15 @@ class Daemon:
     def _silences(self, now: dt.datetime) -> None:
         """Maintenance windows, Vigil's own (alerting.silences) and Zabbix's on mapped
         hosts: the tracker holds their systems' pages, the executor their automatic steps
-        (a Vigil window may let those run)."""
+        (a Vigil window may let those run), as it does while a drill heals its systems."""
         assert self.tracker and self.executor
         windows = silences.active(self.store, now)
         held = dict(self.bridge.silences) if self.bridge else {}
         held |= {s["system"]: silences.why(s) for s in windows}
         self.tracker.silence(held, now)
         self.executor.held = {s["system"] for s in windows if not s["steps"]}
+        self.executor.healing = {system for system, d in self.tracker.drills.items()
+                                 if d["status"] == "healing"}
 
     def _zabbix_health(self, now: dt.datetime) -> None:
         """Zabbix away is an event, then (after `tell_after_minutes`) a message to the

@@ -29,3 +29,13 @@ def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise FileRefused(f"{what} {path}: larger than {limit} bytes")
     return data
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Whole or absent: a crash or a refusal never leaves half a file under the name."""
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -304,7 +304,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
                      voucher_libraries=site_vars.vigil_voucher_libraries,
                      runbook=site_vars.vigil_runbook, site_runbook=plan,
                      project_dir=site_vars.vigil_project_dir,
-                     heartbeat=site_vars.vigil_heartbeat, zabbix=site_vars.vigil_zabbix)
+                     heartbeat=site_vars.vigil_heartbeat, zabbix=site_vars.vigil_zabbix,
+                     drill_interval_days=site_vars.vigil_drill_interval_days)
 
 
 def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int],

@@ -255,6 +255,9 @@ class SiteVars(BaseModel):
     vigil_project_dir: str | None = None  # the Ansible project Vigil runs (vigil.paths)
     vigil_heartbeat: Heartbeat | None = None
     vigil_zabbix: ZabbixVars | None = None
+    # P3.2.3: `vigil status` warns when a fault class of the site's systems has not been
+    # drilled for this long.
+    vigil_drill_interval_days: int = Field(182, ge=1, le=3660)
 
     @model_validator(mode="after")
     def _zabbix_users_are_contacts(self) -> SiteVars:
@@ -374,6 +377,7 @@ class Inventory(BaseModel):
     project_dir: str | None = None
     heartbeat: Heartbeat | None = None
     zabbix: ZabbixVars | None = None
+    drill_interval_days: int = 182
     warnings: list[str] = []
 
     def limit(self, pattern: str | None) -> list[CheckSpec]:

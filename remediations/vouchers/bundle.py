@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from vigil.errors import first_error
+from vigil.files import write_atomically
 from vigil.remediations.vouchers.suites import SUITES, CryptoError, Suite
 from vigil.remediations.vouchers.voucher import Voucher, voucher_from
 
@@ -160,16 +161,6 @@ def write_bundle(out: Path, *, kind: str, sender: str, recipient: str, rows: Ite
             tar.addfile(info, io.BytesIO(data))
     write_atomically(out, archive.getvalue())
     return manifest
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Whole or absent: a crash or a refusal never leaves half a file under the name."""
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 _HEX64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

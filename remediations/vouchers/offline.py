@@ -14,6 +14,7 @@ from typing import Any
 
 from vigil import keys as store_keys  # `keys` is the key folder here
 from vigil.clock import local_text
+from vigil.files import write_atomically
 from vigil.remediations.vouchers.bundle import (
     MAX_TTL,
     BundleRefused,
@@ -22,7 +23,6 @@ from vigil.remediations.vouchers.bundle import (
     check_rows,
     open_bundle,
     voucher_line,
-    write_atomically,
     write_bundle,
 )
 from vigil.remediations.vouchers.suites import SUITES, Suite

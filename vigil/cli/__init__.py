@@ -18,6 +18,7 @@ from rich.markup import escape
 from vigil import __version__
 from vigil.cli import (
     check,
+    drill,
     events,
     exchange,
     incidents,
@@ -77,7 +78,8 @@ def build() -> typer.Typer:
                         (plan.plan_app, "plan"), (steps.task_app, "task"),
                         (reconcile.supplementary_app, "supplementary"),
                         (exchange.exchange_app, "exchange"), (lab.lab_app, "lab"),
-                        (zabbix.zabbix_app, "zabbix"), (silence.silence_app, "silence")):
+                        (zabbix.zabbix_app, "zabbix"), (silence.silence_app, "silence"),
+                        (drill.drill_app, "drill")):
         app.add_typer(group, name=name)
     return app
 

@@ -37,6 +37,7 @@ from vigil.clock import local_text
 from vigil.domain import Level
 from vigil.i18n import t
 from vigil.model import Inventory
+from vigil.remediations.drills import overdue
 from vigil.store import Store
 
 incidents_app = typer.Typer(no_args_is_help=True, help="Incidents and their timelines.")
@@ -98,8 +99,10 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
     warnings = tracker.calendar.warnings(now.astimezone(tracker.tz).date())
     under_way = step_rows(db, None, False)  # runs, approvals and people's tasks not finished
     leading = leader_view(db)
+    undrilled = overdue(db, inv, now)
     if json_out:
         sys.stdout.write(json.dumps({"open_incidents": rows, "steps": under_way,
+                                     "undrilled_fault_classes": undrilled,
                                      "leader": {k: leading[k] for k in ("leader", "since",
                                                                        "epoch")},
                                      "monitors": leading["monitors"],
@@ -117,6 +120,11 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
     out.print(escape(leader_line(leading, tracker.tz, lg)))
     for en, zh_text in warnings:
         err.print(f"[yellow]{escape(zh_text if zh else en)}[/]")
+    if undrilled:  # P3.2.3: periodic drills
+        err.print("[yellow]" + escape(
+            (f"{inv.drill_interval_days} 天内未演练的故障类别：" if zh else
+             f"fault classes not drilled within {inv.drill_interval_days} days: ") +
+            ", ".join(undrilled) + "（P3.2.3；vigil drill run）") + "[/]")
     if rows:
         _print_incidents(rows, tracker.tz, now, lg)
     if under_way:
