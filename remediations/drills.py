@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from vigil import keys as store_keys
 from vigil.alerting import drills
-from vigil.alerting.incidents import Incident, load_incidents
+from vigil.alerting.incidents import Incident, load_incidents, system_of
 from vigil.clock import local_text
 from vigil.domain import PLAN_LEVELS, FaultClass, Level
 from vigil.errors import first_error
@@ -313,7 +313,9 @@ def evaluate(store: Store, inv: Inventory, plan: DrillPlan, drill_id: str) -> li
         elif limit is not None:
             ok = spent is not None and spent <= limit and r["status"] not in ("open",
                                                                               "awaiting")
-        found.append(Finding(f"步骤 {name}（{r['clause']}）", f"step {name} ({r['clause']})",
+        system = system_of(r["incident"])
+        found.append(Finding(f"步骤 {name}（{r['clause']}）@ {system}",
+                             f"step {name} ({r['clause']}) @ {system}",
                              f"≤ {limit:g} s" if limit is not None else "—",
                              f"{r['status']}" + (f", {spent:.0f} s" if spent is not None
                                                  else ""), ok))

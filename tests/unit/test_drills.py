@@ -74,7 +74,7 @@ def test_the_drill_s_record_evaluates_it_and_its_digest_is_in_the_chain(
     findings = drills.evaluate(h.store, inv, plan, drill["id"])
     by = {f.what_en: f for f in findings}
     assert by["fault detected"].ok and by["level IV reached"].ok
-    assert by["step IV/activate-standby (P4.3.2)"].ok
+    assert by["step IV/activate-standby (P4.3.2) @ payment-db"].ok
     assert by["lab-vendor told"].ok and by["nobody outside the drill told"].ok
     assert by["recovered by the drill's end"].ok and drills.passed(findings)
     files = drills.archive(h.store, inv, plan, ended, findings, tmp_path / "records")
@@ -83,7 +83,7 @@ def test_the_drill_s_record_evaluates_it_and_its_digest_is_in_the_chain(
     zh = (tmp_path / "records" / f"{drill['id']}.zh.md").read_text()
     assert "# 应急演练记录" in zh and "vigil lab fault pg-primary" in zh
     assert "数据库厂商工程师 (lab-vendor): ________________" in zh  # sign-off lines
-    assert "| 步骤 IV/activate-standby（P4.3.2） | ≤ 180 s |" in zh
+    assert "| 步骤 IV/activate-standby（P4.3.2）@ payment-db | ≤ 180 s |" in zh
     (recorded,) = h.store.events(kind="drill.recorded")
     for path in files:
         assert recorded.data["sha256"][path.name] == hashlib.sha256(
@@ -101,7 +101,7 @@ def test_a_drill_that_misses_its_times_fails_its_evaluation(h: Harness,
     h.wait(10)  # nobody approves the backup line for ten minutes of drill time
     drills.end(h.store, drill["id"], h.now, "done")
     by = {f.what_en: f for f in drills.evaluate(h.store, inv, plan, drill["id"])}
-    assert by["step III/backup-line (P4.3.1(2))"].ok is False
+    assert by["step III/backup-line (P4.3.1(2)) @ finance-router"].ok is False
     assert by["recovered by the drill's end"].ok is False
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -95,11 +96,11 @@ def plan(ref: Annotated[str | None, typer.Argument(
 
 
 def _act(action: drills.Action, inv: Inventory, project: Path | None, drill_id: str,
-         store: Store, lang: str) -> None:
-    """Carry out one action of the plan; a failure is on record and ends the drill."""
+         say: Console, lang: str) -> None:
+    """Carry out one action of the plan; a failure ends the drill (and is in its record)."""
     zh = lang == "zh"
     if action.by_hand:
-        out.print(("请现在执行：" if zh else "Do this now: ") + escape(action.by_hand.get(lang)))
+        say.print(("请现在执行：" if zh else "Do this now: ") + escape(action.by_hand.get(lang)))
         return
     if action.lab:
         run = subprocess.run([sys.executable, "-m", "vigil", "lab", *action.lab],
@@ -119,7 +120,8 @@ def _act(action: drills.Action, inv: Inventory, project: Path | None, drill_id: 
                                   f"{', '.join(outcome.failed_tasks)[:300]}")
 
 
-def _wait(what: str, done: Any, deadline: float, store: Store, drill_id: str) -> bool:
+def _wait(what: str, done: Any, deadline: float, store: Store, drill_id: str,
+          say: Console) -> bool:
     """Poll until `done()` or the deadline, reporting the drill's incidents and steps as
     they change."""
     seen: set[str] = set()
@@ -128,12 +130,12 @@ def _wait(what: str, done: Any, deadline: float, store: Store, drill_id: str) ->
             line = f"{inc['id']}: {inc['status']} {inc['mark'] or ''}"
             if line not in seen:
                 seen.add(line)
-                out.print(escape(f"  {line}"))
+                say.print(escape(f"  {line}"))
         for rec in drills.steps_of(store, drill_id):
             line = f"{rec['key'].split('/', 1)[1]} ({rec['clause']}): {rec['status']}"
             if line not in seen:
                 seen.add(line)
-                out.print(escape(f"  {line}"))
+                say.print(escape(f"  {line}"))
         if done():
             return True
         if time.monotonic() > deadline:
@@ -164,21 +166,21 @@ def run(ref: Annotated[str, typer.Argument(help="A plan's id or file.")], as_: A
         fail(str(exc))
     deadline = time.monotonic() + p.max_minutes * 60
     why = "done"
-    zh = lg == "zh"
-    out.print(f"演练 {drill['id']} 开始" if zh else f"drill {drill['id']} started")
+    say = err if json_out else out  # progress never mixes into the JSON
+    say.print(f"演练 {drill['id']} 开始" if lg == "zh" else f"drill {drill['id']} started")
     try:
-        _act(p.cause, inv, folder, drill["id"], db, lg)
+        _act(p.cause, inv, folder, drill["id"], say, lg)
         drills.mark(db, drill["id"], "caused", {"action": p.cause.text("en")})
         _wait("the plan's levels walked", lambda: drills.walked(db, p, drill["id"]), deadline,
-              db, drill["id"])
+              db, drill["id"], say)
         if p.heal:
             drills.healing(db, drill["id"])
         for action in p.heal:
-            _act(action, inv, folder, drill["id"], db, lg)
+            _act(action, inv, folder, drill["id"], say, lg)
             drills.mark(db, drill["id"], "healed", {"action": action.text("en")})
         if p.heal:
             _wait("recovery", lambda: drills.settled(db, drill["id"]), deadline, db,
-                  drill["id"])
+                  drill["id"], say)
     except drills.DrillRefused as exc:
         why = str(exc)
         err.print(f"[red]{escape(why)}[/]")
