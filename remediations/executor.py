@@ -25,7 +25,7 @@ from vigil.checks.cycle import run_checks
 from vigil.domain import FaultClass, Level
 from vigil.model import CheckSpec, Inventory
 from vigil.paths import project_dir
-from vigil.remediations import first_aid, steps
+from vigil.remediations import first_aid, routines, steps
 from vigil.remediations.playbook_run import Outcome, PlaybookRunner, run_playbook
 from vigil.remediations.steps import StepRecord
 from vigil.result import Result, Status
@@ -38,6 +38,7 @@ RETRY_AFTER_S = 30.0
 # A recovery older than this (a store from before the executor) gets no recovery steps.
 STALE = dt.timedelta(hours=1)
 WATCHED = ("incident.level", "incident.recovered")
+ROUTINES_EVERY = dt.timedelta(minutes=1)
 Verifier = Callable[[list[CheckSpec]], list[Result]]
 FirstAid = Callable[[str, Inventory, Mapping[str, Any]], first_aid.Aid]
 
@@ -75,6 +76,7 @@ class Executor:
         # Systems a drill is healing: their automatic steps wait, but those after recovery
         # (they finish the healing: resume sending, fail back).
         self.healing: set[str] = set()
+        self._routines_at: dt.datetime | None = None  # when routines were last looked at
         self.seen_seq = 0  # step records changed from this event seq on are read again
         self._resume(resume_after_s)
 
@@ -100,6 +102,11 @@ class Executor:
     def tick(self, now: dt.datetime) -> None:
         self.plan(now)
         self.advance(now)
+        if self._routines_at is None or now - self._routines_at >= ROUTINES_EVERY:
+            self._routines_at = now
+            if routines.due(self.store, self.inv, now):
+                with self.store.transaction() as tx:
+                    routines.tick(tx, self.inv, now)
 
     def plan(self, now: dt.datetime) -> None:
         """Plan the steps of what the tracker did since the last look (a cursor in the store,

@@ -71,9 +71,27 @@ class ClassSteps(BaseModel):
     recovery: list[Step] = []
 
 
+class Routine(BaseModel):
+    """People's work the plan asks for on a schedule, not on a fault (P3.2.2: the backup
+    business system kept ready): an open task every `every_days`, ticked off with a note
+    (`vigil routine done`), each time on record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    clause: str
+    every_days: float = Field(gt=0, le=366)
+    roles: list[Role] = [Role.IMPLEMENTATION_TEAM]  # who is told and may tick it off
+    zh: str
+    en: str
+
+    def text(self, lang: str) -> str:
+        return self.en if lang == "en" else self.zh
+
+
 class Runbook(BaseModel):
     model_config = ConfigDict(extra="forbid")
     classes: dict[FaultClass, ClassSteps]
+    routines: list[Routine] = []
 
     def steps(self, fault_class: FaultClass, level: str) -> list[Step]:
         steps: list[Step] = getattr(self.classes[fault_class], level)

@@ -33,12 +33,12 @@ def _finished(proc: subprocess.Popen[str]) -> tuple[int, dict[str, Any], str]:
 
 
 def _nobody_else_paged(w: Watch, participants: set[str]) -> None:
-    """Every message of the run is the drill's, tagged, and reached participants only;
-    no real incident opened."""
+    """Every message about an incident is the drill's, tagged, and reached participants
+    only; no real incident opened."""
     store = w.store()
     incidents = list(store.states("incident:").values())
     assert incidents and all(i.get("drill") for i in incidents)
-    msgs = list(store.states("msg:").values())
+    msgs = [m for m in store.states("msg:").values() if m["incident"]]
     assert msgs and {m["contact"] for m in msgs} <= participants
     assert all(m["title"].startswith(("【演练】", "[DRILL]")) for m in msgs)
 

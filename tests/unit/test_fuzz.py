@@ -446,7 +446,9 @@ COMMANDS = [["check"], ["check", "--json"], ["check", "--limit"], ["inventory", 
             ["incidents", "list"], ["incidents", "show"], ["ack"], ["ladder", "explain"],
             ["plan", "show"], ["plan", "coverage"], ["steps"], ["approve"], ["deny"],
             ["task", "done"], ["report", "show"], ["report", "edit"], ["report", "send"],
-            ["incidents", "open"], ["incidents", "close"], ["reconcile"], ["supplementary", "plan"],
+            ["incidents", "open"], ["incidents", "close"], ["drill", "plan"],
+            ["drill", "list"], ["drill", "show"], ["drill", "report"], ["routine", "list"],
+            ["routine", "done"], ["reconcile"], ["supplementary", "plan"],
             ["exchange", "keygen"], ["exchange", "export"], ["exchange", "import"],
             ["version"], []]
 OPTIONS = st.sampled_from([

@@ -45,18 +45,32 @@ def test_plan_coverage_lists_every_clause_and_flags_what_nothing_implements(
         named = set(re.findall(r"\*\*(P\d(?:\.\d)*(?:\(\d\))?)", plan.read_text()))
         assert named <= set(rows)
     assert "database.IV.activate-standby (auto)" in rows["P4.3.2"]["steps"]
+    # A test credits a clause only by naming it (P4.3 is not P4.3.1), naming one of its
+    # steps, or importing its code; a test file is never its code.
+    assert "tests/unit/test_exchange.py" not in rows["P4.3"]["tests"]
+    assert rows["P3.2.3"]["code"] == ["remediations/drills.py", "alerting/drills.py"]
+    assert "tests/unit/test_drills.py" in rows["P3.2.3"]["tests"]
+    assert rows["P3.2.3"]["state"] == "covered"
+    assert "tests/unit/test_ladder.py" in rows["P4.1"]["tests"]  # imports alerting.ladder
+    # A clause whose steps are all people's is shown apart from automated ones.
+    assert rows["P4.3.3(1)"]["state"] == "people" and rows["P4.3.3(1)"]["implemented"]
     assert "payment-db.primary-port" in rows["P4.3.2"]["checks"]
     assert "tests/lab/test_drills.py" in rows["P4.3.1(2)"]["tests"]
-    # The paper system is people's to keep; the runbook has them confirm it at core level III.
+    # The paper system is people's to keep; the runbook has them confirm it at core level
+    # III, and a routine every 30 days opens the same check on record.
     assert rows["P3.2.2"]["steps"] == ["core.III.backup-system-ready (manual)"]
+    assert rows["P3.2.2"]["code"] == ["remediations/routines.py"]
+    assert "tests/unit/test_routines.py" in rows["P3.2.2"]["tests"]
     # code in the mapped folders is found where the package is (checks/ is vigil.checks)
     assert rows["P4.1"]["code"] == ["alerting/ladder.py", "alerting/calendar.py"]
     assert "checks/backups.py" in rows["P4.3.2"]["code"]
     assert vigil("plan", "coverage", "--inventory", "inventory/lab", "--strict").code == 0
-    # A site that turns that step off leaves P3.2.2 to nothing: flagged, and --strict fails.
+    # A site that turns off the one step of P4.3.4(1) leaves it to nothing: flagged, and
+    # --strict fails.
     with (demo_copy / "group_vars/all/site.yml").open("a") as fh:
         fh.write("vigil_runbook:\n  overrides:\n"
-                 "    core.III.backup-system-ready: {enabled: false}\n")
+                 "    core.IV.s1: {enabled: false}\n")
     run = vigil("plan", "coverage", "--inventory", str(demo_copy), "--json")
-    assert {r["clause"]: r for r in json.loads(run.out)}["P3.2.2"]["implemented"] is False
+    row = {r["clause"]: r for r in json.loads(run.out)}["P4.3.4(1)"]
+    assert row["implemented"] is False and row["state"] == "missing"
     assert vigil("plan", "coverage", "--inventory", str(demo_copy), "--strict").code == 1

@@ -29,6 +29,7 @@ from vigil.cli import (
     plan,
     reconcile,
     report,
+    routine,
     silence,
     steps,
     watch,
@@ -79,7 +80,7 @@ def build() -> typer.Typer:
                         (reconcile.supplementary_app, "supplementary"),
                         (exchange.exchange_app, "exchange"), (lab.lab_app, "lab"),
                         (zabbix.zabbix_app, "zabbix"), (silence.silence_app, "silence"),
-                        (drill.drill_app, "drill")):
+                        (drill.drill_app, "drill"), (routine.routine_app, "routine")):
         app.add_typer(group, name=name)
     return app
 

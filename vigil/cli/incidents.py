@@ -37,6 +37,7 @@ from vigil.clock import local_text
 from vigil.domain import Level
 from vigil.i18n import t
 from vigil.model import Inventory
+from vigil.remediations import routines
 from vigil.remediations.drills import overdue
 from vigil.store import Store
 
@@ -100,9 +101,11 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
     under_way = step_rows(db, None, False)  # runs, approvals and people's tasks not finished
     leading = leader_view(db)
     undrilled = overdue(db, inv, now)
+    due = [r for r in routines.state(db, inv, now) if r["overdue"]]
     if json_out:
         sys.stdout.write(json.dumps({"open_incidents": rows, "steps": under_way,
                                      "undrilled_fault_classes": undrilled,
+                                     "routines_due": due,
                                      "leader": {k: leading[k] for k in ("leader", "since",
                                                                        "epoch")},
                                      "monitors": leading["monitors"],
@@ -125,6 +128,11 @@ def status(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Jso
             (f"{inv.drill_interval_days} 天内未演练的故障类别：" if zh else
              f"fault classes not drilled within {inv.drill_interval_days} days: ") +
             ", ".join(undrilled) + "（P3.2.3；vigil drill run）") + "[/]")
+    for r in due:
+        err.print("[yellow]" + escape(
+            f"例行事项待办：{r['text']}（{r['clause']}；vigil routine done {r['id']}）" if zh
+             else f"routine due: {r['text_en']} ({r['clause']}; vigil routine done "
+                  f"{r['id']})") + "[/]")
     if rows:
         _print_incidents(rows, tracker.tz, now, lg)
     if under_way:
