@@ -257,7 +257,8 @@ def _finished_at(events: list[Event], key: str) -> dt.datetime | None:
     planned (a notice sent, a step skipped as not applying)."""
     mine = [e for e in events if e.subject == key]
     ends = [e for e in mine if e.kind in ("step.succeeded", "step.failed", "step.done",
-                                          "step.expired", "step.authorised")]
+                                          "step.expired", "step.authorised",
+                                          "step.released")]
     if ends:
         return _at(ends[-1])
     planned = [e for e in mine if e.kind == "step.planned"

@@ -73,6 +73,9 @@ class Executor:
         self.active: dict[str, StepRecord] = {}  # step records not yet final
         # Systems whose automatic steps wait: a maintenance window (alerting.silences).
         self.held: set[str] = set()
+        # Systems whose pages are held (a Vigil window or a Zabbix maintenance): the plan's
+        # notices and approval requests wait for the silence's end.
+        self.quiet: set[str] = set()
         # Systems a drill is healing: their automatic steps wait, but those after recovery
         # (they finish the healing: resume sending, fail back).
         self.healing: set[str] = set()
@@ -130,6 +133,7 @@ class Executor:
                 else:
                     continue
                 steps.plan(tx, self.inv, self.runbook, inc, levels, now,
+                           quiet=inc["system"] in self.quiet,
                            observe_only=self.observe_only)
             tx.set_state(keys.EXECUTOR_CURSOR, max(e.seq for e in events))
 
@@ -142,6 +146,10 @@ class Executor:
         for key in [k for k, r in self.active.items() if r["status"] in steps.FINAL]:
             del self.active[key]
         for key, rec in list(self.active.items()):
+            if rec.get("held") and system_of(rec["incident"]) not in self.quiet:
+                with self.store.transaction() as tx:
+                    steps.release(tx, self.inv, self.runbook, tx.get_state(key), now)
+                continue
             if rec["status"] in steps.DECIDING:
                 if now >= dt.datetime.fromisoformat(rec["expires_at"]):  # else no write lock
                     with self.store.transaction() as tx:  # as committed, not as read above

@@ -66,6 +66,7 @@ class StepRecord(TypedDict):
     done_by: NotRequired[str]
     done_at: NotRequired[str]
     drill: NotRequired[str]  # its incident's drill (alerting.drills)
+    held: NotRequired[bool]  # its notice waits for the end of its system's silence
 
 
 _STEP: TypeAdapter[StepRecord] = TypeAdapter(StepRecord)
@@ -100,8 +101,10 @@ def _initial(step: Step, observe_only: bool) -> str:
 
 
 def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: Incident, levels: list[str],
-         now: dt.datetime, *, observe_only: bool = False) -> list[StepRecord]:
-    """Create the records of `levels` not yet planned for `inc`; queue their messages."""
+         now: dt.datetime, *, observe_only: bool = False,
+         quiet: bool = False) -> list[StepRecord]:
+    """Create the records of `levels` not yet planned for `inc`; queue their messages,
+    unless `quiet` (its system is silenced): then they wait for `release`."""
     made = []
     klass = FaultClass(inc["fault_class"])
     for level in levels:
@@ -130,8 +133,14 @@ def plan(tx: Tx, inv: Inventory, runbook: Runbook, inc: Incident, levels: list[s
             if step.kind == "auto" and observe_only:
                 tx.append("step.observed", key, {"incident": inc["id"], "would_run":
                                                  step.run.playbook if step.run else None})
+            if quiet and step.kind in ("notify", "approval"):
+                rec["held"] = True
+                if step.kind == "notify":
+                    rec["status"] = "held"
+                tx.append("step.held", key, {"incident": inc["id"], "kind": step.kind})
+            else:
+                _announce(tx, inv, step, rec, inc, now)
             tx.set_state(keys.step(key), rec)
-            _announce(tx, inv, step, rec, inc, now)
             made.append(rec)
     return made
 
@@ -177,6 +186,23 @@ def _announce(tx: Tx, inv: Inventory, step: Step, rec: StepRecord, inc: Incident
         _tell(tx, inv, every_party(inv), rec, inc, "notify", step, now)
     elif step.kind == "approval":
         _tell(tx, inv, approvers(inv, step), rec, inc, "approval", step, now)
+
+
+def release(tx: Tx, inv: Inventory, runbook: Runbook, rec: StepRecord,
+            now: dt.datetime) -> None:
+    """Its system's silence ended: the notice held back goes now (a notice to every party
+    is then sent; an approval is asked)."""
+    if not rec.get("held"):
+        return
+    del rec["held"]
+    if rec["status"] == "held":
+        rec["status"] = "sent"
+    inc = tx.get_state(keys.incident(rec["incident"]))
+    step = runbook.step(FaultClass(rec["fault_class"]), rec["level"], rec["step"])
+    tx.append("step.released", rec["key"], {"incident": rec["incident"]})
+    tx.set_state(keys.step(rec["key"]), rec)
+    if inc and step and rec["status"] in ("sent", "awaiting", "denied"):
+        _announce(tx, inv, step, rec, inc, now)
 
 
 def _tell(tx: Tx, inv: Inventory, contacts: list[Contact], rec: StepRecord, inc: Incident,

@@ -543,6 +543,7 @@ class Daemon:
         held |= {s["system"]: silences.why(s) for s in windows}
         self.tracker.silence(held, now)
         self.executor.held = {s["system"] for s in windows if not s["steps"]}
+        self.executor.quiet = set(held)
         self.executor.healing = {system for system, d in self.tracker.drills.items()
                                  if d["status"] == "healing"}
 

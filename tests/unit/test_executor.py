@@ -326,3 +326,20 @@ def test_the_summary_report_is_sent_to_the_leadership_group(drill: Drill,
     assert msg["contact"] == "lab-leader" and msg["body"].startswith("# 故障总结报告")
     (sent,) = drill.store.events(kind="report.sent")
     assert sent.data["by"] == "lab-duty" and len(sent.data["sha256"]["zh"]) == 64
+
+
+def test_a_silenced_system_s_notices_to_every_party_wait_for_the_window_s_end(
+        drill: Drill) -> None:
+    drill.executor.quiet = {"finance-router"}  # the daemon's: a window on the system
+    drill.fail("finance-router", FaultClass.INFRASTRUCTURE, "finance-router.links")
+    drill.wait(10)
+    stop = drill.rec("/IV/stop-mq")
+    assert stop["status"] == "held"
+    assert not [m for m in drill.store.states("msg:").values() if m["kind"] == "step.notify"]
+    drill.executor.quiet = set()
+    drill.wait(1)  # the window ended: every party is told to stop sending now
+    assert drill.rec("/IV/stop-mq")["status"] == "sent"
+    told = {m["contact"] for m in drill.store.states("msg:").values()
+            if m["kind"] == "step.notify"}
+    assert told == {"lab-duty", "lab-leader", "lab-pboc", "lab-bank-a"}
+    assert drill.kinds(stop["key"]) == ["step.planned", "step.held", "step.released"]

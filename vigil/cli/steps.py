@@ -43,8 +43,8 @@ AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the invento
 
 _STATUS = {"pending": "待执行", "running": "执行中", "succeeded": "已成功", "failed": "已失败",
            "awaiting": "待审批", "denied": "已拒绝", "expired": "已过期", "open": "待办",
-           "done": "已完成", "sent": "已通知", "observed": "仅观察", "dry-run": "演练",
-           "skipped": "不适用"}
+           "done": "已完成", "sent": "已通知", "observed": "仅观察", "dry-run": "试运行",
+           "skipped": "不适用", "held": "静默中待发"}
 
 
 def status_text(status: str, lang: str) -> str:
