@@ -18,6 +18,7 @@ from rich.table import Table
 from vigil import clock
 from vigil.alerting import drills as drill_state
 from vigil.cli.common import (
+    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -42,7 +43,6 @@ drill_app = typer.Typer(no_args_is_help=True, help=(
     "Drills (P3.2.3): a real fault caused on purpose, the running monitor and the people "
     "walking the plan, every message marked 【演练】, and an archived record."))
 
-AsOpt = Annotated[str, typer.Option("--as", help="Your contact id: who organises it.")]
 OutOpt = Annotated[Path | None, typer.Option(
     "--out-dir", help="Where records go (default $VIGIL_DRILL_DIR, else "
     "~/.local/state/vigil/drills).")]

@@ -17,6 +17,7 @@ from vigil.alerting import reported
 from vigil.alerting.incidents import Incident, Tracker, acknowledge, load_incident, load_incidents
 from vigil.alerting.messages import duration_text
 from vigil.cli.common import (
+    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -188,7 +189,6 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id.")]
     out.print(table)
 
 
-AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
 NoteOpt = Annotated[str, typer.Option("--note", help="What you found or did: recorded and sent.")]
 
 
@@ -271,7 +271,7 @@ def _detail(data: dict[str, Any], lang: str) -> str:
 
 
 def ack(incident: Annotated[str, typer.Argument(help="Incident id.")],
-        as_: Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")],
+        as_: AsOpt,
         inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
         vault_password_file: VaultOpt = None) -> None:
     """Acknowledge an incident: repeats stop at its current level; the next level notifies."""

@@ -13,6 +13,7 @@ import yaml
 
 from vigil import clock
 from vigil.cli.common import (
+    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -32,7 +33,6 @@ report_app = typer.Typer(no_args_is_help=True, help=(
     "analysis, send it."))
 
 IncidentArg = Annotated[str, typer.Argument(help="Incident id.")]
-AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
 
 
 @report_app.command("show")

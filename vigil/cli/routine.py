@@ -13,6 +13,7 @@ from rich.table import Table
 from vigil import clock
 from vigil.cli.common import (
     EXIT_REFUSED,
+    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -59,7 +60,7 @@ def routine_list(inventory: InventoryOpt = None, store: StoreOpt = None,
 
 @routine_app.command("done")
 def routine_done(routine: Annotated[str, typer.Argument(help="The routine's id.")],
-                 as_: Annotated[str, typer.Option("--as", help="Your contact id.")],
+                 as_: AsOpt,
                  note: Annotated[str, typer.Option(help="What you found: the record.")],
                  inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
                  vault_password_file: VaultOpt = None) -> None:

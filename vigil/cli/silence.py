@@ -14,6 +14,7 @@ from rich.table import Table
 from vigil import clock
 from vigil.alerting import silences
 from vigil.cli.common import (
+    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -33,7 +34,6 @@ silence_app = typer.Typer(no_args_is_help=True, help=(
     "Maintenance windows: a system's faults recorded, nobody paged, its automatic steps "
     "waiting, until the window ends."))
 
-AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
 
 
 @silence_app.command("add")

@@ -15,6 +15,7 @@ from rich.table import Table
 from vigil import clock
 from vigil.cli.common import (
     EXIT_REFUSED,
+    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -38,7 +39,6 @@ StepArg = Annotated[str, typer.Argument(help="INCIDENT/LEVEL/STEP, or a STEP id 
                                              "in one incident only.")]
 
 
-AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
 
 
 _STATUS = {"pending": "待执行", "running": "执行中", "succeeded": "已成功", "failed": "已失败",
