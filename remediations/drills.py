@@ -27,7 +27,7 @@ from vigil import keys as store_keys
 from vigil.alerting import drills
 from vigil.alerting.incidents import Incident, load_incidents, system_of
 from vigil.clock import local_text
-from vigil.domain import PLAN_LEVELS, FaultClass, Level
+from vigil.domain import PLAN_LEVELS, FaultClass, Level, Role
 from vigil.errors import first_error
 from vigil.files import FileRefused, read_bounded, write_atomically
 from vigil.model import Inventory, Text
@@ -89,6 +89,7 @@ class DrillPlan(_Strict):
     systems: list[str] = Field(min_length=1)
     cause: Action
     heal: list[Action] = []
+    # Contact ids, or roles (every contact holding it): who takes part and is told.
     participants: list[str] = Field(min_length=1)
     levels: list[Level] = [Level.IV]  # the plan's levels to walk through
     # The ladder inside the drill runs this many times faster (24 h of level III in
@@ -108,13 +109,20 @@ class DrillPlan(_Strict):
                                    f"{self.fault_class.value}")
         contacts = {c.id for c in inv.contacts}
         for person in self.participants:
-            if person not in contacts:
-                raise DrillRefused(f"{where}: participants: {person!r} is not a contact")
+            if person not in contacts and person not in {r.value for r in Role}:
+                raise DrillRefused(f"{where}: participants: {person!r} is neither a contact "
+                                   f"nor a role")
         for level in self.levels:
             if level not in PLAN_LEVELS:
                 raise DrillRefused(f"{where}: levels: {level.value!r} is not one of the "
                                    f"plan's levels (IV, III, II, I)")
         return self
+
+    def people(self, inv: Inventory) -> list[str]:
+        """The participants' contact ids, roles resolved to the contacts holding them."""
+        out = [c.id for c in inv.contacts
+               if c.id in self.participants or {r.value for r in c.roles} & set(self.participants)]
+        return out
 
 
 def plans_dir(inv: Inventory) -> Path:
@@ -162,7 +170,7 @@ def start(store: Store, inv: Inventory, plan: DrillPlan, by: str,
         drill: drills.Drill = {
             "id": f"{plan.id}-{now.astimezone(ZoneInfo(inv.site.timezone)):%Y%m%dT%H%M%S}",
             "plan": plan.id, "systems": list(plan.systems),
-            "fault_class": plan.fault_class.value, "participants": list(plan.participants),
+            "fault_class": plan.fault_class.value, "participants": plan.people(inv),
             "speed": plan.speed, "status": "running", "started": now.isoformat(),
             "ended": None, "by": by}
         tx.set_state(drills.key(drill["id"]), drill)
@@ -291,13 +299,15 @@ def evaluate(store: Store, inv: Inventory, plan: DrillPlan, drill_id: str) -> li
     for e in events:
         if e.kind == "message.queued":
             first.setdefault(e.data.get("contact", ""), _at(e))
-    for person in plan.participants:
+    drill = drills.load(store, drill_id)
+    people = drill["participants"] if drill else plan.participants
+    for person in people:
         at = first.get(person)
         after = (at - onset).total_seconds() if at else None
         found.append(Finding(f"通知 {person}", f"{person} told", f"≤ {plan.expect.told_s:g} s",
                              f"{after:.0f} s" if after is not None else "—",
                              None if after is None else after <= plan.expect.told_s))
-    outsiders = sorted(set(first) - set(plan.participants))
+    outsiders = sorted(set(first) - set(people))
     found.append(Finding("演练外人员未被通知", "nobody outside the drill told", "—",
                          ", ".join(outsiders) or "—", not outsiders))
     for r in steps_of(store, drill_id):
@@ -371,7 +381,7 @@ def record(store: Store, inv: Inventory, plan: DrillPlan, drill: drills.Drill,
              f"- {w['cause']}: `{plan.cause.text(lang)}`",
              f"- {w['heal']}: " + ("; ".join(f"`{a.text(lang)}`" for a in plan.heal) or "—"),
              f"- {w['participants']}: " + ", ".join(f"{names.get(p, p)} ({p})"
-                                                    for p in plan.participants),
+                                                    for p in drill["participants"]),
              f"- {w['levels']}: {', '.join(lv.text(lang) for lv in plan.levels)}",
              f"- {w['speed']}: ×{plan.speed:g}", "",
              f"## {w['process']}", "", f"| {w['when']} | {w['event']} | {w['detail']} |",
@@ -396,7 +406,7 @@ def record(store: Store, inv: Inventory, plan: DrillPlan, drill: drills.Drill,
     lines += ["", f"**{w['overall']}: {w['passed'] if passed(findings) else w['failed']}**",
               "", f"## {w['sign']}", ""]
     lines += [f"{names.get(p, p)} ({p}): ________________    ____________"
-              for p in [drill["by"], *[p for p in plan.participants if p != drill["by"]]]]
+              for p in [drill["by"], *[p for p in drill["participants"] if p != drill["by"]]]]
     return "\n".join(lines) + "\n"
 
 

@@ -40,7 +40,9 @@ def _running(h: Harness, plan: drills.DrillPlan, inv: Inventory) -> drill_state.
 def test_a_drill_s_incident_is_tagged_told_to_participants_only_and_climbs_faster(
         h: Harness, inv: Inventory) -> None:
     plan = drills.load_plan("line-primary", inv).model_copy(update={"speed": 60})
+    plan = plan.model_copy(update={"participants": ["lab-duty", "leadership_group"]})
     drill = _running(h, plan, inv)
+    assert drill["participants"] == ["lab-duty", "lab-leader"]  # the role resolved
     h.fail("finance-router", FaultClass.INFRASTRUCTURE, "finance-router.links")
     (inc,) = h.tracker.open.values()
     assert inc["drill"] == drill["id"] and inc["mark"] == "IV"
@@ -120,7 +122,7 @@ def test_no_drill_over_a_real_fault_nor_two_on_one_system(h: Harness,
 @pytest.mark.parametrize(("change", "needle"), [
     ({"systems": ["nope"]}, "systems: no system 'nope'"),
     ({"systems": ["payment-db"]}, "'payment-db' is a database system, not infrastructure"),
-    ({"participants": ["ghost"]}, "participants: 'ghost' is not a contact"),
+    ({"participants": ["ghost"]}, "participants: 'ghost' is neither a contact nor a role"),
     ({"cause": {"lab": ["down"]}}, "lab: one of fault, line, up"),
     ({"cause": {"lab": ["up"], "playbook": "x.yml"}}, "exactly one of"),
     ({"levels": ["IV+"]}, "not one of the plan's levels"),

@@ -53,7 +53,7 @@ def _incident_rows(tracker: Tracker, incs: list[Incident], now: dt.datetime,
         row = {"id": inc["id"], "system": inc["system"], "fault_class": inc["fault_class"],
                "status": inc["status"], "mark": inc["mark"], "onset": inc["onset"],
                "age_s": round((now - onset).total_seconds()), "cause": inc["cause"],
-               "next_mark": None, "next_at": None}
+               "next_mark": None, "next_at": None, "drill": inc.get("drill")}
         if inc["status"] == "open":
             rung, ahead = tracker.reached(inc, now)
             row["mark"] = rung.mark
@@ -77,6 +77,8 @@ def _print_incidents(rows: list[dict[str, Any]], tz: ZoneInfo, now: dt.datetime,
             left = duration_text((at - now).total_seconds(), lang)
             nxt = f"{Level(r['next_mark']).text(lang)} {local_text(at, tz)}（{left}）"
         level = Level(r["mark"]).text(lang) if r["mark"] else "-"
+        if r.get("drill"):  # a drill's, not a real fault
+            level = f"{'【演练】' if zh else '[DRILL] '}{level}"
         if r["status"] != "open":
             level += "，已恢复" if zh else ", recovered"
         table.add_row(escape(r["id"]), level,
