@@ -4,7 +4,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint lab-up lab-down molecule images wheelhouse clean
+.PHONY: demo test lint lab-up lab-down molecule images wheelhouse clean bench-smoke
 
 # Scenarios that run in podman containers, and those that drive the running lab.
 SCENARIOS := vigil_server service_restart line_failover mq_sending backup_rotation queue_draining standby_activation
@@ -59,8 +59,13 @@ molecule: $(BIN)/.installed images
 test: lint images
 	lab/install-packages.sh
 	$(BIN)/vigil lab up || { $(BIN)/vigil lab down; exit 1; }
-	VIGIL_REQUIRE_LAB=1 $(BIN)/pytest && $(MAKE) --no-print-directory molecule; \
+	VIGIL_REQUIRE_LAB=1 $(BIN)/pytest && $(MAKE) --no-print-directory bench-smoke && \
+	  $(MAKE) --no-print-directory molecule; \
 	  code=$$?; $(BIN)/vigil lab down; exit $$code
+
+# Every benchmark small, with its correctness checks, and shown to fail on a wrong result.
+bench-smoke:
+	$(BIN)/python -m bench.smoke
 
 clean: lab-down
 	rm -rf .lab $(VENV)

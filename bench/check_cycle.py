@@ -19,6 +19,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from bench.truth import Truth, add_arguments
 from vigil.checks.cycle import run_checks
 from vigil.inventory import load_inventory
 from vigil.result import Status
@@ -72,7 +73,9 @@ def main() -> None:
     parser.add_argument("--targets", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    add_arguments(parser)
     args = parser.parse_args()
+    truth = Truth("check_cycle", args.inject_mismatch)
     if not (PLUGINS / "check_tcp").exists():
         sys.exit("install monitoring-plugins-basic for the peer (apt-get install "
                  "monitoring-plugins-basic)")
@@ -92,10 +95,10 @@ def main() -> None:
             results = run_checks(checks, concurrency=args.concurrency)
             vigil_times.append(time.perf_counter() - started)
             ok = sum(1 for r in results if r.status is Status.OK)
-            assert ok == args.targets, f"only {ok} of {args.targets} targets ok in Vigil's run"
+            truth.expect("targets ok in Vigil's run", args.targets, ok)
             elapsed, peer_ok = run_peer(args.targets, args.concurrency)
             peer_times.append(elapsed)
-            assert peer_ok == args.targets, f"only {peer_ok} ok in the peer's run"
+            truth.expect("targets ok in the peer's run", args.targets, peer_ok)
     finally:
         targets.terminate()
     vigil_best, peer_best = min(vigil_times), min(peer_times)
@@ -106,6 +109,7 @@ def main() -> None:
         print(f"{label + ':':24} {best:6.2f} s  {args.targets / best:8.0f} probes/s")
     print(f"ratio (peer / vigil):    {peer_best / vigil_best:6.1f}x")
     print(f"vigil peak RSS:          {peak_mb:6.0f} MB")
+    truth.done()
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
 
 Creates the incidents in a fresh SQLite store, loads them as the daemon does on start,
 then times ticks: the first computes every incident's ladder (cached afterwards); the
-next ones are the steady state, where nothing escalates.
+next ones are the steady state, where nothing escalates. Checked against the truth: after
+the ticks every incident is open at the mark the ladder's pure function gives for its
+onset (the tick's caching and scheduling skip no escalation); exit 1 on a mismatch.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import datetime as dt
 import tempfile
 import time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from bench.truth import Truth, add_arguments
 from tests.conftest import ROOT
-from vigil.alerting.incidents import Tracker
+from vigil.alerting.incidents import Tracker, calendar_for
+from vigil.alerting.ladder import reached
 from vigil.inventory import load_inventory
 from vigil.store import Store
 
@@ -24,7 +29,9 @@ from vigil.store import Store
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--incidents", type=int, default=10000)
+    add_arguments(parser)
     args = parser.parse_args()
+    truth = Truth("ladder_tick", args.inject_mismatch)
     inv = load_inventory(ROOT / "inventory/lab")
     now = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,11 +56,17 @@ def main() -> None:
             started = time.perf_counter()
             tracker.tick(now)
             timings.append(time.perf_counter() - started)
+        truth.expect("incidents open", args.incidents, len(tracker.open))
+        calendar, tz = calendar_for(inv), ZoneInfo(inv.site.timezone)
+        wrong = [i for i in tracker.open.values() if i["mark"] != reached(
+            dt.datetime.fromisoformat(i["onset"]), now, calendar, tz, inv.ladder).mark]
+        truth.expect("incidents at the ladder's mark", [], [i["id"] for i in wrong[:5]])
     steady = sorted(timings[1:])
     print(f"open incidents: {len(tracker.open)}; loaded in {load_s * 1000:.0f} ms")
     print(f"first tick (computes every ladder): {timings[0] * 1000:.0f} ms")
     print(f"steady tick: median {steady[len(steady) // 2] * 1000:.1f} ms, "
           f"worst {steady[-1] * 1000:.1f} ms (target < 100 ms)")
+    truth.done()
 
 
 if __name__ == "__main__":

@@ -5,12 +5,16 @@ side by side with a full outer join of the same tables inside one PostgreSQL dat
     .venv/bin/python -m bench.reconcile_million [--vouchers 1000000]   # needs `vigil lab up`
 
 Targets (issue 7): under 5 s end to end, within 2x of the in-database join, peak memory
-under 300 MB.
+under 300 MB (the whole process tree's: `--all` compares pairs in worker processes).
+Checked against the truth: for finance against each party, Vigil's counts of each kind and
+its resend list equal what the generator injected, and the peer's count equals the
+discrepancies injected; exit 1 on a mismatch.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import json
 import os
@@ -19,9 +23,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
+from bench.truth import TreePeak, Truth, add_arguments
 from tests.conftest import ROOT
 from vigil.lab import vouchers
 
@@ -70,27 +76,57 @@ def joined() -> tuple[float, int]:
     return time.perf_counter() - started, found
 
 
-def vigil_reconcile(out: Path) -> tuple[float, int, float]:
+def vigil_reconcile(out: Path) -> tuple[float, list[dict[str, Any]], float]:
     started = time.perf_counter()
-    # GNU time reports the child's own peak (RUSAGE_CHILDREN would count this process's
-    # generator too).
-    run = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "vigil",
-                          "reconcile", "--all", "--inventory",
-                          "inventory/lab", "--date", DAY.isoformat(), "--out", str(out),
-                          "--json"], cwd=ROOT, capture_output=True, text=True,
-                         env={**os.environ, "VIGIL_STORE": str(out / "s.db")})
+    proc = subprocess.Popen([sys.executable, "-m", "vigil", "reconcile", "--all",
+                             "--inventory", "inventory/lab", "--date", DAY.isoformat(),
+                             "--out", str(out), "--json"], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "VIGIL_STORE": str(out / "s.db")})
+    peak = TreePeak(proc.pid)  # the command and its workers together
+    stdout, stderr = proc.communicate()
     seconds = time.perf_counter() - started
-    if run.returncode not in (0, 1):
-        raise SystemExit(run.stderr)
-    found = sum(sum(r["counts"].values()) for r in json.loads(run.stdout))
-    peak_mb = int(run.stderr.strip().splitlines()[-1]) / 1024
-    return seconds, found, peak_mb
+    peak_mb = peak.stop()
+    if proc.returncode not in (0, 1):
+        raise SystemExit(stderr)
+    reports: list[dict[str, Any]] = json.loads(stdout)
+    return seconds, reports, peak_mb
+
+
+def check(truth: Truth, expected: vouchers.Expected, reports: list[dict[str, Any]],
+          peer_found: int) -> int:
+    """Vigil's and the peer's findings against what the generator injected; returns the
+    discrepancies Vigil found between finance and the parties."""
+    found = 0
+    for party in expected.differs:
+        (r,) = [r for r in reports if {r["a"], r["b"]} == {"finance", party}]
+        mine, theirs = ("a", "b") if r["a"] == "finance" else ("b", "a")
+        counts = r["counts"]
+        for kind, injected_ in ((f"only_in_{mine}", expected.missing),
+                                (f"only_in_{theirs}", expected.extra),
+                                ("differs", expected.differs),
+                                (f"not_received_by_{theirs}", expected.not_received),
+                                (f"receipt_missing_from_{theirs}", expected.no_receipt)):
+            truth.expect(f"finance/{party}: {kind}", len(injected_[party]), counts[kind])
+        with open(r["files"][f"resend finance->{party}"], encoding="utf-8") as fh:
+            listed = {row["number"] for row in csv.DictReader(fh)}
+        truth.expect(f"{party}: resend list", sorted(expected.resend_to[party]),
+                     sorted(listed))
+        found += sum(counts.values())
+    injected = sum(len(kind[p]) for p in expected.differs
+                   for kind in (expected.missing, expected.extra, expected.differs,
+                                expected.not_received, expected.no_receipt))
+    truth.expect("discrepancies Vigil found (finance pairs)", injected, found)
+    truth.expect("discrepancies the peer found", injected, peer_found)
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--vouchers", type=int, default=1_000_000)
+    add_arguments(parser)
     args = parser.parse_args()
+    truth = Truth("reconcile_million", args.inject_mismatch)
     each = max(1, args.vouchers // 1000 // 5)  # 0.1 %, spread over five kinds
     t0 = time.perf_counter()
     expected = vouchers.generate(args.vouchers, DAY, seed=1000, missing=each, extra=each,
@@ -98,15 +134,17 @@ def main() -> None:
     one_database()
     print(f"generated {args.vouchers:,} vouchers x 3 parties in {time.perf_counter() - t0:.0f} s; "
           f"{sum(len(s) for s in expected.resend_to.values())} to resend from finance")
-    with tempfile.TemporaryDirectory() as tmp:
-        v_s, v_found, peak = vigil_reconcile(Path(tmp))
     j_s, j_found = joined()
+    with tempfile.TemporaryDirectory() as tmp:
+        v_s, reports, peak = vigil_reconcile(Path(tmp))
+        v_found = check(truth, expected, reports, j_found)
     print("| run | time | discrepancies found | peak memory |")
     print("|---|---|---|---|")
     print(f"| vigil reconcile --all (3 databases, streamed) | {v_s:.2f} s | {v_found} | "
           f"{peak:.0f} MB |")
     print(f"| full outer joins in one database | {j_s:.2f} s | {j_found} | (server) |")
     print(f"ratio Vigil / in-database join: {v_s / j_s:.1f}x")
+    truth.done()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ PACKAGES=(
   iproute2 iputils-ping procps          # namespaces, veth lines, ping from the router
   zabbix-server-pgsql zabbix-frontend-php zabbix-agent php-fpm php-pgsql nginx
                                         # a real Zabbix 6.0 server, API and agent (issue 16)
+  monitoring-plugins-basic              # check_tcp/check_http: the check-cycle bench's peer
   make
 )
 

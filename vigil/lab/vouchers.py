@@ -52,6 +52,9 @@ class Expected:
     resend_from: dict[str, set[str]] = field(default_factory=dict)  # party -> finance
     differs: dict[str, set[str]] = field(default_factory=dict)
     missing: dict[str, set[str]] = field(default_factory=dict)  # the party lacks them
+    extra: dict[str, set[str]] = field(default_factory=dict)  # only the party has them
+    not_received: dict[str, set[str]] = field(default_factory=dict)  # sent, not received
+    no_receipt: dict[str, set[str]] = field(default_factory=dict)  # received, no receipt
 
 
 def _connect(database: str) -> Any:
@@ -133,4 +136,7 @@ def generate(count: int, day: dt.date, *, seed: int = 1, missing: int = 0, extra
         expected.resend_from[party] = unreceipted | {s[0] for s in strangers}
         expected.differs[party] = changed
         expected.missing[party] = gone
+        expected.extra[party] = {s[0] for s in strangers}
+        expected.not_received[party] = unreceived
+        expected.no_receipt[party] = unreceipted
     return expected
