@@ -236,6 +236,9 @@ def list_(inventory: InventoryOpt = None, store: StoreOpt = None, json_out: Json
         sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
         return
     zh = lg == "zh"
+    if not rows:
+        out.print("尚无演练记录（vigil drill run）" if zh else "no drills yet (vigil drill run)")
+        return
     table = Table(title_justify="left")
     for col in (("演练", "Drill"), ("故障类别", "Fault class"), ("开始", "Started"),
                 ("结束", "Ended"), ("结论", "Verdict")):

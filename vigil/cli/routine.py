@@ -34,6 +34,9 @@ routine_app = typer.Typer(no_args_is_help=True, help=(
     "kept ready), opened by the monitor when due, ticked off with a note."))
 
 
+_STATE = {"open": "待办", "done": "已完成", "never done": "从未完成"}
+
+
 @routine_app.command("list")
 def routine_list(inventory: InventoryOpt = None, store: StoreOpt = None,
                  json_out: JsonOpt = False, lang: LangOpt = None,
@@ -51,7 +54,8 @@ def routine_list(inventory: InventoryOpt = None, store: StoreOpt = None,
                 ("上次完成", "Last done"), ("记录", "Note"), ("下次到期", "Next due")):
         table.add_column(col[0] if zh else col[1], overflow="fold")
     for r in rows:
-        state = r["status"] + (" ⚠" if r["overdue"] else "")
+        state = (_STATE.get(r["status"], r["status"]) if zh else r["status"]) + \
+            (" ⚠" if r["overdue"] else "")
         table.add_row(r["id"], r["clause"], escape(r["text"] if zh else r["text_en"]), state,
                       f"{local(r['done_at'], inv)} {r['done_by'] or ''}".strip(),
                       escape(r["note"] or ""), local(r["next_due"], inv))
