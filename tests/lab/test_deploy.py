@@ -59,7 +59,10 @@ def site_from_lab(dest: Path, webhook: str) -> Path:
     data["vigil_contacts"] = [{
         "id": "lab-duty", "name": "实验值班员", "party": "finance",
         "roles": ["implementation_team", "onsite_technician", "leadership_group", "supervisor"],
-        "channels": [webhook]}]
+        "channels": [webhook]},
+        # the database's owner (the lab inventory's), reachable nowhere here
+        {"id": "lab-vendor", "name": "数据库厂商工程师", "party": "vendor", "roles": ["vendor"],
+         "channels": []}]
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return site
 

@@ -48,6 +48,9 @@ class Watch:
                  "roles": ["leadership_group"], "channels": [smtp.url("leader@lab.local")]},
                 {"id": "backup-ops", "name": "备岗", "party": "finance",
                  "roles": ["implementation_team"], "channels": [f"file://{self.fallback}"]},
+                # the database's owner (inventory/lab), reachable nowhere in these tests
+                {"id": "lab-vendor", "name": "数据库厂商工程师", "party": "vendor",
+                 "roles": ["vendor"], "channels": []},
             ]
         (self.inventory / "group_vars/all/zz-test.yml").write_text(
             yaml.safe_dump(test_vars, allow_unicode=True))
