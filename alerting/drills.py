@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from typing import Any, Literal, TypedDict
+from typing import Literal, TypedDict
 
 from vigil.alerting.ladder import Rung
+from vigil.model import Contact
 from vigil.store import Store, Tx
 
 PREFIX = "drill:"  # state keys of drills: drill:<run id>
@@ -61,7 +62,7 @@ def tag(title: str, lang: str) -> str:
     return f"【演练】{title}" if lang != "en" else f"[DRILL] {title}"
 
 
-def told(drill: Drill | None, contacts: list[Any]) -> list[Any]:
+def told(drill: Drill | None, contacts: list[Contact]) -> list[Contact]:
     """Of the people a message would reach, those it reaches in a drill: its
     participants only (parties outside the drill are not told)."""
     if drill is None:

@@ -31,7 +31,7 @@ from vigil.domain import FaultClass, Level
 from vigil.model import Contact, Inventory
 from vigil.result import Result, Status
 from vigil.status_log import log_changes
-from vigil.store import Store, Tx, checked_record
+from vigil.store import Event, Store, Tx, checked_record
 
 FAILING = (Status.CRITICAL, Status.UNKNOWN)
 
@@ -78,6 +78,14 @@ def incident_from(key: str, value: Any) -> Incident:
 def system_of(incident_id: str) -> str:
     """The system in an incident's id (system.fault_class.onset-stamp)."""
     return incident_id.rsplit(".", 2)[0]
+
+
+def events_about(store: Store, incidents: Iterable[str]) -> list[Event]:
+    """Every event about these incidents (their own, their steps' and messages'), in
+    order, in one pass over the log."""
+    ids = set(incidents)
+    return [e for e in store.events() if e.subject in ids or e.data.get("incident") in ids
+            or e.subject.split("/", 1)[0] in ids]
 
 
 def load_incidents(store: Store, *, open_only: bool = False) -> list[Incident]:

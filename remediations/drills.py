@@ -25,13 +25,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from vigil import keys as store_keys
 from vigil.alerting import drills
-from vigil.alerting.incidents import Incident, load_incidents, system_of
+from vigil.alerting.incidents import Incident, events_about, load_incidents, system_of
 from vigil.clock import local_text
 from vigil.domain import PLAN_LEVELS, FaultClass, Level, Role
 from vigil.errors import first_error
 from vigil.files import FileRefused, read_bounded, write_atomically
 from vigil.model import Inventory, Text
-from vigil.remediations.report import as_html, events_about
+from vigil.remediations.report import as_html, table_cell
 from vigil.remediations.steps import FINAL, StepRecord, load_steps
 from vigil.store import Event, Store
 
@@ -120,9 +120,8 @@ class DrillPlan(_Strict):
 
     def people(self, inv: Inventory) -> list[str]:
         """The participants' contact ids, roles resolved to the contacts holding them."""
-        out = [c.id for c in inv.contacts
-               if c.id in self.participants or {r.value for r in c.roles} & set(self.participants)]
-        return out
+        return [c.id for c in inv.contacts
+                if c.id in self.participants or {r.value for r in c.roles} & set(self.participants)]
 
 
 def plans_dir(inv: Inventory) -> Path:
@@ -163,7 +162,8 @@ def start(store: Store, inv: Inventory, plan: DrillPlan, by: str,
         taken = sorted(set(plan.systems) & set(busy))
         if taken:
             raise DrillRefused(f"{taken[0]} is in drill {busy[taken[0]]['id']} already")
-        open_now = [tx.get_state(f"open:{s}:{plan.fault_class.value}") for s in plan.systems]
+        open_now = [tx.get_state(store_keys.open_incident(s, plan.fault_class.value))
+                    for s in plan.systems]
         if any(open_now):  # a real fault is under way: never drill over it
             raise DrillRefused(f"a real incident is open on {plan.systems}: "
                                f"{', '.join(i for i in open_now if i)}")
@@ -280,7 +280,7 @@ def evaluate(store: Store, inv: Inventory, plan: DrillPlan, drill_id: str) -> li
     found: list[Finding] = []
     caused = store.events(kind="drill.caused", subject=drill_id)
     incs = incidents_of(store, drill_id)
-    events = [e for i in incs for e in events_about(store, i["id"])]
+    events = events_about(store, [i["id"] for i in incs])
     if not incs:
         return [Finding("检测到故障", "fault detected", f"≤ {plan.expect.detected_s:g} s",
                         "未检测到" if caused else "故障未造成", False)]
@@ -361,10 +361,6 @@ _W = {"zh": {"title": "应急演练记录", "per": "依据预案 P3.2.3；时间
              "sign": "Sign-off", "started": "Started", "ended": "Ended", "by": "Organised by"}}
 
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
-
-
 def record(store: Store, inv: Inventory, plan: DrillPlan, drill: drills.Drill,
            findings: list[Finding], lang: str) -> str:
     w = _W["en" if lang == "en" else "zh"]
@@ -386,23 +382,22 @@ def record(store: Store, inv: Inventory, plan: DrillPlan, drill: drills.Drill,
              f"- {w['speed']}: ×{plan.speed:g}", "",
              f"## {w['process']}", "", f"| {w['when']} | {w['event']} | {w['detail']} |",
              "|---|---|---|"]
-    timeline = store.events(subject=drill["id"])
-    for inc in incidents_of(store, drill["id"]):
-        timeline += events_about(store, inc["id"])
+    timeline = store.events(subject=drill["id"]) + events_about(
+        store, [i["id"] for i in incidents_of(store, drill["id"])])
     for e in sorted(timeline, key=lambda e: e.seq):
         if e.kind in ("message.delivered", "step.run.task"):
             continue
         detail = e.data.get("why") or e.data.get("mark") or e.data.get("by") or \
             e.data.get("contact") or e.data.get("message") or e.data.get("action") or ""
         lines.append(f"| {local_text(e.at, tz, seconds=True)} | {e.kind} "
-                     f"{_cell(e.subject)} | {_cell(detail)} |")
+                     f"{table_cell(e.subject)} | {table_cell(detail)} |")
     lines += ["", f"## {w['evaluation']}", "",
               f"| {w['item']} | {w['expected']} | {w['actual']} | {w['verdict']} |",
               "|---|---|---|---|"]
     for f in findings:
         verdict = w["info"] if f.ok is None else w["passed"] if f.ok else w["failed"]
-        lines.append(f"| {_cell(f.what if lang != 'en' else f.what_en)} | "
-                     f"{_cell(f.expected)} | {_cell(f.actual)} | {verdict} |")
+        lines.append(f"| {table_cell(f.what if lang != 'en' else f.what_en)} | "
+                     f"{table_cell(f.expected)} | {table_cell(f.actual)} | {verdict} |")
     lines += ["", f"**{w['overall']}: {w['passed'] if passed(findings) else w['failed']}**",
               "", f"## {w['sign']}", ""]
     lines += [f"{names.get(p, p)} ({p}): ________________    ____________"

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from markdown_it import MarkdownIt
 
 from vigil import keys
-from vigil.alerting.incidents import Incident, calendar_for, load_incident
+from vigil.alerting.incidents import Incident, calendar_for, events_about, load_incident
 from vigil.alerting.ladder import rungs
 from vigil.alerting.reported import REPORTED
 from vigil.clock import local_text
@@ -105,7 +105,8 @@ def save_analysis(store: Store, inv: Inventory, incident: str, fields: dict[str,
     return merged
 
 
-def _cell(text: Any) -> str:
+def table_cell(text: Any) -> str:
+    """Text inside a Markdown table cell: a `|` or a line break would end the cell."""
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
@@ -118,18 +119,13 @@ def _who(rec: StepRecord) -> str:
                                                  else "")
 
 
-def events_about(store: Store, incident: str) -> list[Event]:
-    return [e for e in store.events() if e.subject == incident
-            or e.subject.startswith(f"{incident}/") or e.data.get("incident") == incident]
-
-
 def incident_report(store: Store, inv: Inventory, incident: str, lang: str = "zh") -> str:
     """The report as Markdown."""
     w = _ZH if lang == "zh" else _EN
     lg: Lang = "en" if lang == "en" else "zh"
     tz = ZoneInfo(inv.site.timezone)
     inc = _incident(store, incident)
-    events = events_about(store, incident)
+    events = events_about(store, [incident])
     system = inv.systems.get(inc["system"])
     klass = FaultClass(inc["fault_class"])
     onset = dt.datetime.fromisoformat(inc["onset"])
@@ -194,8 +190,8 @@ def _steps(store: Store, inv: Inventory, incident: str, events: list[Event],
         last = f" ({r['last']})" if r.get("last") else ""
         when = r.get("done_at") or (r["approvals"][-1]["at"] if r["approvals"] else
                                     r["planned_at"])
-        out.append(f"| {r['level']}/{r['step']} | {_cell(what)} | {r['clause']} | {r['kind']} "
-                   f"| {_cell(r['status'] + last)} | {_cell(_who(r))} | "
+        out.append(f"| {r['level']}/{r['step']} | {table_cell(what)} | {r['clause']} | {r['kind']} "
+                   f"| {table_cell(r['status'] + last)} | {table_cell(_who(r))} | "
                    f"{local_text(when, tz)} |")
         for e in (e for e in events if e.subject == r["key"]):
             said = {"step.approved": f"{w['approved']} {e.data.get('by')} "
@@ -230,7 +226,7 @@ def _told(store: Store, inv: Inventory, incident: str, events: list[Event],
     names = {c.id: c.name for c in inv.contacts}
     out = [f"## {w['told']}", "", f"| {w['contact']} | {w['first']} | {w['count']} |",
            "|---|---|---|"]
-    out += [f"| {_cell(names.get(c, c))} ({c}) | {local_text(at, tz)} | {count[c]} |"
+    out += [f"| {table_cell(names.get(c, c))} ({c}) | {local_text(at, tz)} | {count[c]} |"
             for c, at in first.items()]
     return [*out, "", f"{w['messages']}: {sent} {w['sent']}, {len(msgs) - sent} "
             f"{w['pending']}", ""]
@@ -250,7 +246,7 @@ def _exchanges(store: Store, inc: Incident, events: list[Event], w: dict[str, An
         out += ["", f"## {w['handovers']}", "",
                 f"| {w['when']} | {w['bundle']} | {w['from_to']} | {w['vouchers']} |",
                 "|---|---|---|---|"]
-        out += [f"| {local_text(e.at, tz)} | {_cell(e.subject)} ({e.kind.split('.')[1]}) | "
+        out += [f"| {local_text(e.at, tz)} | {table_cell(e.subject)} ({e.kind.split('.')[1]}) | "
                 f"{e.data.get('from')} → {e.data.get('to')} | {e.data.get('count')} |"
                 for e in sorted(moved, key=lambda e: e.seq)]
     return [*out, ""] if out else []

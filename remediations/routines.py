@@ -99,12 +99,11 @@ def state(store: Store, inv: Inventory, now: dt.datetime) -> list[dict[str, Any]
     for routine in inv.site_runbook.routines:
         rec: dict[str, Any] = store.get_state(key(routine.id)) or {}
         last = rec.get("done_at")
-        due = (dt.datetime.fromisoformat(last) + dt.timedelta(days=routine.every_days)
-               ).isoformat() if last else None
+        due = dt.datetime.fromisoformat(last) + dt.timedelta(days=routine.every_days) \
+            if last else None
         rows.append({"id": routine.id, "clause": routine.clause, "text": routine.zh,
                      "text_en": routine.en, "status": rec.get("status", "never done"),
                      "done_at": last, "done_by": rec.get("done_by"), "note": rec.get("note"),
-                     "next_due": due,
-                     "overdue": rec.get("status") == "open" or not last or
-                     now >= dt.datetime.fromisoformat(due or now.isoformat())})
+                     "next_due": due.isoformat() if due else None,
+                     "overdue": rec.get("status") == "open" or due is None or now >= due})
     return rows

@@ -14,7 +14,14 @@ from rich.table import Table
 
 from vigil import clock, keys
 from vigil.alerting import reported
-from vigil.alerting.incidents import Incident, Tracker, acknowledge, load_incident, load_incidents
+from vigil.alerting.incidents import (
+    Incident,
+    Tracker,
+    acknowledge,
+    events_about,
+    load_incident,
+    load_incidents,
+)
 from vigil.alerting.messages import duration_text
 from vigil.cli.common import (
     AsOpt,
@@ -174,9 +181,7 @@ def incidents_show(incident: Annotated[str, typer.Argument(help="Incident id.")]
     inc = load_incident(db, incident)
     if inc is None:
         fail(f"no incident {incident!r}")
-    timeline = [e for e in db.events()
-                if e.subject == incident or e.data.get("incident") == incident
-                or e.subject.startswith(f"{incident}/")]
+    timeline = events_about(db, [incident])
     if json_out:
         sys.stdout.write(json.dumps({"incident": inc, "timeline": [e.__dict__ for e in timeline]},
                                     ensure_ascii=False, indent=2) + "\n")
