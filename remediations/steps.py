@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from pydantic import TypeAdapter
 from typing_extensions import TypedDict
 
-from vigil import keys
+from vigil import identity, keys
 from vigil.alerting import drills
 from vigil.alerting.incidents import Incident, system_of
 from vigil.clock import local_text
@@ -41,6 +41,7 @@ class Approval(TypedDict):
     by: str  # a contact id
     roles: list[str]  # the roles they approved in
     at: str
+    session: NotRequired[str]  # the sign-in or OS account it came through (vigil.identity)
 
 
 class StepRecord(TypedDict):
@@ -347,6 +348,8 @@ def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: st
     contact = inv.contact(person)
     allowed = set(step.approvers) | set(step.two_person)
     held = sorted(r.value for r in set(contact.roles) & allowed)
+    actor = identity.current()
+    session = actor.session if actor else None
     with store.transaction() as tx:
         rec, expired = _deciding(tx, inv, runbook, rec["key"], now)
         if expired:
@@ -361,9 +364,19 @@ def approve(store: Store, inv: Inventory, runbook: Runbook, ref: str, person: st
         elif any(a["by"] == person for a in rec["approvals"]):
             raise StepError(f"{person} already approved {rec['key']}; "
                             f"the two-person rule needs somebody else")
+        elif session and any(a.get("session") == session for a in rec["approvals"]):
+            # One sign-in, or one OS account, never supplies both halves (P4.3.3(4)).
+            tx.append("step.approval_refused", rec["key"], {
+                "by": person, "why": "same session as an earlier approval"})
+            refused = PermissionError(
+                f"{rec['key']} was already approved from this session ({session}): the "
+                f"two-person rule needs the other person signed in on their own")
         else:
             refused = None
-            rec["approvals"].append({"by": person, "roles": held, "at": now.isoformat()})
+            approval: Approval = {"by": person, "roles": held, "at": now.isoformat()}
+            if session:
+                approval["session"] = session
+            rec["approvals"].append(approval)
             tx.append("step.approved", rec["key"], {"incident": rec["incident"], "by": person,
                                                     "roles": held, "clause": rec["clause"]})
             if satisfied(step, rec["approvals"]):

@@ -305,6 +305,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
                      runbook=site_vars.vigil_runbook, site_runbook=plan,
                      project_dir=site_vars.vigil_project_dir,
                      heartbeat=site_vars.vigil_heartbeat, zabbix=site_vars.vigil_zabbix,
+                     console=site_vars.vigil_console,
                      drill_interval_days=site_vars.vigil_drill_interval_days)
 
 

@@ -12,6 +12,8 @@ SILENCE = "silence:"
 REPORT = "report:"
 BUNDLE = "bundle:"
 EXPORTED = "exported:"
+ACCOUNT = "account:"
+SESSION = "session:"
 EXECUTOR_CURSOR = "executor:cursor"  # the last event seq the executor planned from
 
 
@@ -78,3 +80,13 @@ def exported(bundle_id: str) -> str:
 def supplementary(party: str, number: str) -> str:
     """A voucher marked for a party's supplementary vouchers (补录凭证), once."""
     return f"supplementary:{party}:{number}"
+
+
+def account(contact: str) -> str:
+    """A person's console and CLI account (vigil.accounts): never in an event."""
+    return f"{ACCOUNT}{contact}"
+
+
+def session(session_id: str) -> str:
+    """A signed-in console session (vigil.console.sessions)."""
+    return f"{SESSION}{session_id}"

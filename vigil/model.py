@@ -68,6 +68,9 @@ class Contact(Strict):
     roles: list[Role] = Field(min_length=1)
     channels: list[SecretField] = []  # apprise URLs; they often carry credentials
     lang: Literal["zh", "en"] = "zh"
+    # The operating-system account that is this person on the monitoring server: the CLI
+    # acts as them without asking for a password (vigil.cli.identity).
+    unix_user: str | None = Field(None, pattern=r"^[a-z_][a-z0-9_.-]*$")
 
 
 class CheckIn(Strict):
@@ -239,6 +242,27 @@ class ZabbixVars(Strict):
         return repr(self.user) if self.token is None else "an API token"
 
 
+class ConsoleVars(Strict):
+    """The duty console (`vigil serve`): where people reach it, and how it is served."""
+
+    url: str | None = Field(None, pattern=r"^https?://")  # base of the links in messages
+    listen: str = "127.0.0.1:8080"
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # Addresses of the reverse proxies whose X-Forwarded-For/-Proto are believed.
+    trusted_proxies: list[str] = []
+    link_hours: float = Field(24, gt=0, le=24 * 14)  # how long a message's link works
+    session_hours: float = Field(12, gt=0, le=24 * 7)
+    lock_after: int = Field(5, ge=1, le=100)  # failed sign-ins before the account locks
+    lock_minutes: float = Field(15, gt=0)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ConsoleVars:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+
 class SiteVars(BaseModel):
     """Variables every host sees (group_vars/all)."""
 
@@ -255,6 +279,7 @@ class SiteVars(BaseModel):
     vigil_project_dir: str | None = None  # the Ansible project Vigil runs (vigil.paths)
     vigil_heartbeat: Heartbeat | None = None
     vigil_zabbix: ZabbixVars | None = None
+    vigil_console: ConsoleVars = ConsoleVars()
     # P3.2.3: `vigil status` warns when a fault class of the site's systems has not been
     # drilled for this long.
     vigil_drill_interval_days: int = Field(182, ge=1, le=3660)
@@ -266,6 +291,17 @@ class SiteVars(BaseModel):
             if contact not in known:
                 raise ValueError(f"vigil_zabbix.users: Zabbix user {user!r} maps to unknown "
                                  f"contact {contact!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _one_person_per_unix_user(self) -> SiteVars:
+        seen: dict[str, str] = {}
+        for c in self.vigil_contacts:
+            if c.unix_user and c.unix_user in seen:
+                raise ValueError(f"vigil_contacts: unix_user {c.unix_user!r} is both "
+                                 f"{seen[c.unix_user]!r} and {c.id!r}")
+            if c.unix_user:
+                seen[c.unix_user] = c.id
         return self
 
 
@@ -377,6 +413,7 @@ class Inventory(BaseModel):
     project_dir: str | None = None
     heartbeat: Heartbeat | None = None
     zabbix: ZabbixVars | None = None
+    console: ConsoleVars = ConsoleVars()
     drill_interval_days: int = 182
     warnings: list[str] = []
 
@@ -403,3 +440,6 @@ class Inventory(BaseModel):
             if c.id == person:
                 return c
         raise PermissionError(f"{person!r} is not a contact in the inventory")
+
+    def contact_of_unix_user(self, user: str) -> Contact | None:
+        return next((c for c in self.contacts if c.unix_user == user), None)

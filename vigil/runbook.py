@@ -100,6 +100,10 @@ class Runbook(BaseModel):
     def step(self, fault_class: FaultClass, level: str, step_id: str) -> Step | None:
         return next((s for s in self.steps(fault_class, level) if s.id == step_id), None)
 
+    def all_steps(self) -> list[Step]:
+        return [s for klass in self.classes for level in ("IV", "III", "II", "I", "recovery")
+                for s in self.steps(klass, level)]
+
 
 class RunbookError(Exception):
     pass

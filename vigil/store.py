@@ -37,6 +37,7 @@ from sqlalchemy import text as sql
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
+from vigil import identity
 from vigil.errors import UserError, first_error, first_line
 from vigil.secrets import redact
 
@@ -162,6 +163,9 @@ class Tx:
     def append(self, kind: str, subject: str, data: dict[str, Any] | None = None,
                at: datetime | None = None) -> Event:
         seq = self._seq + 1
+        actor = identity.current()
+        if actor is not None and not (data and "actor" in data):
+            data = {**(data or {}), "actor": actor.record()}
         stamp = (at or datetime.now(UTC)).astimezone(UTC).isoformat(timespec="microseconds")
         data_json = redact(json.dumps(data or {}, sort_keys=True, ensure_ascii=False,
                                       default=str))

@@ -32,6 +32,7 @@ from vigil.cli import (
     routine,
     silence,
     steps,
+    users,
     watch,
     zabbix,
 )
@@ -80,7 +81,8 @@ def build() -> typer.Typer:
                         (reconcile.supplementary_app, "supplementary"),
                         (exchange.exchange_app, "exchange"), (lab.lab_app, "lab"),
                         (zabbix.zabbix_app, "zabbix"), (silence.silence_app, "silence"),
-                        (drill.drill_app, "drill"), (routine.routine_app, "routine")):
+                        (drill.drill_app, "drill"), (routine.routine_app, "routine"),
+                        (users.users_app, "users")):
         app.add_typer(group, name=name)
     return app
 

@@ -43,7 +43,6 @@ LangOpt = Annotated[str | None, typer.Option(
 ProjectOpt = Annotated[Path | None, typer.Option(
     "--project-dir", help="The Ansible project to run (playbooks/, roles/): default "
     "$VIGIL_PROJECT_DIR, else the inventory's vigil_project_dir, else this checkout.")]
-AsOpt = Annotated[str, typer.Option("--as", help="Your contact id in the inventory.")]
 VaultOpt = Annotated[Path | None, typer.Option(
     "--vault-password-file", help="ansible-vault password file (or $ANSIBLE_VAULT_PASSWORD_FILE).")]
 

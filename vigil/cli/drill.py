@@ -18,7 +18,6 @@ from rich.table import Table
 from vigil import clock
 from vigil.alerting import drills as drill_state
 from vigil.cli.common import (
-    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -34,7 +33,9 @@ from vigil.cli.common import (
     pick_lang,
     project_folder,
 )
+from vigil.cli.identity import AsOpt, OverrideOpt, ReasonOpt, who
 from vigil.cli.monitors import leader_view
+from vigil.identity import become
 from vigil.model import Inventory
 from vigil.remediations import drills
 from vigil.store import Store
@@ -145,7 +146,8 @@ def _wait(what: str, done: Any, deadline: float, store: Store, drill_id: str,
 
 
 @drill_app.command("run")
-def run(ref: Annotated[str, typer.Argument(help="A plan's id or file.")], as_: AsOpt,
+def run(ref: Annotated[str, typer.Argument(help="A plan's id or file.")],
+        as_: AsOpt = None, override: OverrideOpt = False, why: ReasonOpt = None,
         inventory: InventoryOpt = None, store: StoreOpt = None, out_dir: OutOpt = None,
         project: ProjectOpt = None, json_out: JsonOpt = False, lang: LangOpt = None,
         vault_password_file: VaultOpt = None) -> None:
@@ -155,13 +157,15 @@ def run(ref: Annotated[str, typer.Argument(help="A plan's id or file.")], as_: A
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
+    actor = who(as_, override, why, inv, db, lg, clock.now())
+    become(actor)
     p = _plan(ref, inv)
     needs_project = p.cause.playbook or any(a.playbook for a in p.heal)
     folder = project_folder(project, inv) if needs_project else None
     if not leader_view(db)["leader"]:
         fail("a drill exercises the running monitor: start `vigil watch` on this store first")
     try:
-        drill = drills.start(db, inv, p, as_, clock.now())
+        drill = drills.start(db, inv, p, actor.contact, clock.now())
     except (drills.DrillRefused, PermissionError) as exc:
         fail(str(exc))
     deadline = time.monotonic() + p.max_minutes * 60

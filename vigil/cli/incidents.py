@@ -24,7 +24,6 @@ from vigil.alerting.incidents import (
 )
 from vigil.alerting.messages import duration_text
 from vigil.cli.common import (
-    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -39,11 +38,13 @@ from vigil.cli.common import (
     parse_time,
     pick_lang,
 )
+from vigil.cli.identity import AsOpt, OverrideOpt, ReasonOpt, who
 from vigil.cli.monitors import leader_line, leader_view
 from vigil.cli.steps import print_steps, step_rows
 from vigil.clock import local_text
 from vigil.domain import Level
 from vigil.i18n import t
+from vigil.identity import become
 from vigil.model import Inventory
 from vigil.remediations import routines
 from vigil.remediations.drills import overdue
@@ -201,7 +202,8 @@ NoteOpt = Annotated[str, typer.Option("--note", help="What you found or did: rec
 
 @incidents_app.command("open")
 def incidents_open(system: Annotated[str, typer.Option("--system", help="The system's id.")],
-                   note: NoteOpt, as_: AsOpt,
+                   note: NoteOpt, as_: AsOpt = None, override: OverrideOpt = False,
+                   why: ReasonOpt = None,
                    since: Annotated[str, typer.Option(
                        "--since", help="When it began: now (default), 2h (ago) or "
                        "2026-12-03 08:30 (site time).")] = "now",
@@ -214,8 +216,10 @@ def incidents_open(system: Annotated[str, typer.Option("--system", help="The sys
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
     now = clock.now()
+    actor = who(as_, override, why, inv, db, lg, clock.now())
+    become(actor)
     try:
-        rep = reported.report(db, inv, system=system, note=note, by=as_, now=now,
+        rep = reported.report(db, inv, system=system, note=note, by=actor.contact, now=now,
                               since=parse_time(since, inv, now, past=True))
     except (reported.ReportRefused, PermissionError) as exc:
         fail(str(exc))
@@ -224,7 +228,8 @@ def incidents_open(system: Annotated[str, typer.Option("--system", help="The sys
 
 @incidents_app.command("close")
 def incidents_close(incident: Annotated[str, typer.Argument(help="Incident id.")],
-                    note: NoteOpt, as_: AsOpt, inventory: InventoryOpt = None,
+                    note: NoteOpt, as_: AsOpt = None, override: OverrideOpt = False,
+                    why: ReasonOpt = None, inventory: InventoryOpt = None,
                     store: StoreOpt = None, json_out: JsonOpt = False, lang: LangOpt = None,
                     vault_password_file: VaultOpt = None) -> None:
     """Withdraw a reported fault once mended: its incident recovers when no detected check
@@ -232,8 +237,10 @@ def incidents_close(incident: Annotated[str, typer.Argument(help="Incident id.")
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
+    actor = who(as_, override, why, inv, db, lg, clock.now())
+    become(actor)
     try:
-        rep = reported.withdraw(db, inv, incident=incident, note=note, by=as_,
+        rep = reported.withdraw(db, inv, incident=incident, note=note, by=actor.contact,
                                 now=clock.now())
     except (reported.ReportRefused, PermissionError) as exc:
         fail(str(exc))
@@ -278,17 +285,19 @@ def _detail(data: dict[str, Any], lang: str) -> str:
 
 
 def ack(incident: Annotated[str, typer.Argument(help="Incident id.")],
-        as_: AsOpt,
+        as_: AsOpt = None, override: OverrideOpt = False, why: ReasonOpt = None,
         inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
         vault_password_file: VaultOpt = None) -> None:
     """Acknowledge an incident: repeats stop at its current level; the next level notifies."""
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
+    actor = who(as_, override, why, inv, db, lg, clock.now())
+    become(actor)
     try:
-        mark = acknowledge(db, inv, incident, as_, clock.now())
+        mark = acknowledge(db, inv, incident, actor.contact, clock.now())
     except (LookupError, PermissionError) as exc:
         fail(str(exc))
-    out.print(f"已确认 {incident}（{Level(mark).text(lg)}），确认人 {as_}" if lg == "zh"
-              else f"acknowledged {incident} at {Level(mark).text(lg)} as {as_}")
+    out.print(f"已确认 {incident}（{Level(mark).text(lg)}），确认人 {actor.contact}" if lg == "zh"
+              else f"acknowledged {incident} at {Level(mark).text(lg)} as {actor.contact}")
 

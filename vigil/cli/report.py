@@ -13,7 +13,6 @@ import yaml
 
 from vigil import clock
 from vigil.cli.common import (
-    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -25,8 +24,10 @@ from vigil.cli.common import (
     out,
     pick_lang,
 )
+from vigil.cli.identity import AsOpt, OverrideOpt, ReasonOpt, who
 from vigil.errors import one_line
 from vigil.files import FileRefused, read_bounded
+from vigil.identity import become
 
 report_app = typer.Typer(no_args_is_help=True, help=(
     "An incident's summary report for the leadership group (P5): show it, write the "
@@ -90,7 +91,8 @@ Field = Annotated[str | None, typer.Option(help="Text for this part of the analy
 
 
 @report_app.command("edit")
-def edit(incident: IncidentArg, as_: AsOpt, cause: Field = None, effect: Field = None,
+def edit(incident: IncidentArg, as_: AsOpt = None, override: OverrideOpt = False,
+         why: ReasonOpt = None, cause: Field = None, effect: Field = None,
          measures: Field = None, lessons: Field = None, responsibilities: Field = None,
          file: Annotated[Path | None, typer.Option(
              "--file", help="A YAML file of the fields (cause: …, lessons: …).")] = None,
@@ -103,12 +105,14 @@ def edit(incident: IncidentArg, as_: AsOpt, cause: Field = None, effect: Field =
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
+    actor = who(as_, override, why, inv, db, lg, clock.now())
+    become(actor)
     fields = _from_file(file) if file else {}
     fields |= {k: v for k, v in (("cause", cause), ("effect", effect), ("measures", measures),
                                  ("lessons", lessons),
                                  ("responsibilities", responsibilities)) if v is not None}
     try:
-        saved = save_analysis(db, inv, incident, fields, as_, clock.now())
+        saved = save_analysis(db, inv, incident, fields, actor.contact, clock.now())
     except (ReportRefused, PermissionError) as exc:
         fail(str(exc))
     if json_out:
@@ -119,7 +123,8 @@ def edit(incident: IncidentArg, as_: AsOpt, cause: Field = None, effect: Field =
 
 
 @report_app.command("send")
-def send(incident: IncidentArg, as_: AsOpt, inventory: InventoryOpt = None,
+def send(incident: IncidentArg, as_: AsOpt = None, override: OverrideOpt = False,
+         why: ReasonOpt = None, inventory: InventoryOpt = None,
          store: StoreOpt = None, json_out: JsonOpt = False, lang: LangOpt = None,
          vault_password_file: VaultOpt = None) -> None:
     """Send the report to the leadership group through the outbox (each in their
@@ -130,8 +135,10 @@ def send(incident: IncidentArg, as_: AsOpt, inventory: InventoryOpt = None,
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
+    actor = who(as_, override, why, inv, db, lg, clock.now())
+    become(actor)
     try:
-        to = send_report(db, inv, incident, as_, clock.now())
+        to = send_report(db, inv, incident, actor.contact, clock.now())
     except (ReportRefused, PermissionError) as exc:
         fail(str(exc))
     if json_out:

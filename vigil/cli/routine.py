@@ -13,7 +13,6 @@ from rich.table import Table
 from vigil import clock
 from vigil.cli.common import (
     EXIT_REFUSED,
-    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -27,6 +26,8 @@ from vigil.cli.common import (
     out,
     pick_lang,
 )
+from vigil.cli.identity import AsOpt, OverrideOpt, ReasonOpt, who
+from vigil.identity import become
 from vigil.remediations import routines
 
 routine_app = typer.Typer(no_args_is_help=True, help=(
@@ -64,15 +65,18 @@ def routine_list(inventory: InventoryOpt = None, store: StoreOpt = None,
 
 @routine_app.command("done")
 def routine_done(routine: Annotated[str, typer.Argument(help="The routine's id.")],
-                 as_: AsOpt,
                  note: Annotated[str, typer.Option(help="What you found: the record.")],
+                 as_: AsOpt = None, override: OverrideOpt = False, why: ReasonOpt = None,
                  inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
                  vault_password_file: VaultOpt = None) -> None:
     """Tick a routine off with what you found (exit 4: your role may not)."""
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
+    db = open_store(store, lg)
+    actor = who(as_, override, why, inv, db, lg, clock.now())
+    become(actor)
     try:
-        routines.done(open_store(store, lg), inv, routine, as_, note, clock.now())
+        routines.done(db, inv, routine, actor.contact, note, clock.now())
     except routines.RoutineRefused as exc:
         fail(str(exc))
     except PermissionError as exc:

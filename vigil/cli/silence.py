@@ -14,7 +14,6 @@ from rich.table import Table
 from vigil import clock
 from vigil.alerting import silences
 from vigil.cli.common import (
-    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -28,6 +27,8 @@ from vigil.cli.common import (
     parse_time,
     pick_lang,
 )
+from vigil.cli.identity import AsOpt, OverrideOpt, ReasonOpt, who
+from vigil.identity import become
 from vigil.model import Inventory
 
 silence_app = typer.Typer(no_args_is_help=True, help=(
@@ -39,8 +40,9 @@ silence_app = typer.Typer(no_args_is_help=True, help=(
 @silence_app.command("add")
 def add(system: Annotated[str, typer.Option("--system", help="The system's id.")],
         until: Annotated[str, typer.Option("--until", help="2h, 1d, or 2026-12-03 20:00.")],
-        reason: Annotated[str, typer.Option("--reason", help="Why: recorded and shown.")],
-        as_: AsOpt,
+        reason: Annotated[str, typer.Option("--reason", help="Why: recorded and shown (also "
+                                            "the reason of --override-identity).")],
+        as_: AsOpt = None, override: OverrideOpt = False,
         start: Annotated[str, typer.Option("--from", help="now (default) or a time.")] = "now",
         steps: Annotated[bool, typer.Option(
             "--steps", help="Let the plan's automatic steps run during the window.")] = False,
@@ -51,10 +53,13 @@ def add(system: Annotated[str, typer.Option("--system", help="The system's id.")
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
     now = clock.now()
+    db = open_store(store, lg)
+    actor = who(as_, override, reason, inv, db, lg, now)
+    become(actor)
     try:
-        s = silences.add(open_store(store, lg), inv, system=system,
+        s = silences.add(db, inv, system=system,
                          start=parse_time(start, inv, now), until=parse_time(until, inv, now),
-                         reason=reason, by=as_, steps=steps, now=now)
+                         reason=reason, by=actor.contact, steps=steps, now=now)
     except (silences.SilenceRefused, PermissionError) as exc:
         fail(str(exc))
     if json_out:
@@ -66,14 +71,18 @@ def add(system: Annotated[str, typer.Option("--system", help="The system's id.")
 
 
 @silence_app.command("end")
-def end(silence_id: Annotated[str, typer.Argument(help="The silence's id.")], as_: AsOpt,
+def end(silence_id: Annotated[str, typer.Argument(help="The silence's id.")],
+        as_: AsOpt = None, override: OverrideOpt = False, why: ReasonOpt = None,
         inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
         vault_password_file: VaultOpt = None) -> None:
     """End a window before its time."""
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
+    db = open_store(store, lg)
+    actor = who(as_, override, why, inv, db, lg, clock.now())
+    become(actor)
     try:
-        s = silences.end(open_store(store, lg), inv, silence_id, as_, clock.now())
+        s = silences.end(db, inv, silence_id, actor.contact, clock.now())
     except (silences.SilenceRefused, PermissionError) as exc:
         fail(str(exc))
     out.print(escape(f"已结束静默 {s['id']}（{s['system']}）" if lg == "zh" else

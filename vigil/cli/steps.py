@@ -15,7 +15,6 @@ from rich.table import Table
 from vigil import clock
 from vigil.cli.common import (
     EXIT_REFUSED,
-    AsOpt,
     InventoryOpt,
     JsonOpt,
     LangOpt,
@@ -27,8 +26,11 @@ from vigil.cli.common import (
     out,
     pick_lang,
 )
+from vigil.cli.identity import AsOpt, OverrideOpt, ReasonOpt, who
 from vigil.clock import local_text
 from vigil.domain import FaultClass
+from vigil.i18n import Lang
+from vigil.identity import become
 from vigil.model import Inventory
 from vigil.remediations import steps
 
@@ -51,12 +53,14 @@ def status_text(status: str, lang: str) -> str:
     return _STATUS.get(status, status) if lang == "zh" else status
 
 
-def _act(action: Callable[..., steps.StepRecord], ref: str, person: str, inventory: Any,
-         store: Any, vault: Any, lang: str, *extra: str) -> steps.StepRecord:
-    inv = load_inv(inventory, vault, lang)  # type: ignore[arg-type]
-    db = open_store(store, lang)  # type: ignore[arg-type]
+def _act(action: Callable[..., steps.StepRecord], ref: str, who_: tuple[Any, bool, Any],
+         inventory: Any, store: Any, vault: Any, lang: Lang, *extra: str) -> steps.StepRecord:
+    inv = load_inv(inventory, vault, lang)
+    db = open_store(store, lang)
+    actor = who(*who_, inv, db, lang, clock.now())
+    become(actor)
     try:
-        return action(db, inv, inv.site_runbook, ref, person, *extra, clock.now())
+        return action(db, inv, inv.site_runbook, ref, actor.contact, *extra, clock.now())
     except steps.StepError as exc:
         fail(str(exc))
     except PermissionError as exc:
@@ -64,35 +68,41 @@ def _act(action: Callable[..., steps.StepRecord], ref: str, person: str, invento
         raise typer.Exit(EXIT_REFUSED) from None
 
 
-def approve(step: StepArg, as_: AsOpt, inventory: InventoryOpt = None, store: StoreOpt = None,
+def approve(step: StepArg, as_: AsOpt = None, override: OverrideOpt = False,
+            why: ReasonOpt = None, inventory: InventoryOpt = None, store: StoreOpt = None,
             lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
     """Approve a step of the plan that waits for approval (exit 4: you may not)."""
     lg = pick_lang(lang)
-    rec = _act(steps.approve, step, as_, inventory, store, vault_password_file, lg)
+    rec = _act(steps.approve, step, (as_, override, why), inventory, store,
+               vault_password_file, lg)
     out.print(f"{rec['key']}: {status_text(rec['status'], lg)} "
               f"({', '.join(a['by'] for a in rec['approvals'])})")
     if rec["status"] == "expired":
         raise typer.Exit(5)
 
 
-def deny(step: StepArg, as_: AsOpt,
-         reason: Annotated[str, typer.Option(help="Why (goes on record).")] = "",
+def deny(step: StepArg, as_: AsOpt = None, override: OverrideOpt = False,
+         reason: Annotated[str, typer.Option(help="Why (goes on record; also the reason of "
+                                                  "--override-identity).")] = "",
          inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
          vault_password_file: VaultOpt = None) -> None:
     """Deny a step that waits for approval; nothing of it runs."""
     lg = pick_lang(lang)
-    rec = _act(steps.deny, step, as_, inventory, store, vault_password_file, lg, reason)
+    rec = _act(steps.deny, step, (as_, override, reason), inventory, store,
+               vault_password_file, lg, reason)
     out.print(f"{rec['key']}: {status_text(rec['status'], lg)}")
 
 
 @task_app.command("done")
-def task_done(step: StepArg, as_: AsOpt,
+def task_done(step: StepArg, as_: AsOpt = None, override: OverrideOpt = False,
+              why: ReasonOpt = None,
               note: Annotated[str, typer.Option(help="What was done (goes on record).")] = "",
               inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
               vault_password_file: VaultOpt = None) -> None:
     """Tick off a manual step (paper vouchers, courier, payroll by hand...)."""
     lg = pick_lang(lang)
-    rec = _act(steps.done, step, as_, inventory, store, vault_password_file, lg, note)
+    rec = _act(steps.done, step, (as_, override, why), inventory, store, vault_password_file,
+               lg, note)
     out.print(f"{rec['key']}: {status_text(rec['status'], lg)} ({rec.get('done_by')})")
 
 
