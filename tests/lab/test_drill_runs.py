@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import OVERRIDE, ROOT
 from tests.lab.test_drills import _route, line_back, pair, psql  # noqa: F401 (fixtures)
 from tests.lab.watcher import Watch, wait_until
 
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("restore_lab")]
 def _drill(w: Watch, plan: str, records: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "vigil", "drill", "run", plan, "--as", "lab-duty",
-         "--override-identity", "--reason", "test run", "--json",
+         *OVERRIDE, "--json",
          "--inventory", str(w.inventory), "--out-dir", str(records)],
         cwd=ROOT, env=w.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -79,7 +79,7 @@ def test_a_line_drill_walks_to_level_iii_on_its_fast_ladder_with_an_approval(
     # Level III (24 hours by the plan) comes a minute in; the leadership group approves.
     wait_until("backup line asked", lambda: (w.step("/III/backup-line") or {}).get(
         "status") == "awaiting", timeout=240)
-    approved = w.vigil("approve", "backup-line", "--as", "lab-leader", "--override-identity", "--reason", "test run")
+    approved = w.vigil("approve", "backup-line", "--as", "lab-leader", *OVERRIDE)
     assert approved.returncode == 0, approved.stdout + approved.stderr
     code, result, stderr = _finished(proc)
     assert code == 0, (result, stderr)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import OVERRIDE, ROOT
 from tests.lab.watcher import Watch, wait_until
 from vigil import lab
 from vigil.inventory import load_inventory
@@ -167,11 +167,11 @@ def test_line_cut_stop_sending_then_approved_backup_line_then_resume_and_failbac
     denied = w.vigil("deny", key, "--as", "lab-leader", "--reason", "wait for the carrier",
                      "--override-identity")
     assert denied.returncode == 0, denied.stderr
-    refused = w.vigil("approve", "backup-line", "--as", "lab-pboc", "--override-identity", "--reason", "test run")
+    refused = w.vigil("approve", "backup-line", "--as", "lab-pboc", *OVERRIDE)
     assert refused.returncode == 4 and "leadership_group" in refused.stdout
     time.sleep(3)
     assert "primary0" in _route("vgl-router")  # nothing ran on a denial
-    approved = w.vigil("approve", "backup-line", "--as", "lab-leader", "--override-identity", "--reason", "test run")
+    approved = w.vigil("approve", "backup-line", "--as", "lab-leader", *OVERRIDE)
     assert approved.returncode == 0, approved.stdout + approved.stderr
     wait_until("backup line in use", lambda: (w.step("/III/backup-line") or {}).get(
         "status") in ("succeeded", "failed"), timeout=120)
@@ -230,7 +230,7 @@ def test_voucher_library_stopped_is_restarted_and_recovery_opens_the_follow_up_t
     wait_until("recovery steps", lambda: bool(w.step("/recovery/supplementary")), timeout=60)
     assert _notices(w, "P4.3.1(2)") == EVERY_PARTY
     done = w.vigil("task", "done", "supplementary", "--as", "lab-duty", "--note", "12 re-signed",
-                   "--override-identity", "--reason", "test run")
+                   *OVERRIDE)
     assert done.returncode == 0, done.stdout + done.stderr
     status = json.loads(w.vigil("status", "--json").stdout)
     assert [s["step"] for s in status["steps"]] == ["verify-libraries"]

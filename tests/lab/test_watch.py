@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import OVERRIDE, ROOT
 from tests.lab.watcher import LIMIT, Watch, wait_until
 from tests.receivers import SmtpReceiver, WebhookReceiver
 from vigil import lab
@@ -56,7 +56,7 @@ def test_fault_escalation_ack_and_recovery_reach_people(
     watch.jump(25)  # a day later: level III, the leadership group by email
     wait_until("level III email", lambda: any("三级" in m["subject"] for m in smtp.messages))
     run = subprocess.run([sys.executable, "-m", "vigil", "ack", inc["id"], "--as", "duty",
-                          "--override-identity", "--reason", "test run",
+                          *OVERRIDE,
                           "--inventory", str(watch.inventory)], env=watch.env, cwd=ROOT,
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

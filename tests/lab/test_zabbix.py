@@ -20,7 +20,7 @@ import pytest
 import yaml
 from pyzabbix import ZabbixAPI
 
-from tests.conftest import ROOT
+from tests.conftest import OVERRIDE, ROOT
 from tests.lab.watcher import Watch, wait_until
 from vigil import lab
 from vigil.lab.zabbix import ADMIN
@@ -228,7 +228,7 @@ def test_acknowledgements_go_both_ways(
     wait_until("the level III problem", lambda: any(
         "level III" in p["name"] for p in api.problem.get(hostids=[library],
                                                           output=["name"])), timeout=60)
-    ack = w.vigil("ack", inc["id"], "--as", "lab-leader", "--override-identity", "--reason", "test run")
+    ack = w.vigil("ack", inc["id"], "--as", "lab-leader", *OVERRIDE)
     assert ack.returncode == 0, ack.stderr
     wait_until("Vigil's acknowledgement in Zabbix", lambda: any(
         p["acknowledged"] == "1" for p in api.problem.get(
@@ -411,7 +411,7 @@ def test_a_vigil_silence_holds_pages_and_is_a_zabbix_maintenance_while_it_lasts(
     (silenced,) = w.store().events(kind="system.silenced")
     assert sid in silenced.data["why"] and "lab-duty" in silenced.data["why"]
 
-    ended = w.vigil("silence", "end", sid, "--as", "lab-duty", "--override-identity", "--reason", "test run")
+    ended = w.vigil("silence", "end", sid, "--as", "lab-duty", *OVERRIDE)
     assert ended.returncode == 0, ended.stderr
     wait_until("the held pages sent", lambda: bool(pages(w, inc["id"])), timeout=30)
     wait_until("the maintenance gone from Zabbix", lambda: not mirrored(), timeout=60)

@@ -8,7 +8,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from tests.conftest import ROOT, VigilRunner
+from tests.conftest import OVERRIDE, ROOT, VigilRunner
 from vigil.alerting import silences
 from vigil.inventory import load_inventory
 from vigil.store import Store
@@ -28,10 +28,10 @@ def test_a_window_is_set_listed_in_force_then_ended_and_each_is_an_event(
     store = Store(str(store_path))
     assert silences.active(store, dt.datetime.now(dt.UTC))[0]["reason"] == "更换硬盘"
     ended = vigil("silence", "end", made["id"], "-i", DEMO, "--as", "ops-duty",
-                  "--override-identity", "--reason", "test run")
+                  *OVERRIDE)
     assert ended.code == 0, ended.err
     assert silences.active(store, dt.datetime.now(dt.UTC)) == []
-    again = vigil("silence", "end", made["id"], "-i", DEMO, "--as", "ops-duty", "--override-identity", "--reason", "test run",
+    again = vigil("silence", "end", made["id"], "-i", DEMO, "--as", "ops-duty", *OVERRIDE,
                   "--lang", "en")
     assert again.code == 3 and "is over already" in again.err
     assert [(e.kind, e.data["by"]) for e in store.events() if e.kind.startswith("silence.")
@@ -60,5 +60,6 @@ def test_bad_windows_are_refused_in_one_line(vigil: VigilRunner, store_path: Pat
              "'soon' is not a time")):
         run = vigil("silence", "add", "-i", DEMO, "--reason", "r", *args, "--override-identity",
                     "--lang", "en")
-        assert run.code == (4 if "someone" in args else 3) and said in run.err and run.err.count("\n") == 1, run.err
+        refused = 4 if "someone" in args else 3  # a stranger is an identity refused
+        assert run.code == refused and said in run.err and run.err.count("\n") == 1, run.err
     assert not Store(str(store_path)).events(kind="silence.added")
