@@ -81,11 +81,14 @@ def system_of(incident_id: str) -> str:
 
 
 def events_about(store: Store, incidents: Iterable[str]) -> list[Event]:
-    """Every event about these incidents (their own, their steps' and messages'), in
-    order, in one pass over the log."""
-    ids = set(incidents)
-    return [e for e in store.events() if e.subject in ids or e.data.get("incident") in ids
-            or e.subject.split("/", 1)[0] in ids]
+    """Every event about these incidents, in order: their own, and those of their steps
+    and messages, whose subjects start with the incident's id (found by the subject's
+    index, never a pass over the whole log)."""
+    found: dict[int, Event] = {}
+    for inc in set(incidents):
+        for e in [*store.events(subject=inc), *store.events(subject_prefix=f"{inc}/")]:
+            found[e.seq] = e
+    return [found[seq] for seq in sorted(found)]
 
 
 def load_incidents(store: Store, *, open_only: bool = False) -> list[Incident]:
@@ -109,7 +112,9 @@ def _changes(history: list[str]) -> int:
 
 
 class Tracker:
-    def __init__(self, inv: Inventory, store: Store) -> None:
+    def __init__(self, inv: Inventory, store: Store, *, load_open: bool = True) -> None:
+        """`load_open=False`: a reader of one incident's ladder (the console's page), not
+        the tracker of them all."""
         self.inv, self.store = inv, store
         self.tz = ZoneInfo(inv.site.timezone)
         self.calendar = calendar_for(inv)
@@ -120,7 +125,7 @@ class Tracker:
         # When each open incident next needs a look (its next rung or reminder), so a
         # tick over thousands of quiet incidents is a comparison each.
         self._due: dict[str, dt.datetime] = {}
-        for inc in load_incidents(store, open_only=True):
+        for inc in load_incidents(store, open_only=True) if load_open else []:
             self.open[inc["id"]] = inc
         # System -> why its paging is held (a Zabbix maintenance on it): incidents still
         # open, climb and are recorded; their messages wait for the silence's end.
@@ -460,3 +465,16 @@ def acknowledge(store: Store, inv: Inventory, incident: str, person: str,
         tx.set_state(keys.ack(incident), {"by": person, "mark": inc["mark"],
                                          "at": now.isoformat()})
     return str(inc["mark"])
+
+
+def note(store: Store, inv: Inventory, incident: str, person: str, text: str,
+         now: dt.datetime) -> None:
+    """A person's note on an incident's timeline (what they saw or did)."""
+    if load_incident(store, incident) is None:
+        raise LookupError(f"no incident {incident!r}")
+    inv.contact(person)
+    text = text.strip()
+    if not text:
+        raise ValueError("an empty note")
+    store.append("incident.noted", incident, {"by": person, "note": text[:4000],
+                                              "at": now.isoformat()})

@@ -257,14 +257,25 @@ class Store:
             return tx.append(kind, subject, data)
 
     def events(self, *, kind: str | None = None, subject: str | None = None,
-               after: int = 0, limit: int | None = None) -> list[Event]:
+               after: int = 0, limit: int | None = None,
+               subject_prefix: str | None = None) -> list[Event]:
         query = select(events_table).where(events_table.c.seq > after).order_by(events_table.c.seq)
         if kind:
             query = query.where(events_table.c.kind == kind)
         if subject:
             query = query.where(events_table.c.subject == subject)
+        if subject_prefix:  # a range, so the subject's index serves it (LIKE may not)
+            upper = subject_prefix[:-1] + chr(ord(subject_prefix[-1]) + 1)
+            query = query.where(events_table.c.subject >= subject_prefix,
+                                events_table.c.subject < upper)
         if limit:
             query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [Event(r.seq, r.at, r.kind, r.subject, _event_data(r), r.prev_hash, r.hash)
+                    for r in conn.execute(query)]
+
+    def rows(self, query: Any) -> list[Event]:
+        """The events a select over `events_table` finds (a search's own ordering)."""
         with self.engine.connect() as conn:
             return [Event(r.seq, r.at, r.kind, r.subject, _event_data(r), r.prev_hash, r.hash)
                     for r in conn.execute(query)]

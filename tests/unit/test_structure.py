@@ -13,7 +13,7 @@ FOLDERS = {"vigil": "vigil", "checks": "vigil.checks", "alerting": "vigil.alerti
            "remediations": "vigil.remediations"}
 KERNEL = {f"vigil.{m}" for m in ("domain", "model", "result", "runbook", "store", "keys", "files",
                                  "status_log", "paths", "clock", "errors", "i18n", "lease",
-                                 "secrets", "zabbix.api")}
+                                 "secrets", "zabbix.api", "identity", "accounts", "links")}
 SHELL = ("vigil.inventory", "vigil.daemon", "vigil.systemd", "vigil.spool", "vigil.lab",
          "vigil.zabbix",
          "vigil.cli",

@@ -30,6 +30,7 @@ from vigil.cli import (
     reconcile,
     report,
     routine,
+    serve,
     silence,
     steps,
     users,
@@ -73,6 +74,7 @@ def build() -> typer.Typer:
     app.command("approve")(steps.approve)
     app.command("deny")(steps.deny)
     app.command("reconcile")(reconcile.reconcile_cmd)
+    app.command("serve")(serve.serve)
     app.command("version")(version)
     for group, name in ((inventory.inventory_app, "inventory"), (events.events_app, "events"),
                         (incidents.incidents_app, "incidents"), (report.report_app, "report"),

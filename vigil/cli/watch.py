@@ -33,6 +33,9 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
               "--dry-run", help="Run remediation playbooks in check mode only.")] = False,
           observe_only: Annotated[bool, typer.Option(
               "--observe-only", help="Run no remediation; record what would run.")] = False,
+          serve: Annotated[str | None, typer.Option(
+              "--serve", help="Serve the duty console in this process on HOST:PORT "
+                              "(as vigil serve).")] = None,
           project: ProjectOpt = None, vault_password_file: VaultOpt = None) -> None:
     """The daemon: run checks on schedule, grade incidents, carry out the runbook, deliver
     messages. Stops on SIGTERM."""
@@ -51,6 +54,14 @@ def watch(inventory: InventoryOpt = None, store: StoreOpt = None,
     executor = partial(Executor, inv, db, dry_run=dry_run, observe_only=observe_only or None,
                        project=None if observe_only else project_folder(project, inv))
     setup_logging()
+    if serve:
+        from vigil.console.server import listen_on, serve_in_thread
+
+        try:
+            listen_on(serve)
+            serve_in_thread(inv, open_store(store, lg), serve)
+        except ValueError as exc:
+            fail(str(exc))
     try:
         Daemon(inv, db, metrics_port=metrics_port, metrics_address=metrics_address,
                executor=executor).run()

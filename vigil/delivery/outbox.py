@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from vigil import keys
+from vigil import keys, links
 from vigil.delivery import channels
 from vigil.domain import Role
 from vigil.model import Contact, Inventory
@@ -66,6 +66,7 @@ class Outbox:
                                  channels.send(url, title, body, key))
         self.failures_total = 0
         self.sent_total = 0
+        self._link_key: str | None = None
 
     def pending(self) -> dict[str, Any]:
         return self.store.states(keys.PENDING)
@@ -104,9 +105,21 @@ class Outbox:
         except SecretMissing as exc:
             return str(exc)
         try:
-            return self.sender(url, msg["title"], msg["body"], key)
+            return self.sender(url, msg["title"], self._with_link(contact, msg), key)
         except Exception as exc:  # a channel bug must not stop the outbox
             return f"{type(exc).__name__}: {exc}"
+
+    def _with_link(self, contact: Contact, msg: dict[str, Any]) -> str:
+        """The body, and the recipient's own signed link to the incident when the console
+        has a public address (made now: the stored message holds none)."""
+        base = self.inv.console.url
+        if not (base and msg.get("incident")):
+            return str(msg["body"])
+        if self._link_key is None:
+            self._link_key = links.secret(self.store)
+        link = links.url(base, self._link_key, contact.id, msg["incident"])
+        said = "在控制台查看并确认" if contact.lang == "zh" else "See and acknowledge"
+        return f"{msg['body']}\n\n{said}: {link}"
 
     def _failed(self, tx: Tx, key: str, msg: dict[str, Any], error: str,
                 now: dt.datetime) -> None:
