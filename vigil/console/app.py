@@ -351,13 +351,15 @@ class Console:
         if rec["status"] != form.get("shown"):  # the page was stale
             raise steps.StepError(f"{key} is now {rec['status']}: reload the page and "
                                   f"decide again")
-        if action == "approve":
-            steps.approve(self.store, self.inv, book, key, me.id, now)
-            return "approved"
-        if action == "deny":
-            steps.deny(self.store, self.inv, book, key, me.id, str(form.get("reason", "")),
-                       now)
-            return "denied"
+        if action in ("approve", "deny"):
+            rec = steps.approve(self.store, self.inv, book, key, me.id, now) \
+                if action == "approve" else \
+                steps.deny(self.store, self.inv, book, key, me.id, str(form.get("reason", "")),
+                           now)
+            if rec["status"] == "expired":
+                raise steps.StepError(f"{key} expired at {rec.get('expires_at')}: it will not "
+                                      f"run")
+            return "approved" if action == "approve" else "denied"
         if action == "done":
             steps.done(self.store, self.inv, book, key, me.id, str(form.get("note", "")), now)
             return "ticked"
