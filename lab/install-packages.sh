@@ -13,6 +13,8 @@ PACKAGES=(
   zabbix-server-pgsql zabbix-frontend-php zabbix-agent php-fpm php-pgsql nginx
                                         # a real Zabbix 6.0 server, API and agent (issue 16)
   monitoring-plugins-basic              # check_tcp/check_http: the check-cycle bench's peer
+  chromium chromium-driver              # the duty console in a real browser (issue 15)
+  fonts-wqy-zenhei                      # Chinese glyphs for its screenshots
   make
 )
 

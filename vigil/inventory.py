@@ -217,11 +217,7 @@ def _first_broken_yaml(root: Path) -> tuple[str, str] | None:
 
 def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, Any]]]) -> Inventory:
     _first_host, (_, first_vars) = next(iter(raw_hosts.items()))
-    site_raw = _pick(first_vars, ("vigil_site", "vigil_parties", "vigil_contacts",
-                                  "vigil_escalation", "vigil_calendar", "vigil_ladder",
-                                  "vigil_check_defaults", "vigil_voucher_libraries",
-                                  "vigil_runbook", "vigil_project_dir", "vigil_heartbeat",
-                                  "vigil_zabbix"))
+    site_raw = _pick(first_vars, tuple(SiteVars.model_fields))  # every site variable
     site_vars = _validate(SiteVars, _templated(loader, first_vars, site_raw), site_raw, root,
                           where="group 'all'")
     parties = {p.id: p for p in site_vars.vigil_parties}

@@ -29,8 +29,9 @@ class Watch:
     def __init__(self, tmp: Path, webhook: WebhookReceiver | None = None,
                  smtp: SmtpReceiver | None = None, *, limit: str = LIMIT,
                  observe_only: bool = False, site: dict[str, Any] | None = None,
-                 store_url: str | None = None) -> None:
+                 store_url: str | None = None, extra: tuple[str, ...] = ()) -> None:
         self.inventory = tmp / "inv"
+        self.extra = extra  # more `vigil watch` options (e.g. --serve)
         self.limit, self.observe_only = limit, observe_only
         shutil.copytree(ROOT / "inventory/lab", self.inventory)
         self.fallback = tmp / "fallback.log"
@@ -71,7 +72,8 @@ class Watch:
         """`group`: the daemon's group id, for a firewall rule that cuts it off alone."""
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "vigil", "watch", "--inventory", str(self.inventory),
-             "--limit", self.limit, *(["--observe-only"] if self.observe_only else [])],
+             "--limit", self.limit, *(["--observe-only"] if self.observe_only else []),
+             *self.extra],
             cwd=ROOT, env=self.env, stdout=self.log, stderr=self.log, group=group)
 
     def kill(self) -> None:
@@ -100,11 +102,12 @@ class Watch:
     def open_incidents(self) -> list[dict]:
         return [i for i in self.store().states("incident:").values() if i["status"] == "open"]
 
-    def vigil(self, *args: str, inventory: bool = True) -> subprocess.CompletedProcess[str]:
+    def vigil(self, *args: str, inventory: bool = True,
+              stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """Run a `vigil` command as a person would, against this daemon's store."""
         more = ["--inventory", str(self.inventory)] if inventory else []
         return subprocess.run([sys.executable, "-m", "vigil", *args, *more],
-                              env={**self.env, "COLUMNS": "200"},
+                              env={**self.env, "COLUMNS": "200"}, input=stdin,
                               cwd=ROOT, capture_output=True, text=True, timeout=60)
 
     def step(self, suffix: str) -> dict[str, Any] | None:
