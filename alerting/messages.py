@@ -78,8 +78,9 @@ def incident_message(f: Facts, kind: str, lang: str) -> tuple[str, str]:
     plan_level = Level(f.mark).plan_level.value
     lines.append("预案要求：" if zh else "The plan says:")
     lines.extend(_plan(f, lang, plan_level))
-    lines.append(f"确认（停止重复提醒）：vigil ack {f.incident} --as 姓名" if zh
-                 else f"Acknowledge (stops repeats): vigil ack {f.incident} --as NAME")
+    lines.append(f"确认（停止重复提醒）：点下方链接，或 vigil ack {f.incident}" if zh
+                 else f"Acknowledge (stops repeats): follow the link below, or vigil ack "
+                      f"{f.incident}")
     return title, "\n".join(lines)
 
 

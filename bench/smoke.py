@@ -18,6 +18,7 @@ SMALL = {
     "ladder_tick": ["--incidents", "1000"],
     "check_cycle": ["--targets", "100", "--rounds", "1"],
     "reconcile_million": ["--vouchers", "20000"],
+    "console": ["--incidents", "500", "--events", "5000", "--requests", "5"],
 }
 
 

@@ -237,10 +237,10 @@ def notice(kind: str, step: Step, rec: StepRecord, inc: Incident, lang: str, tz:
                ", ".join(r.value for r in step.two_person)) if step.two_person else ""
         body = "\n".join(x for x in (
             where, f"{step.clause}: {text}", two,
-            (f"批准：vigil approve {rec['key']} --as <你的编号>；"
-             f"拒绝：vigil deny {rec['key']} --as <你的编号>"
-             if zh else f"Approve: vigil approve {rec['key']} --as <your id>; deny: "
-                        f"vigil deny {rec['key']} --as <your id>"),
+            (f"请登录值守控制台审批（下方链接），或 vigil approve {rec['key']}；"
+             f"拒绝：vigil deny {rec['key']} --reason 理由"
+             if zh else f"Decide in the duty console (link below, sign in), or vigil approve "
+                        f"{rec['key']}; deny: vigil deny {rec['key']} --reason WHY"),
             (f"有效期至 {local_text(rec.get('expires_at'), tz)}" if zh
              else f"Expires {local_text(rec.get('expires_at'), tz)}")) if x)
     elif kind == "expired":

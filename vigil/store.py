@@ -259,7 +259,9 @@ class Store:
     def events(self, *, kind: str | None = None, subject: str | None = None,
                after: int = 0, limit: int | None = None,
                subject_prefix: str | None = None) -> list[Event]:
-        query = select(events_table).where(events_table.c.seq > after).order_by(events_table.c.seq)
+        query = select(events_table)
+        if after:
+            query = query.where(events_table.c.seq > after)
         if kind:
             query = query.where(events_table.c.kind == kind)
         if subject:
@@ -268,11 +270,15 @@ class Store:
             upper = subject_prefix[:-1] + chr(ord(subject_prefix[-1]) + 1)
             query = query.where(events_table.c.subject >= subject_prefix,
                                 events_table.c.subject < upper)
+        # One subject's events are few: found by its index and sorted here, else the
+        # database may walk the whole log in seq order to spare itself the sort.
+        by_subject = (subject or subject_prefix) and not limit
+        if not by_subject:
+            query = query.order_by(events_table.c.seq)
         if limit:
             query = query.limit(limit)
-        with self.engine.connect() as conn:
-            return [Event(r.seq, r.at, r.kind, r.subject, _event_data(r), r.prev_hash, r.hash)
-                    for r in conn.execute(query)]
+        found = self.rows(query)
+        return sorted(found, key=lambda e: e.seq) if by_subject else found
 
     def rows(self, query: Any) -> list[Event]:
         """The events a select over `events_table` finds (a search's own ordering)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import datetime as dt
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ class Console:
         self.env.filters["json"] = lambda v: json.dumps(v, ensure_ascii=False, sort_keys=True)
         self.tries: dict[str, collections.deque[float]] = {}
         self.verdict: dict[str, Any] | None = None  # the chain's last verification
+        self.snapshot = views.Snapshot(inv, store)
+        self.lock = threading.Lock()  # one refresh of the snapshot at a time
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -103,8 +106,8 @@ class Console:
             return RedirectResponse(f"/incidents/{quote(session.incident or '')}", 303)
         me = self.contact(session.contact)
         assert me is not None
-        data = views.overview(self.store, self.inv, me, self.lang(request, session),
-                              clock.now())
+        with self.lock:
+            data = views.overview(self.snapshot, me, self.lang(request, session), clock.now())
         live = request.url.path.startswith("/live")
         return self.render(request, "overview_live.html" if live else "overview.html",
                            session, data=data)

@@ -12,6 +12,7 @@ from vigil.alerting.incidents import (
     Incident,
     Tracker,
     events_about,
+    incident_from,
     load_incident,
     system_of,
 )
@@ -20,6 +21,7 @@ from vigil.clock import local_text
 from vigil.domain import FaultClass, Level, PartyKind, Role
 from vigil.model import Contact, Inventory
 from vigil.remediations import steps
+from vigil.remediations.steps import StepRecord
 from vigil.store import Event, Store
 
 SHOWN = 200  # incidents listed on the overview; the rest are counted
@@ -69,25 +71,66 @@ class Overview:
     monitors: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _visible_incidents(tracker: Tracker, inv: Inventory, contact: Contact) -> list[Incident]:
-    incs = list(tracker.open.values())
+class Snapshot:
+    """The incidents, steps and acknowledgements the console shows, kept in memory and
+    brought up to date from the rows changed since the last request (the store's
+    `changed_states`), so a page costs what changed, not the whole history."""
+
+    PREFIXES = (keys.INCIDENT, keys.STEP, keys.ACK)
+
+    def __init__(self, inv: Inventory, store: Store) -> None:
+        self.inv, self.store = inv, store
+        self.rows: dict[str, dict[str, Any]] = {p: {} for p in self.PREFIXES}
+        self.since = {p: 0 for p in self.PREFIXES}
+        self.tracker = Tracker(inv, store, load_open=False)  # its ladders, cached
+        self._doers: dict[tuple[str, str, str, str], set[str]] = {}
+
+    def refresh(self) -> None:
+        for prefix in self.PREFIXES:
+            changed, self.since[prefix] = self.store.changed_states(prefix, self.since[prefix])
+            for key, value in changed.items():  # checked once, when it changes
+                self.rows[prefix][key.removeprefix(prefix)] = \
+                    incident_from(key, value) if prefix == keys.INCIDENT else \
+                    steps.step_from(key, value) if prefix == keys.STEP else value
+
+    def open_incidents(self) -> list[Incident]:
+        return [v for v in self.rows[keys.INCIDENT].values()
+                if v["status"] == "open"]
+
+    def step_records(self) -> list[StepRecord]:
+        return list(self.rows[keys.STEP].values())
+
+    def ack(self, incident_id: str) -> dict[str, Any] | None:
+        return self.rows[keys.ACK].get(incident_id)
+
+    def doers(self, rec: steps.StepRecord) -> set[str]:
+        key = (rec["fault_class"], rec["level"], rec["step"], system_of(rec["incident"]))
+        if key not in self._doers:
+            step = step_of(self.inv, rec)
+            self._doers[key] = {c.id for c in steps.doers(self.inv, step, key[3])} \
+                if step else set()
+        return self._doers[key]
+
+
+def _visible_incidents(snap: Snapshot, inv: Inventory, contact: Contact) -> list[Incident]:
+    incs = snap.open_incidents()
     if not sees_all(inv, contact):
         incs = [i for i in incs if may_see(inv, contact, i["id"])]
     return sorted(incs, key=lambda i: (_ORDER.get(i["mark"] or "IV", 4), i["onset"]))
 
 
-def overview(store: Store, inv: Inventory, contact: Contact, lang: str,
-             now: dt.datetime) -> Overview:
-    tracker = Tracker(inv, store)
-    incs = _visible_incidents(tracker, inv, contact)
-    acks = store.states(keys.ACK)
+def overview(snap: Snapshot, contact: Contact, lang: str, now: dt.datetime) -> Overview:
+    inv, store, tracker = snap.inv, snap.store, snap.tracker
+    snap.refresh()
+    incs = _visible_incidents(snap, inv, contact)
     rows = []
     by_level: dict[str, int] = {}
-    for inc in incs:
-        by_level[inc["mark"] or "IV"] = by_level.get(inc["mark"] or "IV", 0) + 1
+    for inc in incs:  # a reminder rung (IV+) is still its level
+        level = (inc["mark"] or "IV").rstrip("+")
+        by_level[level] = by_level.get(level, 0) + 1
     for inc in incs[:SHOWN]:
         rung, ahead = tracker.reached(inc, now)
-        ack = acks.get(keys.ack(inc["id"]))
+        ack = snap.ack(inc["id"])
         system = inv.systems.get(inc["system"])
         rows.append(Row(inc, system.name.get(lang) if system else inc["system"],
                         Level(rung.mark).text(lang), local_text(inc["onset"], tracker.tz),
@@ -95,10 +138,10 @@ def overview(store: Store, inv: Inventory, contact: Contact, lang: str,
                         ahead.at.isoformat() if ahead else None,
                         ack["by"] if ack and ack.get("mark") == rung.mark else None))
     visible = {i["id"] for i in incs}
-    live = [r for r in steps.load_steps(store)
+    live = [r for r in snap.step_records()
             if r["status"] not in steps.FINAL and r["incident"] in visible]
     waiting = [r for r in live if r["status"] in steps.DECIDING and may_decide(inv, contact, r)]
-    tasks = [r for r in live if r["status"] == "open" and may_tick(inv, contact, r)]
+    tasks = [r for r in live if r["status"] == "open" and contact.id in snap.doers(r)]
     pending = store.states(keys.PENDING)
     failing = sum(1 for k in pending
                   if (store.get_state(keys.message(k.removeprefix(keys.PENDING))) or {}
