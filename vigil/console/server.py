@@ -28,7 +28,8 @@ def config(inv: Inventory, store: Store, listen: str | None = None) -> uvicorn.C
         ssl_certfile=console.tls_cert, ssl_keyfile=console.tls_key,
         proxy_headers=bool(console.trusted_proxies),
         forwarded_allow_ips=",".join(console.trusted_proxies) or None,
-        server_header=False, date_header=True)
+        server_header=False, date_header=True,
+        timeout_graceful_shutdown=5)  # a half-open connection never holds up a stop
 
 
 def serve(inv: Inventory, store: Store, listen: str | None = None) -> None:
