@@ -16,7 +16,7 @@ KERNEL = {f"vigil.{m}" for m in ("domain", "model", "result", "runbook", "store"
                                  "secrets", "zabbix.api", "identity", "accounts", "links")}
 SHELL = ("vigil.inventory", "vigil.daemon", "vigil.systemd", "vigil.spool", "vigil.lab",
          "vigil.zabbix",
-         "vigil.cli",
+         "vigil.cli", "vigil.console",
          "vigil.__main__")
 # Each layer and the layers it may import (besides itself and the kernel).
 LAYERS = {

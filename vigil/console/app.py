@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from itsdangerous import BadSignature
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -36,7 +37,7 @@ from vigil.domain import Level
 from vigil.identity import acting
 from vigil.model import Contact, Inventory
 from vigil.remediations import steps
-from vigil.store import Store
+from vigil.store import Event, Store, events_table
 
 HERE = Path(__file__).parent
 _LOGIN_WINDOW_S, _LOGIN_PER_WINDOW = 300, 20  # sign-ins tried from one address
@@ -369,12 +370,8 @@ class Console:
         raise LookupError(f"no action {action!r}")
 
 
-def _search(store: Store, q: str, kind: str | None, before: int) -> list[Any]:
+def _search(store: Store, q: str, kind: str | None, before: int) -> list[Event]:
     """The newest 100 events (before `before`) whose kind, subject or data mention `q`."""
-    from sqlalchemy import select
-
-    from vigil.store import events_table
-
     query = select(events_table).order_by(events_table.c.seq.desc()).limit(100)
     if before:
         query = query.where(events_table.c.seq < before)
