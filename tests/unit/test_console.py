@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 from tests.conftest import ROOT
 from tests.unit.test_executor import Drill, _peripheral_at
 from vigil import accounts, keys, links
+from vigil.console import sessions
 from vigil.console.app import build
 from vigil.inventory import load_inventory
 from vigil.model import Inventory
@@ -235,6 +236,16 @@ def test_a_vendor_sees_only_the_systems_they_serve(desk: Desk) -> None:
     page = desk.sign_in(c, "lab-vendor")  # owns the payment database, not this system
     assert desk.incident not in page
     assert c.get(f"/incidents/{desk.incident}").status_code == 404
+
+
+def test_expired_sessions_end_and_are_not_kept(desk: Desk) -> None:
+    now = dt.datetime.now(dt.UTC)
+    old = sessions.start(desk.store, "lab-duty", "console", "a", 1, now - dt.timedelta(hours=2),
+                         "zh")
+    assert sessions.find(desk.store, old, now) is None  # expired: no longer signs anyone in
+    sessions.start(desk.store, "lab-duty", "console", "a", 1, now, "zh")
+    assert keys.session(sessions.digest(old)) not in desk.store.states(keys.SESSION)
+    assert len(desk.store.states(keys.SESSION)) == 1
 
 
 def test_repeated_failures_lock_the_account_in_the_console(desk: Desk) -> None:

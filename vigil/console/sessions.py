@@ -47,6 +47,9 @@ def start(store: Store, contact: str, via: Via, address: str | None, hours: floa
               "csrf": secrets.token_urlsafe(24), "lang": lang, "incident": incident,
               "used": []}
     with store.transaction() as tx:
+        for key, old in tx.states(keys.SESSION).items():  # the expired ones go
+            if now >= dt.datetime.fromisoformat(old["expires"]):
+                tx.delete_state(key)
         tx.set_state(keys.session(digest(session_id)), record)
         tx.append("console.session_started", contact, {
             "via": via, "address": address, "session": digest(session_id)[:16],
