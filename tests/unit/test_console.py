@@ -238,6 +238,18 @@ def test_a_vendor_sees_only_the_systems_they_serve(desk: Desk) -> None:
     assert c.get(f"/incidents/{desk.incident}").status_code == 404
 
 
+def test_the_event_log_is_searched_and_its_chain_verified(desk: Desk) -> None:
+    c = desk.client()
+    desk.sign_in(c, "lab-duty")
+    found = c.get("/events", params={"q": "stop-auto-processing", "verify": "1"}).text
+    assert "哈希链完整" in found and desk.step in found
+    assert f"{len(desk.store.events())}" in found.split("哈希链完整", 1)[1][:200]
+    with desk.store.engine.begin() as conn:  # someone edits history by hand
+        conn.exec_driver_sql("UPDATE events SET data = '{}' WHERE seq = 3")
+    broken = c.get("/events", params={"verify": "1"}).text
+    assert "哈希链损坏于第 3" in broken
+
+
 def test_expired_sessions_end_and_are_not_kept(desk: Desk) -> None:
     now = dt.datetime.now(dt.UTC)
     old = sessions.start(desk.store, "lab-duty", "console", "a", 1, now - dt.timedelta(hours=2),
