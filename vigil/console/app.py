@@ -234,9 +234,8 @@ class Console:
                 "账户已停用" if "disabled" in str(exc) else "账户、密码或动态码错误"
             return again(403, zh, str(exc))
         assert contact is not None  # sign_in refuses an account that is not a contact
-        old = self.session(request)
-        if old:
-            sessions.end(self.store, old)
+        if session:  # the one this browser had, found at the top
+            sessions.end(self.store, session)
         sid = sessions.start(self.store, contact_id, "console", address,
                              self.inv.console.session_hours, clock.now(), contact.lang)
         response = RedirectResponse(nxt, 303)
