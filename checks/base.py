@@ -42,6 +42,10 @@ class Probe(ABC):
 
     kind: ClassVar[str]
     Params: ClassVar[type[ProbeParams]]
+    # This kind's own defaults, ahead of the site's vigil_check_defaults (a check's own
+    # interval / timeout still wins): some faults cannot wait a minute to be seen.
+    interval_s: ClassVar[float | None] = None
+    timeout_s: ClassVar[float | None] = None
 
     def bind(self, params: Any, ctx: BindContext) -> Any:
         """Resolve references to other inventory hosts once, when the inventory loads."""

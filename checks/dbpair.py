@@ -97,6 +97,11 @@ def inspect(node: Node, p: DbPairParams, timeout: float) -> NodeState:
 class DbPairProbe(Probe):
     kind = "dbpair"
     Params = DbPairParams
+    # P4.3.2 says start the standby at once: a dead primary is seen within two seconds
+    # (two failing samples), a hung one within the timeout of two. Two short connections
+    # a second are nothing to a database server.
+    interval_s = 1.0
+    timeout_s = 2.0
 
     def run(self, check: CheckSpec) -> Result:
         p: DbPairParams = check.params

@@ -2,14 +2,18 @@
 
 P4.3.2 says to start the standby database *at once*. Ansible spends seconds starting up
 and a few tenths of a second a task, so `promote-standby` promotes the standby from
-here, in well under a second, when (and only when) it is provably safe without fencing:
-the old primary's host answers and refuses connections on the database port (nothing
-listens there: the postmaster is gone) and the standby is in recovery with its replay
-caught up. Anything else — the old primary still answering, its host silent (a
-partition: it may be alive behind it), a standby that lags — is left to the playbook,
-which fences over SSH before promoting. The playbook always runs afterwards and finishes
-the job: it fences the old primary's data directory, records it for the rebuild,
-repoints clients and verifies a write.
+here when (and only when) the old primary certainly takes no more writes:
+- its host answers and refuses connections on the database port (nothing listens: the
+  postmaster is gone), or
+- it does not answer the monitoring server (dead, hung, powered off, or cut off while
+  clients elsewhere may still reach it) and its BMC, through the host's fence device
+  (`vigil_fence`, `fence.py`), powered it off and confirms OFF.
+The monitoring server is the witness: a primary that answers it is never failed over,
+and a standby that is not caught up is never promoted (nor its primary powered off).
+Anything else is left to the playbook, which fences over SSH or by hand before
+promoting. The playbook always runs afterwards and finishes the job: it fences the old
+primary's data directory, records it for the rebuild, repoints clients and verifies a
+write.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.errors import first_line
-from vigil.model import Inventory
+from vigil.model import Host, Inventory
+from vigil.remediations import fence
 
 MAX_REPLAY_GAP = 16 * 1024 * 1024  # bytes received but not replayed; the role's default
 REFUSED = (errno.ECONNREFUSED,)
@@ -48,34 +53,87 @@ def promote_standby(inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
         return Aid(False, f"no vigil_pg_port for {' / '.join(names)} in the inventory")
     primary, standby = hosts
     assert primary and standby and primary.pg_port and standby.pg_port
+    user = str(run_vars.get("standby_activation_db_user", "postgres"))
     refused, seen = _refuses(primary.address, primary.pg_port)
-    if not refused:
-        return Aid(False, f"old primary {primary.name}: {seen}; fencing first (playbook)")
+    if refused:
+        return _promote(standby, user, f"{primary.name} refused connections on port "
+                                       f"{primary.pg_port}")
+    # Not refused: it may be alive. The monitoring server is the witness; a primary that
+    # answers it is not failed over, whatever else is wrong (the standby, replication).
+    role = _role(primary.address, primary.pg_port, user)
+    if role:
+        return Aid(False, f"old primary {primary.name} answers as a {role}: no failover")
+    if primary.fence is None:
+        return Aid(False, f"old primary {primary.name} {seen} and has no fence device "
+                          "(vigil_fence): left to the playbook")
+    ready = _ready(standby.address, standby.pg_port, standby.name, user)
+    if ready:  # never power off a primary the standby cannot replace
+        return Aid(False, ready)
+    fenced = fence.power_off(primary.name, primary.fence)
+    if not fenced.off:
+        return Aid(False, f"{fenced.why}; not promoting")
+    return _promote(standby, user, f"{primary.name} {seen}; {fenced.why} in {fenced.seconds} s")
+
+
+def _dsn(address: str, port: int) -> str:
+    return f"host={address} port={port} dbname=postgres connect_timeout=2"
+
+
+def _role(address: str, port: int, user: str) -> str | None:
+    """"primary" or "standby" if the node answers a query within 2 s, else None."""
     import psycopg
 
-    dsn = f"host={standby.address} port={standby.pg_port} dbname=postgres connect_timeout=2"
     try:
-        with psycopg.connect(dsn, user=run_vars.get("standby_activation_db_user", "postgres"),
+        with psycopg.connect(_dsn(address, port), user=user, autocommit=True) as conn:
+            conn.execute("SET statement_timeout = 2000")
+            row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+    except psycopg.Error:
+        return None
+    return "standby" if row and row[0] else "primary"
+
+
+_STATE_SQL = ("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
+              "coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
+              "pg_last_wal_replay_lsn()), 0)")
+
+
+def _ready(address: str, port: int, name: str, user: str) -> str:
+    """Empty when the standby can be promoted now; else why not."""
+    import psycopg
+
+    try:
+        with psycopg.connect(_dsn(address, port), user=user, autocommit=True) as conn:
+            row = conn.execute(_STATE_SQL).fetchone()
+    except psycopg.Error as exc:
+        return f"{name}: {first_line(str(exc), type(exc).__name__)}"
+    assert row is not None
+    in_recovery, replayed, gap = row
+    if not in_recovery:
+        return f"{name} is already a primary"
+    if replayed is None or gap > MAX_REPLAY_GAP:
+        return f"{name}: replay at {replayed}, {gap} bytes not replayed; left to the playbook"
+    return ""
+
+
+def _promote(standby: Host, user: str, why: str) -> Aid:
+    import psycopg
+
+    assert standby.pg_port
+    not_ready = _ready(standby.address, standby.pg_port, standby.name, user)
+    if not_ready:
+        return Aid(False, not_ready)
+    try:
+        with psycopg.connect(_dsn(standby.address, standby.pg_port), user=user,
                              autocommit=True) as conn:
-            row = conn.execute(
-                "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
-                "coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
-                "pg_last_wal_replay_lsn()), 0)").fetchone()
-            assert row is not None
-            in_recovery, replayed, gap = row
-            if not in_recovery:
-                return Aid(False, f"{standby.name} is already a primary")
-            if replayed is None or gap > MAX_REPLAY_GAP:
-                return Aid(False, f"{standby.name}: replay at {replayed}, {gap} bytes not "
-                                  "replayed; left to the playbook")
+            replayed = conn.execute("SELECT pg_last_wal_replay_lsn()::text").fetchone()
             promoted = conn.execute("SELECT pg_promote(wait => true, wait_seconds => 30)"
                                     ).fetchone()
     except psycopg.Error as exc:
         return Aid(False, f"{standby.name}: {first_line(str(exc), type(exc).__name__)}")
     if not promoted or not promoted[0]:
         return Aid(False, f"{standby.name}: promotion did not finish in 30 s")
-    return Aid(True, f"{standby.name} promoted at replay position {replayed}: "
-                     f"{primary.name} refused connections on port {primary.pg_port}")
+    return Aid(True, f"{standby.name} promoted at replay position "
+                     f"{replayed[0] if replayed else '?'}: {why}")
 
 
 def _only_member(inv: Inventory, group: str) -> str:

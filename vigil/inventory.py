@@ -243,7 +243,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
         raw = _pick(all_vars, ("ansible_host", "ansible_connection", "ansible_port",
                                "ansible_user", "ansible_ssh_private_key_file",
                                "ansible_password", "vigil_known_hosts", "vigil_party",
-                               "vigil_systems", "vigil_pg_port"))
+                               "vigil_systems", "vigil_pg_port", "vigil_fence"))
         where = f"host {name!r}"
         hv = _validate(HostVars, _templated(loader, all_vars, raw), raw, root, where=where)
         if hv.vigil_party and hv.vigil_party not in parties:
@@ -255,7 +255,7 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
             known_hosts=hv.vigil_known_hosts)
         hosts[name] = Host(name=name, address=address, party=hv.vigil_party,
                            groups=tuple(g.name for g in host.get_groups()), ssh=ssh,
-                           pg_port=hv.vigil_pg_port)
+                           pg_port=hv.vigil_pg_port, fence=hv.vigil_fence)
         host_vars[name] = (hv, raw)
 
     # Systems second: a check may refer to other hosts (e.g. a backup copy elsewhere).
@@ -335,8 +335,8 @@ def _check_spec(raw: dict[str, Any], root: Path, where: str, at: tuple[int, int]
     return CheckSpec(name=name, kind=check.kind, system=system.id,
                      fault_class=system.fault_class, host=host.name, address=host.address,
                      ssh=host.ssh, params=params,
-                     interval_s=check.interval or defaults.interval,
-                     timeout_s=check.timeout or defaults.timeout)
+                     interval_s=check.interval or probe.interval_s or defaults.interval,
+                     timeout_s=check.timeout or probe.timeout_s or defaults.timeout)
 
 
 def _refuse_cycles(systems: dict[str, System], declared: dict[str, tuple[str, dict[str, Any]]],

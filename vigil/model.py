@@ -305,6 +305,20 @@ class SiteVars(BaseModel):
         return self
 
 
+class FenceDevice(Strict):
+    """How to power a host off from outside it: its BMC (iLO, iDRAC, IMM) through a
+    ClusterLabs fence agent. Certainty that an old primary takes no more writes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    agent: Literal["fence_ipmilan"] = "fence_ipmilan"
+    ip: str
+    port: int = Field(623, ge=1, le=65535)
+    username: str
+    password: SecretField
+    lanplus: bool = False
+    timeout_s: float = Field(30, gt=0, le=300)
+
+
 class HostVars(BaseModel):
     """Variables of one host (the ansible_* ones as Ansible itself reads them)."""
 
@@ -319,6 +333,7 @@ class HostVars(BaseModel):
     vigil_party: str | None = None
     vigil_systems: list[SystemIn] = []
     vigil_pg_port: int | None = Field(None, ge=1, le=65535)  # a PostgreSQL node's port
+    vigil_fence: FenceDevice | None = None
 
 
 class Host(Strict):
@@ -330,6 +345,7 @@ class Host(Strict):
     groups: tuple[str, ...]
     ssh: SshTarget | None = None  # None for ansible_connection=local
     pg_port: int | None = None  # where the host runs PostgreSQL (first aid needs it)
+    fence: FenceDevice | None = None  # how to power it off (first aid fences with it)
 
 
 class System(Strict):

@@ -44,7 +44,8 @@ def restore_pair() -> None:
         playbook("playbooks/db-failover.yml", "-e", "db_failover_rebuild=true")
         playbook("playbooks/db-failover.yml", "-e", "db_failover_rebuild=true",
                  "-e", "db_failover_primary=lab-db-standby",
-                 "-e", "db_failover_standby=lab-db-primary")
+                 "-e", "db_failover_standby=lab-db-primary",
+                 "-e", "standby_activation_switchover=true")
 
 
 @pytest.fixture

@@ -10,8 +10,9 @@ import pytest
 from tests.conftest import ROOT
 from tests.receivers import free_port
 from vigil.inventory import load_inventory
-from vigil.model import Host, Inventory
+from vigil.model import FenceDevice, Host, Inventory
 from vigil.remediations.first_aid import promote_standby
+from vigil.secrets import Secret
 
 
 @pytest.fixture
@@ -24,16 +25,31 @@ def pair() -> Iterator[tuple[Inventory, int, int]]:
     yield inv, primary, standby
 
 
-def test_an_old_primary_that_still_answers_is_left_to_the_fencing_playbook(
+def test_a_hung_primary_without_a_fence_device_is_left_to_the_fencing_playbook(
         pair: tuple[Inventory, int, int]) -> None:
     inv, primary, _ = pair
-    with socket.socket() as listener:  # something still listens on the primary's port
+    with socket.socket() as listener:  # the port accepts, nothing answers: a hung server
         listener.bind(("127.0.0.1", primary))
         listener.listen()
         aid = promote_standby(inv, {})
     assert not aid.done
-    assert aid.why == "old primary lab-db-primary: still accepts connections; fencing first " \
-                      "(playbook)"
+    assert aid.why == "old primary lab-db-primary still accepts connections and has no fence " \
+                      "device (vigil_fence): left to the playbook"
+
+
+def test_a_silent_primary_is_not_powered_off_while_its_standby_cannot_take_over(
+        pair: tuple[Inventory, int, int]) -> None:
+    inv, primary, standby = pair
+    device = FenceDevice(ip="127.0.0.1", port=free_port(), username="admin",
+                         password=Secret.parse("never-used-here"))
+    inv.hosts["lab-db-primary"] = Host(**{**inv.hosts["lab-db-primary"].model_dump(),
+                                          "fence": device})
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", primary))
+        listener.listen()
+        aid = promote_standby(inv, {})
+    assert not aid.done  # the standby is down: no power-off was even tried
+    assert aid.why.startswith("lab-db-standby: ") and str(standby) in aid.why
 
 
 def test_a_refusing_primary_sends_first_aid_to_the_standby(

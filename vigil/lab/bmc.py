@@ -1,0 +1,102 @@
+"""An IPMI BMC for a lab host: OpenIPMI's `ipmi_sim` on a loopback port, whose chassis
+power control runs a script that really powers the "host" off — every process in its
+network namespace killed and its link taken down — or on again (the link back up; like
+a real machine, nothing is started on it). Fenced through ClusterLabs' `fence_ipmilan`
+exactly as a county's database server would be through its iLO / iDRAC / IMM.
+
+    Bmc(folder, "vb-pa", "vb-pa0", 6231, "secret-password").start()
+    fence_ipmilan --ip=127.0.0.1 --ipport=6231 --username=admin --password=… --action=off
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from vigil.lab.procs import LabError, alive, read_pid, spawn, wait_for
+
+USER = "admin"
+
+_EMU = """mc_setbmc 0x20
+mc_add 0x20 0 no-device-sdrs 0x23 9 8 0x9f 0x1291 0xf02 persist_sdr
+sel_enable 0x20 1000 0x0a
+mc_enable 0x20
+"""
+
+
+class Bmc:
+    def __init__(self, folder: Path, netns: str, link: str, port: int, password: str) -> None:
+        self.dir, self.netns, self.link, self.port = folder, netns, link, port
+        self.password = password
+        self.pid_file = folder / "ipmi_sim.pid"
+        self.power_file = folder / "power"  # what the chassis says: 1 on, 0 off
+
+    @property
+    def script(self) -> Path:
+        return self.dir / "chassis"
+
+    def start(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.power_file.write_text("1")
+        self.script.write_text(f"""#!/bin/sh
+# ipmi_sim calls: chassis get power | chassis set power 0|1 (the lab host {self.netns}).
+case "$1 $2" in
+  "get power") echo "power:$(cat {self.power_file})" ;;
+  "set power")
+    if [ "$3" = 0 ]; then
+      ip netns pids {self.netns} | xargs -r kill -9
+      ip -n {self.netns} link set {self.link} down
+      echo 0 > {self.power_file}
+    else
+      ip -n {self.netns} link set {self.link} up
+      echo 1 > {self.power_file}
+    fi ;;
+esac
+""")
+        self.script.chmod(0o755)
+        (self.dir / "cmds.emu").write_text(_EMU)
+        lan = self.dir / "lan.conf"
+        lan.write_text(f"""name "{self.netns}"
+set_working_mc 0x20
+  startlan 1
+    addr 127.0.0.1 {self.port}
+    priv_limit admin
+    allowed_auths_callback none md2 md5 straight
+    allowed_auths_user none md2 md5 straight
+    allowed_auths_operator none md2 md5 straight
+    allowed_auths_admin none md2 md5 straight
+    guid a123456789abcdefa123456789abcdef
+  endlan
+  chassis_control "{self.script}"
+  user 2 true "{USER}" "{self.password}" admin 10 none md2 md5 straight
+""")
+        lan.chmod(0o600)  # the BMC's password
+        (self.dir / "state").mkdir(exist_ok=True)
+        pid = spawn(["ipmi_sim", "-c", str(lan), "-f", str(self.dir / "cmds.emu"), "-n",
+                     "-s", str(self.dir / "state")], self.dir / "ipmi_sim.log")
+        self.pid_file.write_text(str(pid))
+        wait_for(self.answers, f"the BMC of {self.netns} on port {self.port}", timeout=20)
+
+    def answers(self) -> bool:
+        if not alive(read_pid(self.pid_file)):
+            log = (self.dir / "ipmi_sim.log").read_text(errors="replace")[-500:]
+            raise LabError(f"ipmi_sim for {self.netns} exited: {log}")
+        proc = subprocess.run(["ipmitool", "-I", "lan", "-H", "127.0.0.1", "-p", str(self.port),
+                               "-U", USER, "-P", self.password, "chassis", "power", "status"],
+                              capture_output=True, text=True, timeout=10)
+        return proc.returncode == 0
+
+    @property
+    def powered(self) -> bool:
+        return self.power_file.read_text().strip() == "1"
+
+    def stop(self) -> None:
+        pid = read_pid(self.pid_file)
+        if alive(pid):
+            assert pid
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.pid_file.unlink(missing_ok=True)
