@@ -1,27 +1,32 @@
-"""Database failover, primary death to the first write on the new primary: Vigil's
-executor (`vigil watch` running `standby_activation`) side by side with repmgr's automatic
-failover (Debian postgresql-15-repmgr), default and tuned, on the same kind of pair.
+"""Database failover for every way a primary fails: Vigil (at its shipped defaults, and
+tuned, labelled so) side by side with its peers, on a PostgreSQL 15 pair whose nodes are
+hosts in network namespaces with BMCs (`bench/failover_net.py`).
 
-    apt-get install -y postgresql-15-repmgr
-    .venv/bin/python -m bench.db_failover [--runs 10]
+    apt-get install -y postgresql-15-repmgr fence-agents openipmi ipmitool etcd-server
+    .venv/bin/python -m bench.db_failover --runs 5 [--shapes kill,host,cut,hang]
+        [--replication sync,async] [--only vigil,patroni-default,…]
 
-Each run builds a fresh PostgreSQL 15 pair on 127.0.0.1:5443 (primary) / 5444 (standby)
-with synchronous replication and repmgr preloaded, starts a writer that commits a row
-every 10 ms on the primary and remembers every commit the primary acknowledged, kills the
-primary with SIGKILL, and tries a write on 5444 every 50 ms until one succeeds. Then it
-counts acknowledged rows missing on the new primary (committed transactions lost) and
-whether both nodes take writes (split brain). The lab (5433/5434) is not touched.
+Each run builds a fresh pair, lets the contender arm itself, starts a client writing a row
+every 10 ms on the primary from a namespace of its own (on the primary's side of any cut)
+and, once it has commits, fails the primary in one shape. The benchmark then tries a write
+on the standby every 50 ms. Measured: seconds from the fault to the first write on the new
+primary; committed transactions lost (acknowledged by the old primary before that write,
+missing on the new one); divergent writes (acknowledged by the old primary after the new
+one took a write: a split brain). Vigil's runs are also checked against Vigil's own record:
+its step must have succeeded.
+
+Exits 1 (`bench/truth.py`) when a Vigil run did not promote, lost a committed transaction
+with synchronous replication, took a divergent write, or did not record its step as
+succeeded; and when a run's client had no commit before the fault (nothing was measured).
+Peers are reported as they behave, not judged.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import itertools
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,204 +40,144 @@ from pathlib import Path
 import psycopg
 import yaml
 
+from bench.failover_net import BMC_PORTS, HOSTS, PORT, SHAPES, Net, Pair, dsn, ns
+from bench.truth import Truth, add_arguments
 from tests.conftest import ROOT
 from vigil.lab.pg import pg_bin
-from vigil.lab.procs import port_open, read_pid, run, wait_for
+from vigil.lab.procs import wait_for
+from vigil.store import Store
 
-PORTS = {"a": 5443, "b": 5444}
+OBSERVE_S = 3.0  # after the new primary's first write: does the old one still take writes?
+BMC_PASSWORD = "bmc-Secret-16"  # IPMI 1.5 passwords: at most 16 bytes
 REPMGR_DEFAULT = {"reconnect_attempts": 6, "reconnect_interval": 10,
                   "monitor_interval_secs": 2}
 REPMGR_TUNED = {"reconnect_attempts": 1, "reconnect_interval": 1, "monitor_interval_secs": 1}
 
-
-def dsn(node: str, user: str = "postgres") -> str:
-    return f"host=127.0.0.1 port={PORTS[node]} user={user} dbname=postgres connect_timeout=1"
-
-
-class Pair:
-    """A throwaway primary (a) / synchronous standby (b) under one folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        root.mkdir(parents=True)
-        shutil.chown(root, "postgres", "postgres")
-
-    def data(self, node: str) -> Path:
-        return self.root / node
-
-    def pg(self, tool: str, *args: str, timeout: float = 120) -> None:
-        run([str(pg_bin() / tool), *args], user="postgres", timeout=timeout)
-
-    def build(self) -> None:
-        a = self.data("a")
-        self.pg("initdb", "-D", str(a), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                "--locale=C.UTF-8")
-        with (a / "postgresql.conf").open("a") as fh:
-            fh.write("\n".join([
-                "", "listen_addresses = '127.0.0.1'", f"port = {PORTS['a']}",
-                f"unix_socket_directories = '{self.root}'", "wal_level = replica",
-                "max_wal_senders = 10", "max_replication_slots = 10", "hot_standby = on",
-                "wal_log_hints = on", "shared_preload_libraries = 'repmgr'",
-                "synchronous_commit = on",
-                "wal_keep_size = 64MB", ""]))
-        (a / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n"
-                                       "host replication all 127.0.0.1/32 trust\n")
-        self.start("a")
-        with psycopg.connect(dsn("a"), autocommit=True) as conn:
-            conn.execute("CREATE USER repmgr SUPERUSER")
-            conn.execute("CREATE DATABASE repmgr OWNER repmgr")
-            conn.execute("CREATE TABLE ledger (id bigint PRIMARY KEY)")
-            conn.execute("CREATE TABLE probe (at timestamptz DEFAULT now())")
-        self.pg("pg_basebackup", "-h", "127.0.0.1", "-p", str(PORTS["a"]), "-U", "postgres",
-                "-D", str(self.data("b")), "-R", "-X", "stream", "-c", "fast")
-        with (self.data("b") / "postgresql.conf").open("a") as fh:
-            # Once promoted, b has no standby to wait for: it must not block its writes.
-            fh.write(f"\nport = {PORTS['b']}\nsynchronous_standby_names = ''\n"
-                     f"cluster_name = 'bench-b'\n")  # its name in pg_stat_replication
-        self.start("b")
-        with psycopg.connect(dsn("a"), autocommit=True) as conn:
-            # Synchronous from now on: a commit is acknowledged once the standby has it.
-            conn.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
-            conn.execute("SELECT pg_reload_conf()")
-        wait_for(self.streaming, "synchronous standby streaming", timeout=30)
-
-    def start(self, node: str) -> None:
-        self.pg("pg_ctl", "-D", str(self.data(node)), "-l", str(self.root / f"{node}.log"),
-                "-w", "-t", "60", "start", timeout=90)
-
-    def streaming(self) -> bool:
-        with psycopg.connect(dsn("a"), autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM pg_stat_replication "
-                               "WHERE sync_state = 'sync'").fetchone()
-        return bool(row and row[0])
-
-    def cut(self, node: str) -> list[str]:
-        """A partition as seen from everyone else: the node runs on, but nothing reaches its
-        port (existing connections included). Returns the rule, for `heal`."""
-        rule = ["INPUT", "-i", "lo", "-p", "tcp", "--dport", str(PORTS[node]), "-j", "DROP"]
-        subprocess.run(["iptables", "-I", *rule], check=True)
-        return rule
-
-    def heal(self, rule: list[str]) -> None:
-        subprocess.run(["iptables", "-D", *rule], check=False)
-
-    def acts_as_primary(self, node: str) -> bool:
-        """Running and out of recovery, asked over its Unix socket (a cut leaves that)."""
-        try:
-            with psycopg.connect(f"host={self.root} port={PORTS[node]} user=postgres "
-                                 "dbname=postgres connect_timeout=2", autocommit=True) as conn:
-                row = conn.execute("SELECT NOT pg_is_in_recovery()").fetchone()
-            return bool(row and row[0])
-        except psycopg.Error:
-            return False
-
-    def kill(self, node: str) -> None:
-        pid = read_pid(self.data(node) / "postmaster.pid")
-        if pid:
-            os.kill(pid, signal.SIGKILL)
-
-    def destroy(self) -> None:
-        for node in ("a", "b"):
-            pid = read_pid(self.data(node) / "postmaster.pid")
-            if pid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-        subprocess.run(["pkill", "-9", "-f", f"postgres -D {self.root}/"], check=False)
-        time.sleep(0.3)
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
-class Writer(threading.Thread):
-    """Commits one row at a time on the primary; remembers what the primary acknowledged."""
-
-    def __init__(self) -> None:
-        super().__init__(daemon=True)
-        self.acked: list[int] = []
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            with psycopg.connect(dsn("a"), autocommit=True) as conn:
-                n = 0
-                while not self.stop.is_set():
-                    n += 1
-                    conn.execute("INSERT INTO ledger VALUES (%s)", (n,))
-                    self.acked.append(n)
-                    time.sleep(0.01)
-        except psycopg.Error:
-            return  # the primary died under us: what was acknowledged is in self.acked
-
-
-def takes_write(node: str) -> bool:
-    try:
-        with psycopg.connect(dsn(node), autocommit=True) as conn:
-            conn.execute("INSERT INTO probe DEFAULT VALUES")
-        return True
-    except psycopg.Error:
-        return False
+Arm = Callable[[Pair], Callable[[], str | None]]  # returns disarm, which says Vigil's step
 
 
 @dataclass
 class Trial:
-    seconds: float | None  # None: the standby never took a write in the time allowed
+    shape: str
+    sync: bool
+    seconds: float | None  # None: no write on the standby in the time allowed
     lost: int
-    split_brain: bool  # two nodes acting as primary at once
+    divergent: int
+    before: int  # commits acknowledged before the fault
+    step: str | None = None  # Vigil: its step's recorded status
+    wrote_on: str | None = None  # the node that took the first write again
 
 
 @dataclass
 class Contender:
     name: str
-    arm: Callable[[Pair], Callable[[], None]]  # set up on a fresh pair; returns disarm
+    arm: Arm
+    judged: bool = False  # Vigil: its results are checked against the ground truth
     trials: list[Trial] = field(default_factory=list)
 
 
-def trial(pair: Pair, contender: Contender, fault: str = "kill", timeout: float = 180) -> Trial:
+class Prober(threading.Thread):
+    """Tries a write on one node every 50 ms from the monitoring server's side; remembers
+    when the first one after the fault was acknowledged."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(daemon=True)
+        self.node = node
+        self.first: float | None = None
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set() and self.first is None:
+            try:
+                with psycopg.connect(dsn(self.node), autocommit=True) as conn:
+                    conn.execute("INSERT INTO probe DEFAULT VALUES")
+                self.first = time.time()
+            except psycopg.Error:
+                self.stop.wait(0.05)
+
+
+def acks(path: Path) -> list[tuple[int, float]]:
+    out = []
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 2:
+            out.append((int(parts[0]), float(parts[1])))
+    return out
+
+
+def trial(pair: Pair, contender: Contender, shape: str, timeout: float) -> Trial:
+    """Writes stop when the primary fails; the time counted is until a write is taken
+    again — on the standby, promoted, or (a peer restarting it in place) on the old
+    primary. Divergent: the old primary's commits after the standby took one."""
     disarm = contender.arm(pair)
-    rule: list[str] = []
+    out = pair.root / "writer.out"
+    writer = subprocess.Popen(
+        ["ip", "netns", "exec", ns("c"), sys.executable, "-m", "bench.failover_writer",
+         dsn("a", timeout=2), "old"], cwd=ROOT, stdout=out.open("w"),
+        stderr=subprocess.DEVNULL)
+    probers = {n: Prober(n) for n in ("a", "b")}
     try:
-        writer = Writer()
-        writer.start()
-        time.sleep(1.0 + random.random())  # at any phase of the contenders' polling
-        if fault == "kill":
-            pair.kill("a")
-        else:
-            rule = pair.cut("a")
-        t0 = time.monotonic()
-        writer.stop.set()
-        seconds: float | None = None
-        while seconds is None and time.monotonic() - t0 < timeout:
-            if takes_write("b"):
-                seconds = time.monotonic() - t0
-            else:
-                time.sleep(0.05)
-        if seconds is None and fault == "kill":
-            raise RuntimeError(f"{contender.name}: no write on the standby after {timeout}s")
-        writer.join(5)
-        lost = 0
-        if seconds is not None:
-            with psycopg.connect(dsn("b"), autocommit=True) as conn:
-                present = {r[0] for r in conn.execute("SELECT id FROM ledger")}
-            lost = len(set(writer.acked) - present)
-        split = pair.acts_as_primary("a") and pair.acts_as_primary("b")
-        return Trial(seconds, lost, split)
+        wait_for(lambda: len(acks(out)) >= 20, "the client's first commits", timeout=30)
+        time.sleep(random.random())  # at any phase of the contenders' polling
+        before = len(acks(out))
+        t0 = time.time()
+        pair.fail(shape)
+        time.sleep(0.05)  # a probe already under way when the fault came does not count
+        for p in probers.values():
+            p.start()
+        until(lambda: any(p.first for p in probers.values()), timeout)
+        if probers["b"].first is None and probers["a"].first is not None:
+            # written on the old primary again: does the standby still get promoted?
+            until(lambda: probers["b"].first is not None, OBSERVE_S)
+        if probers["b"].first is not None:
+            time.sleep(OBSERVE_S)  # the old side's client keeps trying meanwhile
     finally:
-        if rule:
-            pair.heal(rule)
-        disarm()
+        for p in probers.values():
+            p.stop.set()
+        writer.kill()
+        writer.wait(10)
+        step = disarm()
+    acked = acks(out)
+    t_b, t_a = probers["b"].first, probers["a"].first
+    firsts = [t for t in (t_a, t_b) if t is not None]
+    seconds = min(firsts) - t0 if firsts else None
+    lost = divergent = 0
+    if t_b is not None:
+        with psycopg.connect(dsn("b", timeout=5), autocommit=True) as conn:
+            present = {r[0] for r in conn.execute("SELECT id FROM ledger")}
+        lost = sum(1 for n, at in acked if at <= t_b and n not in present)
+        divergent = sum(1 for _, at in acked if at > t_b)
+    return Trial(shape, pair.sync, seconds, lost, divergent, before, step,
+                 "b" if t_b is not None and (t_a is None or t_b <= t_a) else
+                 "a" if t_a is not None else None)
 
 
-def arm_vigil(tmp: Path, keep: Path | None = None) -> Callable[[Pair], Callable[[], None]]:
-    runs = itertools.count(1)
+def until(predicate: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
-    def arm(pair: Pair) -> Callable[[], None]:
+
+# Vigil ----------------------------------------------------------------------------------
+def arm_vigil(tmp: Path, tuned: bool, keep: Path | None) -> Arm:
+    runs = iter(range(1, 10**6))
+
+    def arm(pair: Pair) -> Callable[[], str | None]:
+        pair.build()
         inv = tmp / "inv"
         shutil.rmtree(inv, ignore_errors=True)
         (inv / "group_vars/all").mkdir(parents=True)
         (inv / "host_vars").mkdir()
         (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"dbpair": {
-            "hosts": {f"bench-{n}": {"ansible_host": "127.0.0.1", "ansible_connection": "local",
-                                     "vigil_pg_port": PORTS[n],
-                                     "vigil_pg_data": str(pair.data(n))} for n in PORTS}}}}}))
+            "hosts": {f"bench-{n}": {
+                "ansible_host": HOSTS[n], "ansible_connection": "local",
+                "vigil_pg_port": PORT, "vigil_pg_data": str(pair.data(n)),
+                "vigil_fence": {"ip": "127.0.0.1", "port": BMC_PORTS[n],
+                                "username": "admin", "password": "env:BENCH_BMC_PASSWORD"}}
+                for n in BMC_PORTS}}}}}))
         (inv / "group_vars/all/site.yml").write_text(yaml.safe_dump({
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
             "vigil_lab_dir": str(tmp),
@@ -242,50 +187,65 @@ def arm_vigil(tmp: Path, keep: Path | None = None) -> Callable[[Pair], Callable[
             "vigil_contacts": [{"id": "duty", "name": "duty", "party": "finance",
                                 "roles": ["implementation_team"],
                                 "channels": [f"file://{tmp}/duty.log"]}],
-            "vigil_check_defaults": {"interval": 0.25, "timeout": 1},
-            "vigil_escalation": {"open_after": 2, "recover_after": 2},
+            # which hosts the step acts on, and where it records the old primary
             "vigil_runbook": {"overrides": {"database.IV.activate-standby": {"run": {"vars": {
-                "db_failover_primary": "bench-a", "db_failover_standby": "bench-b"}}}}}},
+                "db_failover_primary": "bench-a", "db_failover_standby": "bench-b",
+                "standby_activation_record": str(tmp / "failover" / "old-primary.json")}}}}}},
             allow_unicode=True))
+        check: dict[str, object] = {
+            "name": "bench-db.dbpair", "kind": "dbpair", "params": {"nodes": [
+                {"name": f"pg-{n}", "address": HOSTS[n], "port": PORT} for n in BMC_PORTS]}}
+        if tuned:
+            check |= {"interval": 0.5, "timeout": 1}
         (inv / "host_vars/bench-a.yml").write_text(yaml.safe_dump({
             "vigil_party": "finance", "vigil_systems": [{
                 "id": "bench-db", "name": {"zh": "数据库", "en": "database"},
-                "fault_class": "database", "checks": [{
-                    "name": "bench-db.primary-port", "kind": "tcp",
-                    "params": {"port": PORTS["a"]}, "timeout": 1}]}]}))
-        store = (keep or tmp) / f"bench-{next(runs)}.db"  # one a run: --keep keeps them
-        env = {**os.environ, "VIGIL_STORE": str(store)}
+                "fault_class": "database", "checks": [check]}]}))
+        store_path = (keep or tmp) / f"vigil-{next(runs)}.db"  # one a run: --keep keeps them
+        store_path.unlink(missing_ok=True)
+        env = {**os.environ, "VIGIL_STORE": str(store_path), "BENCH_BMC_PASSWORD": BMC_PASSWORD,
+               "VIGIL_SPOOL_DIR": str(tmp / "spool")}
         log = (tmp / "watch.log").open("ab")
         proc = subprocess.Popen([sys.executable, "-m", "vigil", "watch", "--inventory",
                                  str(inv)], cwd=ROOT, env=env, stdout=log, stderr=log)
-        time.sleep(3)  # loaded and a few healthy cycles seen
 
-        def disarm() -> None:
-            proc.send_signal(signal.SIGTERM)
+        def watching() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"vigil watch exited {proc.returncode}: see {tmp}/watch.log")
+            if not store_path.exists():
+                return False
+            seen = Store(str(store_path)).states("check:")
+            return any(v.get("status") == "ok" for v in seen.values())
+
+        wait_for(watching, "vigil watch seeing the pair healthy", timeout=60)
+
+        def disarm() -> str | None:
+            def step() -> str | None:
+                recs = Store(str(store_path)).states("step:")
+                hits = [r["status"] for k, r in recs.items() if k.endswith("activate-standby")]
+                return hits[0] if hits else None
+
+            # the playbook finishes the step after first aid's promotion; whatever its
+            # status then, that is the answer
+            until(lambda: step() in ("succeeded", "failed", None), 180)
+            status = step()
+            proc.terminate()
             proc.wait(30)
             log.close()
+            return status
 
         return disarm
 
     return arm
 
 
-def _replayed_registration() -> bool:
-    try:
-        with psycopg.connect(dsn("b", "repmgr").replace("dbname=postgres", "dbname=repmgr"),
-                             autocommit=True) as conn:
-            row = conn.execute("SELECT count(*) FROM repmgr.nodes").fetchone()
-        return bool(row and row[0])
-    except psycopg.Error:
-        return False
-
-
-def arm_repmgr(settings: dict[str, int]) -> Callable[[Pair], Callable[[], None]]:
+# repmgr ---------------------------------------------------------------------------------
+def arm_repmgr(settings: dict[str, int]) -> Arm:
     def conf(pair: Pair, node: str, node_id: int) -> Path:
         path = pair.root / f"repmgr-{node}.conf"
         lines = {
             "node_id": str(node_id), "node_name": f"'bench-{node}'",
-            "conninfo": f"'host=127.0.0.1 port={PORTS[node]} user=repmgr dbname=repmgr "
+            "conninfo": f"'host={HOSTS[node]} port={PORT} user=repmgr dbname=repmgr "
                         f"connect_timeout=2'",
             "data_directory": f"'{pair.data(node)}'", "pg_bindir": f"'{pg_bin()}'",
             "failover": "'automatic'",
@@ -299,89 +259,135 @@ def arm_repmgr(settings: dict[str, int]) -> Callable[[Pair], Callable[[], None]]
         shutil.chown(path, "postgres", "postgres")
         return path
 
-    def arm(pair: Pair) -> Callable[[], None]:
+    def registered() -> bool:
+        try:
+            with psycopg.connect(dsn("b", "repmgr").replace("dbname=postgres", "dbname=repmgr"),
+                                 autocommit=True) as conn:
+                row = conn.execute("SELECT count(*) FROM repmgr.nodes").fetchone()
+            return bool(row and row[0])
+        except psycopg.Error:
+            return False
+
+    def arm(pair: Pair) -> Callable[[], str | None]:
+        pair.build(preload="repmgr")
         ca, cb = conf(pair, "a", 1), conf(pair, "b", 2)
         repmgr = str(pg_bin() / "repmgr")
-        run([repmgr, "-f", str(ca), "primary", "register"], user="postgres")
-        wait_for(lambda: _replayed_registration(), "the standby replayed the registration",
-                 timeout=30)
-        run([repmgr, "-f", str(cb), "standby", "register"], user="postgres")
-        procs = [subprocess.Popen(["runuser", "-u", "postgres", "--", str(pg_bin() / "repmgrd"),
-                                   "-f", str(c), "--daemonize=false"],
+        pair.in_ns("a", repmgr, "-f", str(ca), "primary", "register")
+        wait_for(registered, "the standby replayed the registration", timeout=30)
+        pair.in_ns("b", repmgr, "-f", str(cb), "standby", "register")
+        procs = [subprocess.Popen(["ip", "netns", "exec", ns(n), "runuser", "-u", "postgres",
+                                   "--", str(pg_bin() / "repmgrd"), "-f", str(c),
+                                   "--daemonize=false"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for c in (ca, cb)]
+                 for n, c in (("a", ca), ("b", cb))]
         log = pair.root / "repmgrd-b.log"
         wait_for(lambda: log.exists() and "monitoring connection to upstream node"
                  in log.read_text(), "repmgrd on the standby monitoring", timeout=30)
 
-        def disarm() -> None:
+        def disarm() -> str | None:
             for p in procs:
                 p.kill()
                 p.wait(10)
-            subprocess.run(["pkill", "-9", "-f", f"repmgrd -f {pair.root}/"], check=False)
+            return None
 
         return disarm
 
     return arm
 
 
+def contenders(tmp: Path, keep: Path | None) -> list[Contender]:
+    from bench.patroni_peer import arm_patroni
+
+    return [Contender("vigil", arm_vigil(tmp, False, keep), judged=True),
+            Contender("vigil-tuned", arm_vigil(tmp, True, keep), judged=True),
+            Contender("patroni-default", arm_patroni(tmp, tuned=False)),
+            Contender("patroni-tuned", arm_patroni(tmp, tuned=True)),
+            Contender("repmgr-default", arm_repmgr(REPMGR_DEFAULT)),
+            Contender("repmgr-tuned", arm_repmgr(REPMGR_TUNED))]
+
+
+def judge(truth: Truth, c: Contender, t: Trial) -> None:
+    what = f"{c.name} {t.shape} {'sync' if t.sync else 'async'}"
+    truth.expect(f"{what}: commits before the fault (none: nothing measured)", True,
+                 t.before > 0)
+    if not c.judged:
+        return
+    truth.expect(f"{what}: promoted", True, t.seconds is not None)
+    truth.expect(f"{what}: divergent writes", 0, t.divergent)
+    if t.sync:
+        truth.expect(f"{what}: committed transactions lost", 0, t.lost)
+    truth.expect(f"{what}: its step as Vigil recorded it", "succeeded", t.step)
+
+
+def table(cs: list[Contender]) -> None:
+    print("\n| contender | shape | replication | runs | promoted | median s | worst s | "
+          "committed lost | divergent writes (runs) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for c in cs:
+        groups: dict[tuple[str, bool], list[Trial]] = {}
+        for t in c.trials:
+            groups.setdefault((t.shape, t.sync), []).append(t)
+        for (shape, sync), ts in groups.items():
+            secs = [t.seconds for t in ts if t.seconds is not None]
+            median = f"{statistics.median(secs):.2f}" if secs else "-"
+            worst = f"{max(secs):.2f}" if secs else "-"
+            split = sum(1 for t in ts if t.divergent)
+            print(f"| {c.name} | {shape} | {'sync' if sync else 'async'} | {len(ts)} | "
+                  f"{len(secs)} | {median} | {worst} | {sum(t.lost for t in ts)} | "
+                  f"{sum(t.divergent for t in ts)} ({split}) |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--default-runs", type=int, default=None,
-                        help="runs of repmgr with its default settings (slow; default --runs)")
-    parser.add_argument("--only", choices=["vigil", "repmgr-tuned", "repmgr-default"],
-                        help="one contender (to look into it; no ratios)")
-    parser.add_argument("--fault", choices=["kill", "partition"], default="kill",
-                        help="kill: SIGKILL the primary; partition: the primary runs on but "
-                             "nothing reaches its port (iptables)")
-    parser.add_argument("--timeout", type=float, default=180,
+    parser.add_argument("--runs", type=int, default=5, help="runs per contender and shape")
+    parser.add_argument("--shapes", default=",".join(SHAPES))
+    parser.add_argument("--replication", default="sync,async")
+    parser.add_argument("--only", default="", help="contenders, comma-separated")
+    parser.add_argument("--timeout", type=float, default=120,
                         help="seconds a contender has to make the standby take writes")
     parser.add_argument("--keep", type=Path, default=None,
                         help="keep Vigil's event stores here, one a run")
+    add_arguments(parser)
     args = parser.parse_args()
-    if port_open("127.0.0.1", PORTS["a"]) or port_open("127.0.0.1", PORTS["b"]):
-        sys.exit(f"ports {PORTS} are in use")
-    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as tmp:
+    shapes = [s for s in args.shapes.split(",") if s]
+    if unknown := set(shapes) - set(SHAPES):
+        sys.exit(f"unknown shapes {sorted(unknown)} (known: {', '.join(SHAPES)})")
+    truth = Truth("db_failover", args.inject_mismatch)
+    net = Net()
+    with tempfile.TemporaryDirectory(prefix="vigil-failover-") as tmp:
         os.chmod(tmp, 0o755)
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
-        contenders = [Contender("vigil", arm_vigil(Path(tmp), args.keep)),
-                      Contender("repmgr-tuned", arm_repmgr(REPMGR_TUNED)),
-                      Contender("repmgr-default", arm_repmgr(REPMGR_DEFAULT))]
+        cs = contenders(Path(tmp), args.keep)
         if args.only:
-            contenders = [c for c in contenders if c.name == args.only]
-        runs = {"repmgr-default": args.default_runs or args.runs}
-        for i in range(max(args.runs, runs["repmgr-default"])):
-            for c in contenders:  # interleaved: the machine's state is the same for each
-                if i >= runs.get(c.name, args.runs):
-                    continue
-                pair = Pair(Path(tmp) / f"pair-{c.name}-{i}")
-                try:
-                    pair.build()
-                    t = trial(pair, c, args.fault, args.timeout)
-                finally:
-                    pair.destroy()
-                c.trials.append(t)
-                took = f"{t.seconds:6.2f} s" if t.seconds is not None else "no promotion"
-                print(f"run {i + 1} {c.name:15} {took}  lost {t.lost}  "
-                      f"split-brain {t.split_brain}", flush=True)
-        print()
-        print("| contender | runs | promoted | median s | worst s | committed lost | "
-              "split brain |")
-        print("|---|---|---|---|---|---|---|")
-        for c in contenders:
-            secs = [t.seconds for t in c.trials if t.seconds is not None]
-            median = f"{statistics.median(secs):.2f}" if secs else "-"
-            worst = f"{max(secs):.2f}" if secs else "-"
-            print(f"| {c.name} | {len(c.trials)} | {len(secs)} | {median} | {worst} | "
-                  f"{sum(t.lost for t in c.trials)} | {sum(t.split_brain for t in c.trials)} |")
-        if args.only or args.fault != "kill":
-            return
-        vigil = statistics.median(t.seconds or 0 for t in contenders[0].trials)
-        for c in contenders[1:]:
-            ratio = statistics.median(t.seconds or 0 for t in c.trials) / vigil
-            print(f"median ratio {c.name} / vigil: {ratio:.1f}x")
+            wanted = args.only.split(",")
+            cs = [c for c in cs if c.name in wanted]
+        n = 0
+        try:
+            for i in range(args.runs):
+                for shape in shapes:
+                    for replication in args.replication.split(","):
+                        for c in cs:  # interleaved: the machine is in the same state for each
+                            n += 1
+                            net.up()
+                            pair = Pair(Path(tmp) / f"pair-{n}", net, replication == "sync",
+                                        BMC_PASSWORD)
+                            try:
+                                t = trial(pair, c, shape, args.timeout)
+                            finally:
+                                pair.destroy()
+                                net.down()
+                            c.trials.append(t)
+                            judge(truth, c, t)
+                            took = f"{t.seconds:6.2f} s" if t.seconds is not None else \
+                                "no promotion"
+                            print(f"run {i + 1} {c.name:15} {shape:4} {replication:5} {took}  "
+                                  f"lost {t.lost}  divergent {t.divergent}"
+                                  + (f"  step {t.step}" if c.judged else ""), flush=True)
+        finally:
+            net.down()
+        table(cs)
+    truth.done()
 
 
 if __name__ == "__main__":

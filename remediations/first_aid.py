@@ -30,6 +30,7 @@ from vigil.remediations import fence
 
 MAX_REPLAY_GAP = 16 * 1024 * 1024  # bytes received but not replayed; the role's default
 REFUSED = (errno.ECONNREFUSED,)
+ACCEPTS = "still accepts connections"  # a silent port is not asked again: it cannot answer
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def promote_standby(inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
                                        f"{primary.pg_port}")
     # Not refused: it may be alive. The monitoring server is the witness; a primary that
     # answers it is not failed over, whatever else is wrong (the standby, replication).
-    role = _role(primary.address, primary.pg_port, user)
+    role = _role(primary.address, primary.pg_port, user) if seen == ACCEPTS else None
     if role:
         return Aid(False, f"old primary {primary.name} answers as a {role}: no failover")
     if primary.fence is None:
@@ -145,7 +146,7 @@ def _refuses(address: str, port: int) -> tuple[bool, str]:
     """Whether the host answers and refuses the port (a reset, not a silence)."""
     try:
         with socket.create_connection((address, port), timeout=1.0):
-            return False, "still accepts connections"
+            return False, ACCEPTS
     except OSError as exc:
         if exc.errno in REFUSED:
             return True, "refuses connections"
