@@ -346,7 +346,7 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120,
                         help="seconds a contender has to make the standby take writes")
     parser.add_argument("--keep", type=Path, default=None,
-                        help="keep Vigil's event stores here, one a run")
+                        help="keep each run's logs and Vigil's event stores here")
     add_arguments(parser)
     args = parser.parse_args()
     shapes = [s for s in args.shapes.split(",") if s]
@@ -375,6 +375,12 @@ def main() -> None:
                             try:
                                 t = trial(pair, c, shape, args.timeout)
                             finally:
+                                if args.keep:  # its logs, to look into a run
+                                    shutil.copytree(pair.root, args.keep / pair.root.name,
+                                                    ignore=shutil.ignore_patterns("a", "b",
+                                                                                  "etcd-*",
+                                                                                  "sock-*"),
+                                                    dirs_exist_ok=True)
                                 pair.destroy()
                                 net.down()
                             c.trials.append(t)
@@ -382,7 +388,8 @@ def main() -> None:
                             took = f"{t.seconds:6.2f} s" if t.seconds is not None else \
                                 "no promotion"
                             print(f"run {i + 1} {c.name:15} {shape:4} {replication:5} {took}  "
-                                  f"lost {t.lost}  divergent {t.divergent}"
+                                  f"on {t.wrote_on or '-'}  lost {t.lost}  "
+                                  f"divergent {t.divergent}"
                                   + (f"  step {t.step}" if c.judged else ""), flush=True)
         finally:
             net.down()

@@ -13,7 +13,7 @@ begins, with whichever daemon leads then. At the end every page queued for the d
 officer must have reached the webhook (lost: must be 0), repeats are counted by key (at
 least once: a kill between sending and recording repeats a page, under its key), and no
 incident may have had its restart run twice (must be 0). Exits 1 when any run loses a
-message, runs a restart twice or misses its page.
+message, runs a restart twice or misses its page (`bench/truth.py`).
 
 Both daemons run on one machine: a killed daemon's lease is taken at once (its pid is
 seen gone). Across machines a kill is like a freeze: the 5 s lease runs out first.
@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from bench.truth import Truth, add_arguments
 from tests.conftest import ROOT
 from tests.lab.watcher import Cut, Watch, leader, stands_by, wait_until
 from tests.receivers import SmtpReceiver, WebhookReceiver
@@ -71,8 +72,10 @@ def site(witness: Path) -> dict[str, Any]:
 class Bench:
     def __init__(self, tmp: Path, url: str) -> None:
         self.arrived: dict[str, float] = {}  # key -> first arrival (monotonic)
-        self.webhook = WebhookReceiver(
-            on_post=lambda m: self.arrived.setdefault(m.get("key") or "", time.monotonic()))
+        def arrived(message: dict[str, Any]) -> None:
+            self.arrived.setdefault(message.get("key") or "", time.monotonic())
+
+        self.webhook = WebhookReceiver(on_post=arrived)
         self.webhook.start()
         self.smtp = SmtpReceiver().start()
         self.witness = tmp / "restarts.log"
@@ -140,7 +143,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=20, help="runs per fault")
     ap.add_argument("--faults", default=",".join(FAULTS))
+    add_arguments(ap)
     args = ap.parse_args()
+    truth = Truth("monitor_failover", args.inject_mismatch)
     faults = args.faults.split(",")
     lab.up(progress=lambda _m: None)
     times: dict[str, list[float]] = {f: [] for f in faults}
@@ -174,15 +179,17 @@ def main() -> int:
     print("| fault | runs | page after: median | worst | pages | lost | repeated (same key) "
           "| restarts run twice |")
     print("|---|---|---|---|---|---|---|---|")
-    bad = False
     for fault in faults:
         t, mine = times[fault], keys[fault]
         lost = mine - set(got)
         repeats = sum(got[k] - 1 for k in mine if got[k] > 1)
-        bad |= bool(lost or twice[fault])
+        truth.expect(f"{fault}: runs that paged", args.runs, len(t))
+        truth.expect(f"{fault}: pages lost", 0, len(lost))
+        truth.expect(f"{fault}: restarts run twice", 0, twice[fault])
         print(f"| {fault} | {len(t)} | {statistics.median(t):.1f} s | {max(t):.1f} s | "
               f"{len(mine)} | {len(lost)} | {repeats} | {twice[fault]} |")
-    return 1 if bad else 0
+    truth.done()
+    return 0
 
 
 if __name__ == "__main__":

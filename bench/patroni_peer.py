@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,8 @@ TUNED = {"ttl": 20, "loop_wait": 1, "retry_timeout": 3}
 def patroni() -> Path:
     exe = VENV / "bin" / "patroni"
     if not exe.exists():
-        run([sys.executable, "-m", "venv", str(VENV)])
+        # Debian's Python: the postgres user must be able to run it (not one under /root)
+        run(["/usr/bin/python3", "-m", "venv", "--clear", str(VENV)])
         run([str(VENV / "bin" / "pip"), "install", "-q",
              f"patroni[etcd3,psycopg3]=={VERSION}"], timeout=600)
     return exe
@@ -69,6 +69,17 @@ def _healthy(url: str) -> bool:
         return False
 
 
+def _armed(sync: bool) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://{HOSTS['b']}:8008/cluster", timeout=2) as reply:
+            members = json.load(reply)["members"]
+    except (OSError, ValueError, KeyError):
+        return False
+    roles = {m["name"]: (m["role"], m["state"]) for m in members}
+    want = "sync_standby" if sync else "replica"
+    return roles.get("bench-b") in ((want, "streaming"), (want, "running"))
+
+
 def config(pair: Pair, node: str, timing: dict[str, int]) -> Path:
     conf = {
         "scope": pair.root.name, "name": f"bench-{node}",
@@ -90,12 +101,13 @@ def config(pair: Pair, node: str, timing: dict[str, int]) -> Path:
             "pgpass": str(pair.root / f"pgpass-{node}"),
             "authentication": {"superuser": {"username": "postgres"},
                                "replication": {"username": "postgres"}},
-            "parameters": {"unix_socket_directories": str(pair.root)},
+            "parameters": {"unix_socket_directories": str(pair.root / f"sock-{node}")},
             "pg_hba": ["local all all trust", "host all all 10.79.0.0/24 trust",
                        "host replication all 10.79.0.0/24 trust"],
         },
     }
-    (pair.root / f"patroni-{node}-log").mkdir(exist_ok=True)
+    for folder in (f"patroni-{node}-log", f"sock-{node}"):
+        (pair.root / folder).mkdir(exist_ok=True)
     path = pair.root / f"patroni-{node}.yml"
     path.write_text(yaml.safe_dump(conf))
     run(["chown", "-R", "postgres:postgres", str(pair.root)])
@@ -133,6 +145,9 @@ def arm_patroni(tmp: Path, tuned: bool) -> Callable[[Pair], Callable[[], str | N
                 conn.execute("CREATE TABLE probe (at timestamptz DEFAULT now())")
             start("b")
             wait_for(pair.streaming, "Patroni's standby streaming", timeout=90)
+            # armed once Patroni itself knows it: b named the synchronous standby in the
+            # DCS (before that Patroni rightly would not promote it)
+            wait_for(lambda: _armed(pair.sync), "Patroni's cluster healthy", timeout=90)
             for bmc in pair.bmcs.values():
                 bmc.start()
         except LabError:

@@ -2,7 +2,8 @@
 again with `--inject-mismatch`, which must make it exit 1 naming what is wrong. A
 benchmark that cannot tell a wrong result from a right one fails here.
 
-    .venv/bin/python -m bench.smoke        # the lab up (reconcile reads its databases)
+    .venv/bin/python -m bench.smoke        # the lab up (reconcile reads its databases); root
+                                           # (the failover pair's network namespaces)
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ SMALL = {
     "check_cycle": ["--targets", "100", "--rounds", "1"],
     "reconcile_million": ["--vouchers", "20000"],
     "console": ["--incidents", "500", "--events", "5000", "--requests", "5"],
+    # Vigil at its shipped defaults, one run of the commonest shape (the full table, with
+    # its peers and every shape, is manual: docs/benchmarks.md)
+    "db_failover": ["--runs", "1", "--shapes", "kill", "--replication", "sync",
+                    "--only", "vigil"],
 }
 
 

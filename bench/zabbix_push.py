@@ -11,7 +11,7 @@
 
     .venv/bin/python -m bench.zabbix_push [--values 10000] [--runs 5] [--cycles 50]
 
-Exits 1 when a value is missing or wrong in Zabbix's history.
+Exits 1 (`bench/truth.py`) when a value is missing or wrong in Zabbix's history.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from pathlib import Path
 import psycopg
 from pyzabbix import ZabbixAPI
 
+from bench.truth import Truth, add_arguments
 from vigil.lab.zabbix import ADMIN, DB_PASSWORD, DB_PORT, TRAPPER_PORT, WEB_PORT
 from vigil.zabbix.push import Pusher, Value
 from vigil.zabbix.sync import TRAPPER, UNSIGNED
@@ -55,14 +56,16 @@ SENT: dict[str, list[float]] = {"vigil": [], "zabbix_sender": []}  # until the t
 
 
 def arrived(conn: psycopg.Connection[tuple[int, ...]], hostid: str, clock: int, n: int,
-            total: int, started: float, limit_s: float = 60) -> float | None:
-    """Seconds from `started` until all n values are in the history (None: never)."""
+            started: float, limit_s: float = 60) -> tuple[float | None, int, int]:
+    """Seconds from `started` until all n values are in the history (None: never), with the
+    count and the sum of the values found there."""
+    count, got = 0, 0
     while time.monotonic() - started < limit_s:
         count, got = stored(conn, hostid, clock)
         if count == n:
-            return time.monotonic() - started if got == total else None
+            return time.monotonic() - started, count, got
         time.sleep(0.02)
-    return None
+    return None, count, got
 
 
 def setup(api: ZabbixAPI, n: int) -> tuple[str, str, list[str]]:
@@ -95,19 +98,22 @@ def values(name: str, keys: list[str], clock: int) -> list[Value]:
     return [Value(name, k, i % 4, clock) for i, k in enumerate(keys)]
 
 
+Arrival = tuple[float | None, int, int]
+
+
 def run_vigil(conn: psycopg.Connection[tuple[int, ...]], pusher: Pusher, name: str,
-              hostid: str, keys: list[str], clock: int) -> float | None:
+              hostid: str, keys: list[str], clock: int) -> Arrival:
     batch = values(name, keys, clock)
     started = time.monotonic()
     pusher.offer(batch)
     while pusher.queue:
         time.sleep(0.001)
     SENT["vigil"].append(time.monotonic() - started)
-    return arrived(conn, hostid, clock, len(keys), sum(v.value for v in batch), started)
+    return arrived(conn, hostid, clock, len(keys), started)
 
 
 def run_sender(conn: psycopg.Connection[tuple[int, ...]], name: str, hostid: str,
-               keys: list[str], clock: int, tmp: Path) -> float | None:
+               keys: list[str], clock: int, tmp: Path) -> Arrival:
     batch = values(name, keys, clock)
     data = tmp / f"values-{clock}.txt"
     # zabbix_sender's input: host key timestamp value, a key with quotes quoted itself.
@@ -117,7 +123,7 @@ def run_sender(conn: psycopg.Connection[tuple[int, ...]], name: str, hostid: str
     subprocess.run(["zabbix_sender", "-z", "127.0.0.1", "-p", str(TRAPPER_PORT), "-T",
                     "-i", str(data)], check=False, capture_output=True)
     SENT["zabbix_sender"].append(time.monotonic() - started)
-    return arrived(conn, hostid, clock, len(keys), sum(v.value for v in batch), started)
+    return arrived(conn, hostid, clock, len(keys), started)
 
 
 def cycle_cost(pusher: Pusher, name: str, keys: list[str], cycles: int) -> list[float]:
@@ -142,19 +148,21 @@ def main() -> int:
     ap.add_argument("--values", type=int, default=10_000)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--cycles", type=int, default=50)
+    add_arguments(ap)
     args = ap.parse_args()
+    truth = Truth("zabbix_push", args.inject_mismatch)
 
     api = ZabbixAPI(f"http://127.0.0.1:{WEB_PORT}", timeout=60)
     api.login(*ADMIN)
     name, hostid, keys = setup(api, args.values)
     rule = ["OUTPUT", "-o", "lo", "-p", "tcp", "--dport", str(BLACKHOLE_PORT), "-j", "DROP"]
-    wrong = 0
     try:
         conn = db()
         pusher = Pusher("127.0.0.1", TRAPPER_PORT)  # as vigil watch makes it
         ready(conn, pusher, name, hostid, keys)
         base = int(time.time()) - 10_000
-        vigil, peer = [], []
+        vigil: list[float] = []
+        peer: list[float] = []
         with tempfile.TemporaryDirectory() as tmp:
             for r in range(args.runs):
                 for who, runner, out in (
@@ -163,11 +171,13 @@ def main() -> int:
                         ("zabbix_sender", lambda c: run_sender(conn, name, hostid, keys, c,
                                                                 Path(tmp)), peer)):
                     clock = base - 2 * r - (0 if who == "vigil" else 1)
-                    took = runner(clock)
-                    if took is None:
-                        wrong += 1
-                        print(f"{who} run {r + 1}: values missing or wrong in the history")
-                    else:
+                    took, count, total = runner(clock)
+                    # the truth: every item's value at that clock, each the one sent
+                    truth.expect(f"{who} run {r + 1}: items with a value in the history",
+                                 args.values, count)
+                    truth.expect(f"{who} run {r + 1}: the sum of those values",
+                                 sum(v.value for v in values(name, keys, clock)), total)
+                    if took is not None:
                         out.append(took)
         print(f"{args.values:,} values of one cycle ({args.runs} runs each): taken by the "
               f"trapper / in Zabbix's history (its history syncer writes once a second)")
@@ -196,7 +206,8 @@ def main() -> int:
         for g in api.hostgroup.get(filter={"name": [f"Vigil bench {name}"]},
                                    output=["groupid"]):
             api.hostgroup.delete(g["groupid"])
-    return 1 if wrong else 0
+    truth.done()
+    return 0
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ PACKAGES=(
   monitoring-plugins-basic              # check_tcp/check_http: the check-cycle bench's peer
   chromium chromium-driver              # the duty console in a real browser (issue 15)
   fonts-wqy-zenhei                      # Chinese glyphs for its screenshots
+  fence-agents openipmi ipmitool        # fencing a database host through its BMC (issue 18)
+  etcd-server postgresql-15-repmgr      # the failover benchmark's peers: Patroni's DCS, repmgr
+  prometheus-blackbox-exporter          # the check-cycle benchmark's in-process peer
   make
 )
 
