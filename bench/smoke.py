@@ -24,6 +24,9 @@ SMALL = {
     # its peers and every shape, is manual: docs/benchmarks.md)
     "db_failover": ["--runs", "1", "--shapes", "kill", "--replication", "sync",
                     "--only", "vigil"],
+    "detection_latency": ["--trials", "2", "--interval", "1"],
+    "monitor_failover": ["--runs", "1", "--faults", "kill"],
+    "zabbix_push": ["--values", "200", "--runs", "1", "--cycles", "5"],
 }
 
 

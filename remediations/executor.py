@@ -154,9 +154,18 @@ class Executor:
                 if now >= dt.datetime.fromisoformat(rec["expires_at"]):  # else no write lock
                     with self.store.transaction() as tx:  # as committed, not as read above
                         steps.expire(tx, self.inv, self.runbook, tx.get_state(key), now)
+            elif rec["status"] == "pending" and rec["level"] != "recovery" and \
+                    self._recovered(rec):
+                with self.store.transaction() as tx:
+                    if (fresh := tx.get_state(key)) and fresh["status"] == "pending":
+                        steps.skip_moot(tx, fresh)
             elif rec["status"] == "pending" and now >= dt.datetime.fromisoformat(
                     rec["not_before"]) and not self._waits(rec):
                 self._start(key.removeprefix(keys.STEP), rec, now)
+
+    def _recovered(self, rec: StepRecord) -> bool:
+        inc = load_incident(self.store, rec["incident"])
+        return bool(inc and inc["status"] == "recovered")
 
     def _waits(self, rec: StepRecord) -> bool:
         system = system_of(rec["incident"])

@@ -80,6 +80,23 @@ def _dsn(address: str, port: int) -> str:
     return f"host={address} port={port} dbname=postgres connect_timeout=2"
 
 
+def takes_writes(host: Host, user: str = "postgres") -> bool:
+    """Whether the host's PostgreSQL takes a write now (a transaction id is only given out
+    by a primary), asked within 1 s."""
+    import psycopg
+
+    assert host.pg_port
+    try:
+        with psycopg.connect(_dsn(host.address, host.pg_port).replace("connect_timeout=2",
+                                                                      "connect_timeout=1"),
+                             user=user, autocommit=True) as conn:
+            conn.execute("SET statement_timeout = 1000")
+            conn.execute("SELECT txid_current()")
+        return True
+    except psycopg.Error:
+        return False
+
+
 def _role(address: str, port: int, user: str) -> str | None:
     """"primary" or "standby" if the node answers a query within 2 s, else None."""
     import psycopg

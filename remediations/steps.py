@@ -263,6 +263,18 @@ def notice(kind: str, step: Step, rec: StepRecord, inc: Incident, lang: str, tz:
     return title, body
 
 
+MOOT = "the incident recovered before it ran"
+
+
+def skip_moot(tx: Tx, rec: StepRecord) -> None:
+    """A remedy not run yet whose fault has gone: running it now would act on a healthy
+    system (a failover after the primary came back), so it is skipped, on record."""
+    rec["status"] = "skipped"
+    tx.append("step.skipped", rec["key"], {"incident": rec["incident"],
+                                           "why": MOOT})
+    tx.set_state(keys.step(rec["key"]), rec)
+
+
 def escalate(tx: Tx, inv: Inventory, step: Step, rec: StepRecord, inc: Incident,
              now: dt.datetime, why: str) -> None:
     people = [c for c in inv.contacts

@@ -56,6 +56,9 @@ def test_a_database_drill_fails_over_heals_the_pair_and_archives_its_record(
     first = next(f for f in result["findings"]
                  if f["what_en"] == "step IV/activate-standby (P4.3.2) @ payment-db")
     assert first["actual"].startswith("succeeded") and first["ok"]
+    # The drill's stated target: the standby took writes within 3 s of the kill.
+    wrote = next(f for f in result["findings"] if f["what_en"] == "lab-db-standby takes writes")
+    assert wrote["expected"] == "≤ 3 s" and wrote["ok"], wrote
     # Healed: the lab's shape again, 5433 the primary taking writes.
     assert psql(5433, "SELECT pg_is_in_recovery()").stdout.strip() == "f"
     assert psql(5434, "SELECT pg_is_in_recovery()").stdout.strip() == "t"

@@ -66,6 +66,8 @@ def test_the_drill_s_record_evaluates_it_and_its_digest_is_in_the_chain(
     plan = drills.load_plan("db-primary", inv)
     drill = _running(h, plan, inv)
     h.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    # what `vigil drill run` records when the standby takes its first write
+    drills.mark(h.store, drill["id"], "writable", {"host": "lab-db-standby", "seconds": 2.5})
     assert drills.walked(h.store, plan, drill["id"])  # activate-standby finished
     drills.healing(h.store, drill["id"])
     h.recover("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
@@ -78,6 +80,9 @@ def test_the_drill_s_record_evaluates_it_and_its_digest_is_in_the_chain(
     assert by["fault detected"].ok and by["level IV reached"].ok
     assert by["step IV/activate-standby (P4.3.2) @ payment-db"].ok
     assert by["lab-vendor told"].ok and by["nobody outside the drill told"].ok
+    # the plan states 3 s from the kill to the standby's first write
+    wrote = by["lab-db-standby takes writes"]
+    assert (wrote.expected, wrote.actual, wrote.ok) == ("≤ 3 s", "2.5 s", True)
     assert by["recovered by the drill's end"].ok and drills.passed(findings)
     files = drills.archive(h.store, inv, plan, ended, findings, tmp_path / "records")
     assert sorted(p.name for p in files) == sorted(
@@ -107,6 +112,19 @@ def test_a_drill_that_misses_its_times_fails_its_evaluation(h: Harness,
     assert by["recovered by the drill's end"].ok is False
 
 
+def test_a_standby_slower_to_take_writes_than_the_plan_states_fails_the_drill(
+        h: Harness, inv: Inventory) -> None:
+    plan = drills.load_plan("db-primary", inv)
+    drill = _running(h, plan, inv)
+    h.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    drills.mark(h.store, drill["id"], "writable", {"host": "lab-db-standby", "seconds": 3.5})
+    drills.end(h.store, drill["id"], h.now, "done")
+    findings = drills.evaluate(h.store, inv, plan, drill["id"])
+    wrote = {f.what_en: f for f in findings}["lab-db-standby takes writes"]
+    assert (wrote.expected, wrote.actual, wrote.ok) == ("≤ 3 s", "3.5 s", False)
+    assert not drills.passed(findings)
+
+
 def test_no_drill_over_a_real_fault_nor_two_on_one_system(h: Harness,
                                                           inv: Inventory) -> None:
     plan = drills.load_plan("db-primary", inv)
@@ -127,6 +145,8 @@ def test_no_drill_over_a_real_fault_nor_two_on_one_system(h: Harness,
     ({"cause": {"lab": ["up"], "playbook": "x.yml"}}, "exactly one of"),
     ({"levels": ["IV+"]}, "not one of the plan's levels"),
     ({"speed": 0}, "speed"),
+    ({"expect": {"writable": {"lab-app1": 3}}},
+     "expect.writable names 'lab-app1', not a database host"),
 ])
 def test_a_bad_drill_plan_is_one_line_naming_the_file_and_field(
         inv: Inventory, tmp_path: Path, change: dict[str, object], needle: str) -> None:

@@ -123,6 +123,18 @@ def test_a_silenced_system_s_automatic_step_waits_for_the_window_s_end(drill: Dr
     assert drill.runs == ["db-failover.yml"]
 
 
+def test_a_held_failover_is_skipped_once_the_primary_is_back(drill: Drill) -> None:
+    drill.executor.held = {"payment-db"}
+    drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    drill.recover("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
+    drill.executor.held = set()
+    drill.wait(1)
+    assert drill.runs == []  # no failover of a primary that is healthy again
+    rec = drill.rec("/IV/activate-standby")
+    assert rec["status"] == "skipped"
+    assert drill.store.events(kind="step.skipped")[0].data["why"] == steps.MOOT
+
+
 def test_a_standby_fault_does_not_activate_the_standby(drill: Drill) -> None:
     drill.fail("payment-db-standby", FaultClass.DATABASE, "payment-db.standby-port")
     assert drill.runs == []

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,8 +37,8 @@ from vigil.cli.common import (
 from vigil.cli.identity import AsOpt, OverrideOpt, ReasonOpt, who
 from vigil.cli.monitors import leader_view
 from vigil.identity import become
-from vigil.model import Inventory
-from vigil.remediations import drills
+from vigil.model import Host, Inventory
+from vigil.remediations import drills, first_aid
 from vigil.store import Store
 
 drill_app = typer.Typer(no_args_is_help=True, help=(
@@ -145,6 +146,21 @@ def _wait(what: str, done: Any, deadline: float, store: Store, drill_id: str,
         time.sleep(1)
 
 
+def _watch_writes(db: Store, drill_id: str, host: Host, deadline: float) -> None:
+    """From the cause on, try a write on the host every 0.1 s; record when one is taken."""
+    started = time.monotonic()
+
+    def watch() -> None:
+        while time.monotonic() < deadline:
+            if first_aid.takes_writes(host):
+                drills.mark(db, drill_id, "writable", {
+                    "host": host.name, "seconds": round(time.monotonic() - started, 2)})
+                return
+            time.sleep(0.1)
+
+    threading.Thread(target=watch, name=f"writes on {host.name}", daemon=True).start()
+
+
 @drill_app.command("run")
 def run(ref: Annotated[str, typer.Argument(help="A plan's id or file.")],
         as_: AsOpt = None, override: OverrideOpt = False, why: ReasonOpt = None,
@@ -175,6 +191,8 @@ def run(ref: Annotated[str, typer.Argument(help="A plan's id or file.")],
     try:
         _act(p.cause, inv, folder, drill["id"], say, lg)
         drills.mark(db, drill["id"], "caused", {"action": p.cause.text("en")})
+        for host in p.expect.writable:
+            _watch_writes(db, drill["id"], inv.hosts[host], deadline)
         _wait("the plan's levels walked", lambda: drills.walked(db, p, drill["id"]), deadline,
               db, drill["id"], say)
         if p.heal:
