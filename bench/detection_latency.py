@@ -46,6 +46,12 @@ def recoveries(titles: list[str]) -> int:
     return sum(1 for t in titles if RECOVERED in t)
 
 
+def _alive(proc: subprocess.Popen[bytes]) -> bool:
+    if proc.poll() is not None:
+        raise SystemExit(f"vigil watch exited {proc.returncode}")
+    return True
+
+
 def trial_run(interval: float, open_after: int, trials: int,
               truth: Truth) -> list[float]:
     webhook = WebhookReceiver().start()
@@ -61,7 +67,10 @@ def trial_run(interval: float, open_after: int, trials: int,
                                  "flap_window": 50, "flap_changes": 50},
             "vigil_contacts": [{"id": "duty", "name": "duty", "party": "finance",
                                 "roles": ["implementation_team"],
-                                "channels": [webhook.url]}]}))
+                                "channels": [webhook.url]},
+                               # the lab's systems name their vendor as owner; told nothing
+                               {"id": "lab-vendor", "name": "vendor", "party": "vendor",
+                                "roles": ["vendor"]}]}))
         store = Path(tmp) / "bench.db"
         env = {**os.environ, "VIGIL_STORE": str(store)}
         proc = subprocess.Popen([sys.executable, "-m", "vigil", "watch", "--inventory",
@@ -72,7 +81,7 @@ def trial_run(interval: float, open_after: int, trials: int,
         rng = random.Random(7)
         latencies = []
         try:
-            wait_for(lambda: store.exists() and any(
+            wait_for(lambda: _alive(proc) and store.exists() and any(
                 v.get("status") == "ok" for v in Store(str(store)).states("check:").values()),
                 "vigil watch seeing the voucher library healthy", timeout=60)
             for _ in range(trials):
