@@ -76,8 +76,8 @@ def promote_standby(inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
     return _promote(standby, user, f"{primary.name} {seen}; {fenced.why} in {fenced.seconds} s")
 
 
-def _dsn(address: str, port: int) -> str:
-    return f"host={address} port={port} dbname=postgres connect_timeout=2"
+def _dsn(address: str, port: int, timeout: int = 2) -> str:
+    return f"host={address} port={port} dbname=postgres connect_timeout={timeout}"
 
 
 def takes_writes(host: Host, user: str = "postgres") -> bool:
@@ -87,9 +87,8 @@ def takes_writes(host: Host, user: str = "postgres") -> bool:
 
     assert host.pg_port
     try:
-        with psycopg.connect(_dsn(host.address, host.pg_port).replace("connect_timeout=2",
-                                                                      "connect_timeout=1"),
-                             user=user, autocommit=True) as conn:
+        with psycopg.connect(_dsn(host.address, host.pg_port, timeout=1), user=user,
+                             autocommit=True) as conn:
             conn.execute("SET statement_timeout = 1000")
             conn.execute("SELECT txid_current()")
         return True
