@@ -147,6 +147,10 @@ def trial(pair: Pair, contender: Contender, shape: str, timeout: float) -> Trial
             present = {r[0] for r in conn.execute("SELECT id FROM ledger")}
         lost = sum(1 for n, at in acked if at <= t_b and n not in present)
         divergent = sum(1 for _, at in acked if at > t_b)
+    elif t_a is not None:  # restarted in place: its own commits must have survived
+        with psycopg.connect(dsn("a", timeout=5), autocommit=True) as conn:
+            present = {r[0] for r in conn.execute("SELECT id FROM ledger")}
+        lost = sum(1 for n, _ in acked if n not in present)
     return Trial(shape, pair.sync, seconds, lost, divergent, before, step,
                  "b" if t_b is not None and (t_a is None or t_b <= t_a) else
                  "a" if t_a is not None else None)
