@@ -4,7 +4,7 @@ network namespace killed and its link taken down — or on again (the link back 
 a real machine, nothing is started on it). Fenced through ClusterLabs' `fence_ipmilan`
 exactly as a county's database server would be through its iLO / iDRAC / IMM.
 
-    Bmc(folder, "vb-pa", "vb-pa0", 6231, "secret-password").start()
+    Bmc(folder, "vbf-a", "vbf-a0", 6231, "bmc-Secret-16").start()  # IPMI 1.5: <= 16 bytes
     fence_ipmilan --ip=127.0.0.1 --ipport=6231 --username=admin --password=… --action=off
 """
 
