@@ -1,28 +1,32 @@
-"""Probe kinds by name. A new kind is one module and one line here."""
+"""Probe kinds by name. A new kind is one module and one line here.
+
+A kind's module is imported when a check of that kind is first bound or run: each pulls in
+its own client library (paramiko, pika, cryptography…), and a command that needs none of
+them should not wait for them all."""
 
 from __future__ import annotations
 
-from vigil.checks.backups import BackupsProbe
-from vigil.checks.base import Probe
-from vigil.checks.ca import CaProbe
-from vigil.checks.dbpair import DbPairProbe
-from vigil.checks.host import HostProbe
-from vigil.checks.http import HttpProbe
-from vigil.checks.links import LinksProbe
-from vigil.checks.mq import MqProbe
-from vigil.checks.power import PowerProbe
-from vigil.checks.tcp import TcpProbe
-from vigil.checks.zabbix import ZabbixProbe
+import importlib
 
-PROBES: dict[str, Probe] = {p.kind: p for p in (
-    HostProbe(), TcpProbe(), BackupsProbe(), LinksProbe(), PowerProbe(), DbPairProbe(), CaProbe(),
-    MqProbe(), HttpProbe(), ZabbixProbe(),
-)}
+from vigil.checks.base import Probe
+
+# kind: (module in vigil.checks, class)
+KINDS: dict[str, tuple[str, str]] = {
+    "host": ("host", "HostProbe"), "tcp": ("tcp", "TcpProbe"),
+    "backups": ("backups", "BackupsProbe"), "links": ("links", "LinksProbe"),
+    "power": ("power", "PowerProbe"), "dbpair": ("dbpair", "DbPairProbe"),
+    "ca": ("ca", "CaProbe"), "mq": ("mq", "MqProbe"), "http": ("http", "HttpProbe"),
+    "zabbix": ("zabbix", "ZabbixProbe"),
+}
+PROBES: dict[str, Probe] = {}  # the probes made so far, by kind
 
 
 def known_kinds() -> list[str]:
-    return sorted(PROBES)
+    return sorted(KINDS.keys() | PROBES.keys())
 
 
 def probe_for(kind: str) -> Probe:
+    if kind not in PROBES:
+        module, name = KINDS[kind]
+        PROBES[kind] = getattr(importlib.import_module(f"vigil.checks.{module}"), name)()
     return PROBES[kind]

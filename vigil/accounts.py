@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import secrets
 from typing import Any, NotRequired
 
@@ -25,7 +26,12 @@ from vigil.store import Store, Tx
 
 MIN_PASSWORD = 10
 _HASHER = PasswordHasher()  # argon2id with the library's current recommended cost
-_DUMMY = _HASHER.hash("not a password of anyone's")
+
+
+@functools.cache
+def _dummy() -> str:
+    # Hashed on first use, not at import: every CLI command imports this module.
+    return _HASHER.hash("not a password of anyone's")
 
 
 class Account(TypedDict):
@@ -174,7 +180,7 @@ def _spend_time(password: str) -> None:
     """As long as checking a real account's password: whether an account exists does
     not show in the answer's time."""
     with contextlib.suppress(VerificationError):
-        _HASHER.verify(_DUMMY, password)
+        _HASHER.verify(_dummy(), password)
 
 
 def _wrong(account: Account, password: str, code: str | None, now: dt.datetime) -> str:

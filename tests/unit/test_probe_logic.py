@@ -91,3 +91,9 @@ def test_a_slow_round_trip_is_not_blamed_on_the_clock() -> None:
     drifted.clock_uncertainty_s = 0.6
     bad = evaluate(_spec(HostParams()), HostParams(reboot_window_s=0), drifted)
     assert bad.status is Status.CRITICAL and "clock off by +7.0s" in bad.message
+
+
+def test_every_kind_the_registry_names_loads_a_probe_of_that_kind() -> None:
+    from vigil.checks.registry import known_kinds, probe_for
+
+    assert {probe_for(kind).kind for kind in known_kinds()} == set(known_kinds())

@@ -8,35 +8,16 @@ error; 4 when a person or a bundle is refused.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
+from collections.abc import Sequence
 from typing import Annotated
 
 import typer
 from rich.markup import escape
 
 from vigil import __version__
-from vigil.cli import (
-    check,
-    drill,
-    events,
-    exchange,
-    incidents,
-    inventory,
-    lab,
-    ladder,
-    monitors,
-    plan,
-    reconcile,
-    report,
-    routine,
-    serve,
-    silence,
-    steps,
-    users,
-    watch,
-    zabbix,
-)
 from vigil.cli.common import EXIT_ERROR, err, out
 from vigil.errors import UserError, first_line, one_line
 
@@ -52,7 +33,40 @@ def version() -> None:
     out.print(__version__)
 
 
-def build() -> typer.Typer:
+# Each command and group: its name, its module in vigil.cli ("" for this one) and the
+# attribute there, in the order help lists them. A group is a typer.Typer; a command is a
+# function.
+COMMANDS: tuple[tuple[str, str, str], ...] = (
+    ("check", "check", "check"), ("watch", "watch", "watch"),
+    ("status", "incidents", "status"), ("monitors", "monitors", "monitors"),
+    ("ack", "incidents", "ack"), ("steps", "steps", "steps_list"),
+    ("approve", "steps", "approve"), ("deny", "steps", "deny"),
+    ("reconcile", "reconcile", "reconcile_cmd"), ("serve", "serve", "serve"),
+    ("version", "", "version"), ("inventory", "inventory", "inventory_app"),
+    ("events", "events", "events_app"),
+    ("incidents", "incidents", "incidents_app"), ("report", "report", "report_app"),
+    ("ladder", "ladder", "ladder_app"), ("plan", "plan", "plan_app"),
+    ("task", "steps", "task_app"), ("supplementary", "reconcile", "supplementary_app"),
+    ("exchange", "exchange", "exchange_app"), ("lab", "lab", "lab_app"),
+    ("zabbix", "zabbix", "zabbix_app"), ("silence", "silence", "silence_app"),
+    ("drill", "drill", "drill_app"), ("routine", "routine", "routine_app"),
+    ("users", "users", "users_app"),
+)
+
+
+def _named(args: Sequence[str]) -> str | None:
+    """The command the arguments name, if it is one of ours: the first that is no option
+    (the root's options take no value)."""
+    if "--version" in args:
+        return "version"
+    first = next((a for a in args if not a.startswith("-")), None)
+    return first if first in {name for name, _m, _a in COMMANDS} else None
+
+
+def build(args: Sequence[str] | None = None) -> typer.Typer:
+    """The app; given the arguments, with only the command they name, so that a command
+    imports what it needs and not what every other needs (start-up time is paid by each
+    run from a script or a monitoring agent)."""
     app = typer.Typer(add_completion=False, no_args_is_help=True,
                       help="Vigil: the county treasury emergency plan, made executable.")
 
@@ -65,34 +79,23 @@ def build() -> typer.Typer:
                   "(also $VIGIL_DEBUG=1).")] = False) -> None:
         """Vigil: the county treasury emergency plan, made executable."""
 
-    app.command("check")(check.check)
-    app.command("watch")(watch.watch)
-    app.command("status")(incidents.status)
-    app.command("monitors")(monitors.monitors)
-    app.command("ack")(incidents.ack)
-    app.command("steps")(steps.steps_list)
-    app.command("approve")(steps.approve)
-    app.command("deny")(steps.deny)
-    app.command("reconcile")(reconcile.reconcile_cmd)
-    app.command("serve")(serve.serve)
-    app.command("version")(version)
-    for group, name in ((inventory.inventory_app, "inventory"), (events.events_app, "events"),
-                        (incidents.incidents_app, "incidents"), (report.report_app, "report"),
-                        (ladder.ladder_app, "ladder"),
-                        (plan.plan_app, "plan"), (steps.task_app, "task"),
-                        (reconcile.supplementary_app, "supplementary"),
-                        (exchange.exchange_app, "exchange"), (lab.lab_app, "lab"),
-                        (zabbix.zabbix_app, "zabbix"), (silence.silence_app, "silence"),
-                        (drill.drill_app, "drill"), (routine.routine_app, "routine"),
-                        (users.users_app, "users")):
-        app.add_typer(group, name=name)
+    wanted = _named(args) if args is not None else None
+    for name, module, attr in COMMANDS:
+        if wanted not in (None, name):
+            continue
+        target = getattr(importlib.import_module(f"vigil.cli.{module}") if module else
+                         sys.modules[__name__], attr)
+        if isinstance(target, typer.Typer):
+            app.add_typer(target, name=name)
+        else:
+            app.command(name)(target)
     return app
 
 
 def main() -> None:
     """Entry point: usage errors exit 3 (not click's 2, which means critical here), and
     anything unexpected is one line with exit 3 — the traceback only with --debug."""
-    command = typer.main.get_command(build())
+    command = typer.main.get_command(build(sys.argv[1:]))
     try:
         code = command.main(prog_name="vigil", standalone_mode=False)
     except (typer.Abort, KeyboardInterrupt):

@@ -8,7 +8,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 from zoneinfo import ZoneInfo
 
 import typer
@@ -18,10 +18,11 @@ from rich.markup import escape
 from vigil.clock import local_text
 from vigil.errors import one_line
 from vigil.i18n import Lang, default_lang, t
-from vigil.inventory import InventoryError, load_inventory
-from vigil.model import Inventory
 from vigil.paths import PROJECT_ENV, ProjectDirError, demo_inventory, project_dir
-from vigil.store import Store, StoreError
+
+if TYPE_CHECKING:  # imported where used: `vigil --version` needs neither
+    from vigil.model import Inventory
+    from vigil.store import Store
 
 EXIT_ERROR = 3  # an inventory, store or usage error (and Nagios' unknown)
 EXIT_REFUSED = 4  # a person or a bundle refused: wrong role, forged, expired, …
@@ -61,6 +62,8 @@ def fail(message: str) -> NoReturn:
 
 
 def load_inv(inventory: Path | None, vault: Path | None, lang: Lang) -> Inventory:
+    from vigil.inventory import InventoryError, load_inventory
+
     try:
         return load_inventory(inventory or demo_inventory(),
                               vault_password_file=str(vault) if vault else None)
@@ -80,6 +83,8 @@ def project_folder(option: Path | None, inv: Inventory, *,
 
 
 def open_store(url: str | None, lang: Lang, *, connect: bool = True) -> Store:
+    from vigil.store import Store, StoreError
+
     try:
         return Store(url, connect=connect)
     except StoreError as exc:
