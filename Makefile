@@ -59,7 +59,10 @@ molecule: $(BIN)/.installed images
 test: lint images
 	lab/install-packages.sh
 	$(BIN)/vigil lab up || { $(BIN)/vigil lab down; exit 1; }
-	VIGIL_REQUIRE_LAB=1 $(BIN)/pytest && $(MAKE) --no-print-directory bench-smoke && \
+	# Logic and install tests on both cores (a test file stays on one worker: the wheel's
+	# virtualenv is made once); the lab's tests one at a time, since they share the lab.
+	$(BIN)/pytest -n 2 --dist loadfile tests/unit tests/install && \
+	  VIGIL_REQUIRE_LAB=1 $(BIN)/pytest tests/lab && $(MAKE) --no-print-directory bench-smoke && \
 	  $(MAKE) --no-print-directory molecule; \
 	  code=$$?; $(BIN)/vigil lab down; exit $$code
 

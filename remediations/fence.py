@@ -18,6 +18,9 @@ from vigil.model import FenceDevice
 from vigil.secrets import SecretMissing, redact
 
 STATUS_OFF = 2  # fence agents: `status` exits 0 when on, 2 when off
+# The longest password IPMI carries: 16 bytes in IPMI 1.5, 20 over lanplus (2.0). A longer
+# one is cut or refused by the BMC, which then looks like a BMC that does not answer.
+PASSWORD_BYTES = {False: 16, True: 20}
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,11 @@ def power_off(host: str, device: FenceDevice) -> Fenced:
         return round(time.monotonic() - started, 2)
 
     try:
+        limit = PASSWORD_BYTES[device.lanplus]
+        if len(device.password.reveal().encode()) > limit:
+            return Fenced(False, f"{host}'s vigil_fence.password is longer than IPMI "
+                                 f"{'2.0 (lanplus)' if device.lanplus else '1.5'} carries "
+                                 f"({limit} bytes): not tried", took())
         off = _agent(device, "off")
         if off.returncode != 0:
             return Fenced(False, f"{device.agent} off on {host}'s BMC {device.ip}:"
