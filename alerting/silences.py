@@ -2,7 +2,8 @@
 and climb the ladder, but nobody is paged (the tracker holds the message, and sends it
 when the window ends, with the fault's true onset) and its automatic steps wait unless the
 silence lets them run. A window ends by itself at its `until`; `end` closes it early.
-Each is an event naming who set or ended it."""
+Each is an event naming who set or ended it. A window over for more than `KEEP` leaves the
+daemon's working set (it reads every window each pass); its events stay in the log."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ class Silence(TypedDict):
     ended_by: str | None
 
 
+KEEP = dt.timedelta(days=30)
+
+
 class SilenceRefused(ValueError):
     """A silence that cannot be: one line saying why."""
 
@@ -47,7 +51,14 @@ def add(store: Store, inv: Inventory, *, system: str, start: dt.datetime,
     with store.transaction() as tx:
         tx.append("silence.added", silence["id"], dict(silence))
         tx.set_state(keys.silence(silence["id"]), silence)
+        for key, old in tx.states(keys.SILENCE).items():
+            if _over(old) < now - KEEP:
+                tx.delete_state(key)
     return silence
+
+
+def _over(s: Silence) -> dt.datetime:
+    return dt.datetime.fromisoformat(s["ended"] or s["until"])
 
 
 def end(store: Store, inv: Inventory, silence_id: str, by: str, now: dt.datetime) -> Silence:

@@ -63,3 +63,20 @@ def test_bad_windows_are_refused_in_one_line(vigil: VigilRunner, store_path: Pat
         refused = 4 if "someone" in args else 3  # a stranger is an identity refused
         assert run.code == refused and said in run.err and run.err.count("\n") == 1, run.err
     assert not Store(str(store_path)).events(kind="silence.added")
+
+
+def test_windows_over_for_30_days_leave_the_working_set_and_stay_in_the_log(
+        tmp_path: Path) -> None:
+    inv = load_inventory(ROOT / "inventory/demo")
+    store = Store(str(tmp_path / "s.db"))
+    now = dt.datetime(2026, 12, 3, 2, 0, tzinfo=dt.UTC)
+
+    def window(at: dt.datetime) -> str:
+        return silences.add(store, inv, system="monitoring-server", start=at,
+                            until=at + dt.timedelta(hours=2), reason="割接", by="ops-duty",
+                            steps=False, now=at)["id"]
+
+    old, recent = window(now), window(now + dt.timedelta(days=20))
+    latest = window(now + dt.timedelta(days=31))
+    assert [s["id"] for s in silences.load(store)] == [recent, latest]
+    assert [e.subject for e in store.events(kind="silence.added")] == [old, recent, latest]

@@ -90,10 +90,12 @@ def end(silence_id: Annotated[str, typer.Argument(help="The silence's id.")],
 
 
 @silence_app.command("list")
-def list_(all_: Annotated[bool, typer.Option("--all", help="Past windows too.")] = False,
+def list_(all_: Annotated[bool, typer.Option(
+        "--all", help="Past windows too (of the last 30 days; every one is in the event "
+        "log).")] = False,
           inventory: InventoryOpt = None, store: StoreOpt = None, json_out: JsonOpt = False,
           lang: LangOpt = None, vault_password_file: VaultOpt = None) -> None:
-    """The windows in force (and to come); --all: every one."""
+    """The windows in force (and to come); --all: the past ones too."""
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
     now = clock.now()
