@@ -15,6 +15,7 @@ EXPORTED = "exported:"
 ACCOUNT = "account:"
 SESSION = "session:"
 EXECUTOR_CURSOR = "executor:cursor"  # the last event seq the executor planned from
+ZABBIX_ACKS_OUT = "zabbix:acks-out"  # the last incident.acked seq sent on to Zabbix
 
 
 def incident(incident_id: str) -> str:

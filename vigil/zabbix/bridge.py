@@ -58,7 +58,12 @@ class Bridge:
         self.stopping.set()
 
     def _cursor(self) -> int:
-        """Acknowledgements made before this daemon led were forwarded by the one before."""
+        """Where the leaders before this one got to sending Vigil's acknowledgements on (in
+        the store: one that died before sending leaves the rest to its successor); on the
+        first run, now — those made before the bridge existed are not sent."""
+        sent = self.store.get_state(keys.ZABBIX_ACKS_OUT)
+        if isinstance(sent, int):
+            return sent
         last = self.store.events(kind="incident.acked")
         return last[-1].seq if last else 0
 
@@ -204,6 +209,8 @@ class Bridge:
         for event in self.store.events(kind="incident.acked", after=self._acks_seen):
             self._ack_out(event, hosts)
             self._acks_seen = event.seq  # once Zabbix took it: else again next round
+            with self.store.transaction() as tx:
+                tx.set_state(keys.ZABBIX_ACKS_OUT, event.seq)
 
     def _ack_out(self, event: Event, hosts: dict[str, dict[str, Any]]) -> None:
         if event.data.get("via") == "zabbix":
