@@ -58,6 +58,21 @@ SELECT application_name, client_addr::text, state,
        extract(epoch FROM replay_lag)::float AS lag_seconds
 FROM pg_stat_replication"""
 _SLOTS_SQL = "SELECT slot_name, active, wal_status FROM pg_replication_slots"
+_WRITTEN_SQL = """
+SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
+       EXISTS (SELECT 1 FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum'))"""
+# Where this process last saw each primary write, in bytes of WAL, by address and port,
+# unless a synchronous standby had every commit then: what a standby must have received
+# for a failover to lose no more than the site allows (first_aid.py; Patroni keeps the
+# same in its DCS as the leader's position).
+_WRITTEN: dict[tuple[str, int], int | None] = {}
+
+
+def last_written(address: str, port: int) -> int | None:
+    """The WAL position (bytes) this process last saw the node write as a primary with
+    asynchronous replication; None when not seen, or when its standby was synchronous
+    (no commit can be lost, and WAL of a transaction not yet committed is no loss)."""
+    return _WRITTEN.get((address, port))
 _STANDBY_SQL = """
 SELECT (SELECT status FROM pg_stat_wal_receiver) AS receiver,
        pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,
@@ -89,6 +104,8 @@ def inspect(node: Node, p: DbPairParams, timeout: float) -> NodeState:
                                   for r in conn.execute(_PRIMARY_SQL).fetchall()]
                 state.slots = [dict(zip(("name", "active", "wal_status"), r, strict=True))
                                for r in conn.execute(_SLOTS_SQL).fetchall()]
+                written, synchronous = conn.execute(_WRITTEN_SQL).fetchone()  # type: ignore[misc]
+                _WRITTEN[(node.address, node.port)] = None if synchronous else int(written)
             return state
     except psycopg.Error as exc:
         return NodeState(node.name, up=False, error=first_line(str(exc), type(exc).__name__))

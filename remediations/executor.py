@@ -223,10 +223,13 @@ class Executor:
         def on_task(item: dict[str, Any]) -> None:
             self.store.append("step.run.task", key, {"incident": rec["incident"], **item})
 
-        if step.run.first_aid and not self.dry_run:
-            self._first_aid(key, step.run, rec)
+        run = step.run
+        if run.first_aid and not self.dry_run:
+            handed = self._first_aid(key, run, rec)
+            if handed:  # what the first aid saw, for the playbook to hold to as well
+                run = run.model_copy(update={"vars": {**run.vars, **handed}})
         try:
-            outcome = self.runner(step.run, self.inv.path, ident, self.dry_run, step.timeout_s,
+            outcome = self.runner(run, self.inv.path, ident, self.dry_run, step.timeout_s,
                                   on_task)
         except Exception as exc:  # a runner crash is a failed attempt, not a dead daemon
             outcome = Outcome(status="error", rc=None, failed_tasks=[f"{type(exc).__name__}: "
@@ -236,7 +239,8 @@ class Executor:
         verified, why = self._verify(step, inc, outcome)
         self._finish(key, step, inc, outcome, verified, why)
 
-    def _first_aid(self, key: str, run: Run, rec: StepRecord) -> None:
+    def _first_aid(self, key: str, run: Run, rec: StepRecord) -> Mapping[str, Any]:
+        """Gives the step's first aid, records it; returns the variables it hands on."""
         assert run.first_aid
         try:
             aid = self.aid(run.first_aid, self.inv, run.vars)
@@ -244,8 +248,9 @@ class Executor:
             aid = first_aid.Aid(False, f"{type(exc).__name__}: {exc}")
         self.store.append("step.first_aid", key, {
             "incident": rec["incident"], "clause": rec["clause"], "aid": run.first_aid,
-            "done": aid.done, "why": aid.why})
+            "done": aid.done, "why": aid.why, **({"vars": dict(aid.vars)} if aid.vars else {})})
         log.info("first aid", extra={"step": key, "done": aid.done, "why": aid.why})
+        return aid.vars
 
     def _verify(self, step: Step, inc: Incident, outcome: Outcome) -> tuple[bool, str]:
         if not outcome.ok:

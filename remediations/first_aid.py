@@ -9,7 +9,10 @@ here when (and only when) the old primary certainly takes no more writes:
   clients elsewhere may still reach it) and its BMC, through the host's fence device
   (`vigil_fence`, `fence.py`), powered it off and confirms OFF.
 The monitoring server is the witness: a primary that answers it is never failed over,
-and a standby that is not caught up is never promoted (nor its primary powered off).
+and a standby that is not caught up is never promoted (nor its primary powered off): not
+with WAL received but not replayed, nor further behind the last position the dbpair check
+saw the primary write than `standby_activation_max_lag_bytes` (what the site accepts to
+lose with asynchronous replication; that position is handed to the playbook too).
 Anything else is left to the playbook, which fences over SSH or by hand before
 promoting. The playbook always runs afterwards and finishes the job: it fences the old
 primary's data directory, records it for the rebuild, repoints clients and verifies a
@@ -21,14 +24,16 @@ from __future__ import annotations
 import errno
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from vigil.checks import dbpair
 from vigil.errors import first_line
 from vigil.model import Host, Inventory
 from vigil.remediations import fence
 
 MAX_REPLAY_GAP = 16 * 1024 * 1024  # bytes received but not replayed; the role's default
+MAX_LAG = 1024 * 1024  # bytes a failover may lose; the role's default (Patroni's too)
 REFUSED = (errno.ECONNREFUSED,)
 ACCEPTS = "still accepts connections"  # a silent port is not asked again: it cannot answer
 
@@ -37,6 +42,15 @@ ACCEPTS = "still accepts connections"  # a silent port is not asked again: it ca
 class Aid:
     done: bool  # True: the first aid acted; False: left to the playbook
     why: str
+    vars: Mapping[str, Any] = field(default_factory=dict)  # for the playbook that follows
+
+
+@dataclass(frozen=True)
+class Lag:
+    """How far behind the old primary a standby may be to be promoted."""
+    primary: str
+    seen: int  # bytes of WAL the monitoring server last saw the old primary write
+    limit: int  # the most the site accepts to lose
 
 
 def give(name: str, inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
@@ -54,11 +68,23 @@ def promote_standby(inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
         return Aid(False, f"no vigil_pg_port for {' / '.join(names)} in the inventory")
     primary, standby = hosts
     assert primary and standby and primary.pg_port and standby.pg_port
+    written = dbpair.last_written(primary.address, primary.pg_port)
+    if written is None:
+        return _decide(primary, standby, run_vars, None)
+    lag = Lag(primary.name, written,
+              int(run_vars.get("standby_activation_max_lag_bytes", MAX_LAG)))
+    return replace(_decide(primary, standby, run_vars, lag),
+                   vars={"standby_activation_seen_wal_bytes": written})
+
+
+def _decide(primary: Host, standby: Host, run_vars: Mapping[str, Any], lag: Lag | None
+            ) -> Aid:
+    assert primary.pg_port and standby.pg_port
     user = str(run_vars.get("standby_activation_db_user", "postgres"))
     refused, seen = _refuses(primary.address, primary.pg_port)
     if refused:
         return _promote(standby, user, f"{primary.name} refused connections on port "
-                                       f"{primary.pg_port}")
+                                       f"{primary.pg_port}", lag)
     # Not refused: it may be alive. The monitoring server is the witness; a primary that
     # answers it is not failed over, whatever else is wrong (the standby, replication).
     role = _role(primary.address, primary.pg_port, user) if seen == ACCEPTS else None
@@ -67,13 +93,14 @@ def promote_standby(inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
     if primary.fence is None:
         return Aid(False, f"old primary {primary.name} {seen} and has no fence device "
                           "(vigil_fence): left to the playbook")
-    ready = _ready(standby.address, standby.pg_port, standby.name, user)
+    ready = _ready(standby.address, standby.pg_port, standby.name, user, lag)
     if ready:  # never power off a primary the standby cannot replace
         return Aid(False, ready)
     fenced = fence.power_off(primary.name, primary.fence)
     if not fenced.off:
         return Aid(False, f"{fenced.why}; not promoting")
-    return _promote(standby, user, f"{primary.name} {seen}; {fenced.why} in {fenced.seconds} s")
+    return _promote(standby, user, f"{primary.name} {seen}; {fenced.why} in {fenced.seconds} s",
+                    lag)
 
 
 def _dsn(address: str, port: int, timeout: int = 2) -> str:
@@ -111,10 +138,12 @@ def _role(address: str, port: int, user: str) -> str | None:
 
 _STATE_SQL = ("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "
               "coalesce(pg_wal_lsn_diff(pg_last_wal_receive_lsn(), "
-              "pg_last_wal_replay_lsn()), 0)")
+              "pg_last_wal_replay_lsn()), 0), "
+              "coalesce(pg_wal_lsn_diff(greatest(pg_last_wal_receive_lsn(), "
+              "pg_last_wal_replay_lsn()), '0/0'), 0)::bigint")
 
 
-def _ready(address: str, port: int, name: str, user: str) -> str:
+def _ready(address: str, port: int, name: str, user: str, lag: Lag | None) -> str:
     """Empty when the standby can be promoted now; else why not."""
     import psycopg
 
@@ -124,19 +153,23 @@ def _ready(address: str, port: int, name: str, user: str) -> str:
     except psycopg.Error as exc:
         return f"{name}: {first_line(str(exc), type(exc).__name__)}"
     assert row is not None
-    in_recovery, replayed, gap = row
+    in_recovery, replayed, gap, received = row
     if not in_recovery:
         return f"{name} is already a primary"
     if replayed is None or gap > MAX_REPLAY_GAP:
         return f"{name}: replay at {replayed}, {gap} bytes not replayed; left to the playbook"
+    if lag and lag.seen - received > lag.limit:
+        return (f"{name} has {lag.seen - received} bytes less WAL than the monitoring server "
+                f"last saw {lag.primary} write (standby_activation_max_lag_bytes "
+                f"{lag.limit}): promoting it would lose them")
     return ""
 
 
-def _promote(standby: Host, user: str, why: str) -> Aid:
+def _promote(standby: Host, user: str, why: str, lag: Lag | None) -> Aid:
     import psycopg
 
     assert standby.pg_port
-    not_ready = _ready(standby.address, standby.pg_port, standby.name, user)
+    not_ready = _ready(standby.address, standby.pg_port, standby.name, user, lag)
     if not_ready:
         return Aid(False, not_ready)
     try:

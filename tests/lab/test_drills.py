@@ -18,6 +18,7 @@ import pytest
 from tests.conftest import OVERRIDE, ROOT
 from tests.lab.watcher import Watch, wait_until
 from vigil import lab
+from vigil.checks.registry import probe_for
 from vigil.inventory import load_inventory
 from vigil.lab.procs import port_open, read_pid
 from vigil.remediations import first_aid
@@ -132,6 +133,50 @@ def test_a_primary_cut_off_but_alive_is_never_promoted_over(
     assert "standby_activation_fenced_by_hand=true" in run.stdout
     assert psql(5434, "SELECT pg_is_in_recovery()").stdout.strip() == "t"
     assert read_pid(PG / "primary" / "postmaster.pid")  # still running behind the cut
+
+
+@pytest.fixture
+def standby_not_receiving() -> Iterator[None]:
+    """The standby's WAL receiver pointed nowhere: it falls behind its primary."""
+    conninfo = psql(5434, "SHOW primary_conninfo").stdout.strip()
+    assert conninfo
+    psql(5434, "ALTER SYSTEM SET primary_conninfo = 'host=127.0.0.1 port=1'")
+    psql(5434, "SELECT pg_reload_conf()")
+    wait_until("the standby stops receiving", lambda: psql(
+        5434, "SELECT count(*) FROM pg_stat_wal_receiver").stdout.strip() == "0", timeout=30)
+    yield
+    psql(5434, f"ALTER SYSTEM SET primary_conninfo = '{conninfo.replace(chr(39), chr(39) * 2)}'")
+    psql(5434, "SELECT pg_reload_conf()")
+
+
+def test_a_standby_further_behind_than_the_site_accepts_to_lose_is_not_promoted(
+        standby_not_receiving: None) -> None:
+    """Asynchronous replication: the primary writes 3 MB the standby never receives, the
+    dbpair check sees it write, then the primary dies. First aid and the playbook both
+    refuse the standby (the site accepts to lose 1 MiB, the role's default)."""
+    inv = load_inventory(ROOT / "inventory/lab")
+    psql(5433, "CREATE TABLE IF NOT EXISTS vigil_lag_drill (pad text)")
+    psql(5433, "TRUNCATE vigil_lag_drill")
+    assert psql(5433, "INSERT INTO vigil_lag_drill SELECT repeat('x', 1000) "
+                      "FROM generate_series(1, 3000)").returncode == 0
+    (spec,) = [c for c in inv.checks if c.kind == "dbpair"]
+    probe_for("dbpair").run(spec)  # the monitoring server's look at the pair
+    lab.component("pg").stop_node("primary")  # type: ignore[attr-defined]
+    aid = first_aid.promote_standby(inv, {})
+    assert not aid.done
+    assert "bytes less WAL than the monitoring server last saw lab-db-primary write" in \
+        aid.why and "standby_activation_max_lag_bytes 1048576" in aid.why, aid.why
+    seen = aid.vars["standby_activation_seen_wal_bytes"]
+    run = subprocess.run([Path(sys.executable).parent / "ansible-playbook", "-i",
+                          "inventory/lab", "playbooks/db-failover.yml",
+                          "-e", f"standby_activation_seen_wal_bytes={seen}"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+    assert run.returncode != 0
+    assert "refusing to promote lab-db-standby" in run.stdout and \
+        "less WAL than Vigil last saw lab-db-primary write" in run.stdout, run.stdout[-3000:]
+    assert psql(5434, "SELECT pg_is_in_recovery()").stdout.strip() == "t"
+    # (restore_lab starts the primary again; the standby, pointed back, catches up)
 
 
 def _route(netns: str) -> str:

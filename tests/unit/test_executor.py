@@ -38,6 +38,7 @@ class Drill:
                  observe_only: bool = False) -> None:
         self.store, self.now = store, T0
         self.runs: list[str] = []
+        self.run_vars: list[dict[str, Any]] = []
         self.verify_ok = verify_ok
         self.tracker = Tracker(inv, store)
         self.aids: list[str] = []
@@ -47,11 +48,12 @@ class Drill:
 
     def _aid(self, name: str, inv: Inventory, run_vars: Any) -> Aid:
         self.aids.append(name)
-        return Aid(True, "promoted")
+        return Aid(True, "promoted", vars={"standby_activation_seen_wal_bytes": 123})
 
     def _runner(self, run: Run, inventory: str, ident: str, check: bool, timeout: float,
                 on_task: Any) -> Outcome:
         self.runs.append(run.playbook)
+        self.run_vars.append(dict(run.vars))
         on_task({"task": "Do it", "host": "lab", "status": "ok", "changed": True})
         return Outcome(status="successful", rc=0, changed=1)
 
@@ -104,6 +106,8 @@ def test_database_fault_activates_the_standby_at_once_and_lists_the_vendor_task(
     drill.fail("payment-db", FaultClass.DATABASE, "payment-db.primary-port")
     assert drill.runs == ["db-failover.yml"]  # P4.3.2: at once, at level IV
     assert drill.aids == ["promote-standby"]  # first aid before the playbook
+    # what the first aid saw (where the old primary last wrote) the playbook holds to too
+    assert drill.run_vars[0]["standby_activation_seen_wal_bytes"] == 123
     auto = drill.rec("/IV/activate-standby")
     assert auto["status"] == "succeeded" and auto["clause"] == "P4.3.2"
     assert drill.kinds(auto["key"]) == ["step.planned", "step.run.started", "step.first_aid",
