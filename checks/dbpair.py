@@ -49,18 +49,20 @@ class NodeState:
     replay_lsn: str | None = None
     replay_delay_s: float | None = None
     replicas: list[dict[str, Any]] = field(default_factory=list)  # primary: pg_stat_replication
+    sync_names: str = ""  # primary: synchronous_standby_names (empty: asynchronous)
     slots: list[dict[str, Any]] = field(default_factory=list)
 
 
 _PRIMARY_SQL = """
 SELECT application_name, client_addr::text, state,
        pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn)::bigint AS lag_bytes,
-       extract(epoch FROM replay_lag)::float AS lag_seconds
+       extract(epoch FROM replay_lag)::float AS lag_seconds, sync_state
 FROM pg_stat_replication"""
 _SLOTS_SQL = "SELECT slot_name, active, wal_status FROM pg_replication_slots"
 _WRITTEN_SQL = """
 SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
-       EXISTS (SELECT 1 FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum'))"""
+       EXISTS (SELECT 1 FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')),
+       current_setting('synchronous_standby_names')"""
 # Where this process last saw each primary write, in bytes of WAL, by address and port,
 # unless a synchronous standby had every commit then: what a standby must have received
 # for a failover to lose no more than the site allows (first_aid.py; Patroni keeps the
@@ -99,13 +101,14 @@ def inspect(node: Node, p: DbPairParams, timeout: float) -> NodeState:
                 state.streaming = receiver == "streaming"
                 state.receive_lsn, state.replay_lsn, state.replay_delay_s = rec, rep, delay
             else:
-                cols = ("name", "client", "state", "lag_bytes", "lag_seconds")
+                cols = ("name", "client", "state", "lag_bytes", "lag_seconds", "sync_state")
                 state.replicas = [dict(zip(cols, r, strict=True))
                                   for r in conn.execute(_PRIMARY_SQL).fetchall()]
                 state.slots = [dict(zip(("name", "active", "wal_status"), r, strict=True))
                                for r in conn.execute(_SLOTS_SQL).fetchall()]
-                written, synchronous = conn.execute(_WRITTEN_SQL).fetchone()  # type: ignore[misc]
+                written, synchronous, names = conn.execute(_WRITTEN_SQL).fetchone()  # type: ignore[misc]
                 _WRITTEN[(node.address, node.port)] = None if synchronous else int(written)
+                state.sync_names = names or ""
             return state
     except psycopg.Error as exc:
         return NodeState(node.name, up=False, error=first_line(str(exc), type(exc).__name__))
@@ -173,6 +176,18 @@ class DbPairProbe(Probe):
                 metrics[f"replay_delay_s:{s.name}"] = s.replay_delay_s
             streaming = [r for r in primary.replicas if r["state"] == "streaming"]
             metrics["replicas_streaming"] = len(streaming)
+            if primary.sync_names and not any(r.get("sync_state") in ("sync", "quorum")
+                                              for r in streaming):
+                # Every commit waits for a synchronous standby's answer that cannot come.
+                metrics["commits_wait"] = True
+                findings.append((Status.CRITICAL, Say(
+                    f"commits on primary {primary.name} wait: it needs a synchronous standby "
+                    f"(synchronous_standby_names = '{primary.sync_names}') and none is "
+                    "connected — payments hang until one is, or the setting is released "
+                    "(P4.3.2)",
+                    f"主库 {primary.name} 的提交在等待：已要求同步备库（synchronous_standby_names"
+                    f" = '{primary.sync_names}'），但没有同步备库连接——支付将一直挂起，直到备库"
+                    "恢复或解除该设置（P4.3.2）")))
             if standbys and not streaming:
                 findings.append((Status.CRITICAL, Say(
                     f"primary {primary.name} sees no streaming replica",

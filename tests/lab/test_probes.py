@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pika
@@ -59,6 +60,28 @@ def test_standby_stopped(vigil: VigilRunner) -> None:
     assert not_ok(results) == {"payment-db.dbpair": "critical",
                                "payment-db.standby-port": "critical"}
     assert "standby pg-b down" in results["payment-db.dbpair"]["message"]
+
+
+@pytest.fixture
+def synchronous_primary() -> Iterator[None]:
+    def sql(text: str) -> None:
+        subprocess.run(["psql", "-h", "127.0.0.1", "-p", "5433", "-U", "postgres", "-AtX",
+                        "-c", text], check=True, capture_output=True, timeout=30)
+
+    sql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+    sql("SELECT pg_reload_conf()")
+    yield
+    sql("ALTER SYSTEM RESET synchronous_standby_names")
+    sql("SELECT pg_reload_conf()")
+
+
+def test_a_lost_standby_under_synchronous_replication_says_commits_wait(
+        vigil: VigilRunner, synchronous_primary: None) -> None:
+    lab.component("pg").stop_node("standby")  # type: ignore[attr-defined]
+    dbpair = check_lab(vigil, "payment-db")["payment-db.dbpair"]
+    assert dbpair["status"] == "critical"
+    assert "commits on primary pg-a wait" in dbpair["message"], dbpair["message"]
+    assert "提交在等待" in dbpair["message_zh"] and dbpair["metrics"]["commits_wait"] is True
 
 
 def test_two_primaries_is_split_brain(vigil: VigilRunner) -> None:

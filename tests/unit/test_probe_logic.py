@@ -6,7 +6,7 @@ from vigil.checks.host import HostParams, evaluate, parse_remote
 from vigil.checks.links import LinksParams, LinksProbe
 from vigil.domain import FaultClass
 from vigil.model import CheckSpec
-from vigil.result import Status
+from vigil.result import Result, Status
 
 REMOTE = """@stat1
 cpu  100 0 100 800 0 0 0 0 0 0
@@ -97,3 +97,29 @@ def test_every_kind_the_registry_names_loads_a_probe_of_that_kind() -> None:
     from vigil.checks.registry import known_kinds, probe_for
 
     assert {probe_for(kind).kind for kind in known_kinds()} == set(known_kinds())
+
+
+def _pair(sync_names: str, replicas: list[dict[str, object]], standby_up: bool) -> Result:
+    from vigil.checks.dbpair import DbPairParams, DbPairProbe, NodeState
+
+    params = DbPairParams(nodes=[{"name": "pg-a", "address": "192.0.2.1"},
+                                 {"name": "pg-b", "address": "192.0.2.2"}])
+    primary = NodeState("pg-a", up=True, in_recovery=False, replicas=replicas,
+                        sync_names=sync_names)
+    standby = (NodeState("pg-b", up=True, in_recovery=True, streaming=True, replay_lsn="0/1")
+               if standby_up else NodeState("pg-b", up=False, error="connection refused"))
+    return DbPairProbe().evaluate(_spec(params, "dbpair"), params, [primary, standby])
+
+
+def test_a_primary_whose_commits_wait_for_a_missing_synchronous_standby_says_so() -> None:
+    waiting = _pair("*", [], standby_up=False)
+    assert waiting.status is Status.CRITICAL
+    assert "commits on primary pg-a wait" in waiting.message
+    assert "提交在等待" in waiting.message_zh
+    streaming = {"name": "pg-b", "client": "192.0.2.2", "state": "streaming", "lag_bytes": 0,
+                 "lag_seconds": 0.0, "sync_state": "sync"}
+    fine = _pair("*", [streaming], standby_up=True)
+    assert fine.status is Status.OK, fine.message
+    # asynchronous replication: a lost standby is critical, but nothing waits
+    lost = _pair("", [], standby_up=False)
+    assert "wait" not in lost.message and "commits_wait" not in lost.metrics
