@@ -75,6 +75,8 @@ def last_written(address: str, port: int) -> int | None:
     asynchronous replication; None when not seen, or when its standby was synchronous
     (no commit can be lost, and WAL of a transaction not yet committed is no loss)."""
     return _WRITTEN.get((address, port))
+
+
 _STANDBY_SQL = """
 SELECT (SELECT status FROM pg_stat_wal_receiver) AS receiver,
        pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,

@@ -59,8 +59,10 @@ def _named(args: Sequence[str]) -> str | None:
     (the root's options take no value)."""
     if "--version" in args:
         return "version"
-    first = next((a for a in args if not a.startswith("-")), None)
-    return first if first in {name for name, _m, _a in COMMANDS} else None
+    at = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if at is None or "--help" in args[:at]:  # the root's help lists every command
+        return None
+    return args[at] if args[at] in {name for name, _m, _a in COMMANDS} else None
 
 
 def build(args: Sequence[str] | None = None) -> typer.Typer:
