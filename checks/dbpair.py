@@ -61,8 +61,8 @@ FROM pg_stat_replication"""
 _SLOTS_SQL = "SELECT slot_name, active, wal_status FROM pg_replication_slots"
 _WRITTEN_SQL = """
 SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint,
-       EXISTS (SELECT 1 FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')),
        current_setting('synchronous_standby_names')"""
+SYNCHRONOUS = ("sync", "quorum")  # pg_stat_replication.sync_state of a standby commits wait for
 # Where this process last saw each primary write, in bytes of WAL, by address and port,
 # unless a synchronous standby had every commit then: what a standby must have received
 # for a failover to lose no more than the site allows (first_aid.py; Patroni keeps the
@@ -108,7 +108,8 @@ def inspect(node: Node, p: DbPairParams, timeout: float) -> NodeState:
                                   for r in conn.execute(_PRIMARY_SQL).fetchall()]
                 state.slots = [dict(zip(("name", "active", "wal_status"), r, strict=True))
                                for r in conn.execute(_SLOTS_SQL).fetchall()]
-                written, synchronous, names = conn.execute(_WRITTEN_SQL).fetchone()  # type: ignore[misc]
+                written, names = conn.execute(_WRITTEN_SQL).fetchone()  # type: ignore[misc]
+                synchronous = any(r["sync_state"] in SYNCHRONOUS for r in state.replicas)
                 _WRITTEN[(node.address, node.port)] = None if synchronous else int(written)
                 state.sync_names = names or ""
             return state
@@ -178,7 +179,7 @@ class DbPairProbe(Probe):
                 metrics[f"replay_delay_s:{s.name}"] = s.replay_delay_s
             streaming = [r for r in primary.replicas if r["state"] == "streaming"]
             metrics["replicas_streaming"] = len(streaming)
-            if primary.sync_names and not any(r.get("sync_state") in ("sync", "quorum")
+            if primary.sync_names and not any(r.get("sync_state") in SYNCHRONOUS
                                               for r in streaming):
                 # Every commit waits for a synchronous standby's answer that cannot come.
                 metrics["commits_wait"] = True
