@@ -3,7 +3,7 @@ tuned, labelled so) side by side with its peers, on a PostgreSQL 15 pair whose n
 hosts in network namespaces with BMCs (`bench/failover_net.py`).
 
     apt-get install -y postgresql-15-repmgr fence-agents openipmi ipmitool etcd-server
-    .venv/bin/python -m bench.db_failover --runs 5 [--shapes kill,host,cut,hang]
+    .venv/bin/python -m bench.db_failover --runs 5 [--shapes kill,host,cut,hang,disk]
         [--replication sync,async] [--only vigil,patroni-default,…]
 
 Each run builds a fresh pair, lets the contender arm itself, starts a client writing a row
@@ -375,7 +375,7 @@ def main() -> None:
                             n += 1
                             net.up()
                             pair = Pair(Path(tmp) / f"pair-{n}", net, replication == "sync",
-                                        BMC_PASSWORD)
+                                        BMC_PASSWORD, own_disk=shape == "disk")
                             try:
                                 t = trial(pair, c, shape, args.timeout)
                             finally:

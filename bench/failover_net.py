@@ -10,7 +10,9 @@ connection — clients, replication, the monitoring server, the fence path.
 The shapes of failure (`SHAPES`): kill (PostgreSQL SIGKILLed, the host lives), host
 (every process of the host killed and its link down: a crash or power loss), cut (the
 primary drops everything from the standby and the monitoring server; the clients still
-reach it), hang (every PostgreSQL process SIGSTOPped).
+reach it), hang (every PostgreSQL process SIGSTOPped), disk (the primary's data directory,
+a file system of its own, filled up by someone else: PostgreSQL runs on, answers every
+query and fails each write that needs a new block).
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ MONITOR = "10.79.0.254"
 HOSTS = {"a": "10.79.0.1", "b": "10.79.0.2", "c": "10.79.0.3"}
 BMC_PORTS = {"a": 6231, "b": 6232}
 PORT = 5432
-SHAPES = ("kill", "host", "cut", "hang")
+SHAPES = ("kill", "host", "cut", "hang", "disk")
+DISK_MB = 256  # the primary's own file system in the disk shape (a tmpfs)
 
 
 def ns(node: str) -> str:
@@ -96,10 +99,17 @@ class Net:
 class Pair:
     """Primary a / standby b under one folder, each in its namespace, each with a BMC."""
 
-    def __init__(self, root: Path, net: Net, sync: bool, bmc_password: str) -> None:
+    def __init__(self, root: Path, net: Net, sync: bool, bmc_password: str,
+                 own_disk: bool = False) -> None:
         self.root, self.net, self.sync = root, net, sync
         root.mkdir(parents=True)
         shutil.chown(root, "postgres", "postgres")
+        self.own_disk = own_disk  # the primary's data on a file system of its own
+        if own_disk:
+            self.data("a").mkdir()
+            sh("mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m,mode=0700", "tmpfs",
+               str(self.data("a")))
+            shutil.chown(self.data("a"), "postgres", "postgres")
         self.bmcs = {n: Bmc(root / f"bmc-{n}", ns(n), link(n), BMC_PORTS[n], bmc_password)
                      for n in BMC_PORTS}
 
@@ -182,6 +192,10 @@ class Pair:
                     if Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres",
                                                                         "postmaster"):
                         os.kill(pid, signal.SIGSTOP)
+        elif shape == "disk":  # its file system filled to the last block by something else
+            assert self.own_disk, "the disk shape needs Pair(own_disk=True)"
+            fs = os.statvfs(self.data("a"))
+            sh("fallocate", "-l", str(fs.f_bavail * fs.f_frsize), str(self.data("a") / "filler"))
         else:
             raise ValueError(shape)
 
@@ -190,4 +204,6 @@ class Pair:
             bmc.stop()
         for node in HOSTS:
             self.net.kill_all(node)
+        if self.own_disk:
+            sh("umount", "--lazy", str(self.data("a")), check=False)
         shutil.rmtree(self.root, ignore_errors=True)

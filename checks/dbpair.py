@@ -3,7 +3,10 @@
 Each node's role (pg_is_in_recovery), replication state and lag in bytes and seconds,
 slot health. Two primaries (split brain) is critical; a standby missing or not streaming
 is critical; a primary down is critical, with the standby's readiness for promotion in
-the metrics, because P4.3.2 says to start the standby at once.
+the metrics, because P4.3.2 says to start the standby at once. A primary whose disk is
+full answers every query and fails every write that needs a new block; it is found by
+a query that spills a few hundred kilobytes to a temporary file in its data directory
+(`DISK_PROBE_SQL`): no table, no transaction id, nothing replicated.
 """
 
 from __future__ import annotations
@@ -36,6 +39,10 @@ class DbPairParams(ProbeParams):
     lag_bytes_critical: int = Field(256 * 1024 * 1024, ge=0)
     lag_seconds_warning: float = Field(60, ge=0)
     lag_seconds_critical: float = Field(600, ge=0)
+    # Whether to ask the primary to write a temporary file (about 280 kB, removed at once)
+    # each look: a disk full is otherwise invisible until payments fail. Off where
+    # temp_tablespaces puts temporary files on another file system than the tables.
+    disk_probe: bool = True
 
 
 @dataclass
@@ -51,6 +58,7 @@ class NodeState:
     replicas: list[dict[str, Any]] = field(default_factory=list)  # primary: pg_stat_replication
     sync_names: str = ""  # primary: synchronous_standby_names (empty: asynchronous)
     slots: list[dict[str, Any]] = field(default_factory=list)
+    disk_full: str = ""  # primary: why it cannot write a new block (SQLSTATE 53100)
 
 
 _PRIMARY_SQL = """
@@ -68,6 +76,30 @@ SYNCHRONOUS = ("sync", "quorum")  # pg_stat_replication.sync_state of a standby 
 # for a failover to lose no more than the site allows (first_aid.py; Patroni keeps the
 # same in its DCS as the leader's position).
 _WRITTEN: dict[tuple[str, int], int | None] = {}
+
+
+# A sort too big for 64 kB of memory writes about 280 kB to a temporary file under the
+# data directory (base/pgsql_tmp) and removes it; with the file system full it fails
+# with SQLSTATE 53100 (disk_full), as a table needing a new block does.
+DISK_PROBE_SQL = ("SELECT count(*) FROM (SELECT g FROM generate_series(1, 20000) g "
+                  "ORDER BY g DESC) AS spilled")
+DISK_PROBE_MEMORY = "SET work_mem = '64kB'"
+
+
+def disk_full(conn: Any) -> str:
+    """Why the node cannot write a new block to its data directory's file system (the
+    error's first line), or "" when it can — or when the probe failed otherwise (a
+    timeout is not a full disk; the next look asks again)."""
+    import psycopg
+
+    try:
+        conn.execute(DISK_PROBE_MEMORY)
+        conn.execute(DISK_PROBE_SQL)
+    except psycopg.errors.DiskFull as exc:
+        return first_line(str(exc), "disk full")
+    except psycopg.Error:
+        return ""
+    return ""
 
 
 def last_written(address: str, port: int) -> int | None:
@@ -112,6 +144,8 @@ def inspect(node: Node, p: DbPairParams, timeout: float) -> NodeState:
                 synchronous = any(r["sync_state"] in SYNCHRONOUS for r in state.replicas)
                 _WRITTEN[(node.address, node.port)] = None if synchronous else int(written)
                 state.sync_names = names or ""
+                if p.disk_probe:
+                    state.disk_full = disk_full(conn)
             return state
     except psycopg.Error as exc:
         return NodeState(node.name, up=False, error=first_line(str(exc), type(exc).__name__))
@@ -167,6 +201,13 @@ class DbPairProbe(Probe):
                     f"主库故障（{why}）且无可提升的备库：立即联系软硬件厂商（P4.3.2）")))
         else:
             primary = primaries[0]
+            metrics[f"disk_full:{primary.name}"] = bool(primary.disk_full)
+            if primary.disk_full:
+                findings.append((Status.CRITICAL, Say(
+                    f"primary {primary.name} cannot write: its disk is full "
+                    f"({primary.disk_full}) — payments fail; start the standby (P4.3.2)",
+                    f"主库 {primary.name} 无法写入：磁盘已满（{primary.disk_full}）——支付失败；"
+                    "启用备用数据库（P4.3.2）")))
             for s in down:
                 findings.append((Status.CRITICAL, Say(
                     f"standby {s.name} down: {s.error} — the pair has no hot standby (P4.3.2)",

@@ -6,9 +6,11 @@ here when (and only when) the old primary certainly takes no more writes:
 - its host answers and refuses connections on the database port (nothing listens: the
   postmaster is gone), or
 - it does not answer the monitoring server (dead, hung, powered off, or cut off while
-  clients elsewhere may still reach it) and its BMC, through the host's fence device
-  (`vigil_fence`, `fence.py`), powered it off and confirms OFF.
-The monitoring server is the witness: a primary that answers it is never failed over,
+  clients elsewhere may still reach it), or answers but cannot write because its disk is
+  full, and its BMC, through the host's fence device (`vigil_fence`, `fence.py`), powered
+  it off and confirms OFF.
+The monitoring server is the witness: a primary that answers it and can write is never
+failed over,
 and a standby that is not caught up is never promoted (nor its primary powered off): not
 with WAL received but not replayed, nor further behind the last position the dbpair check
 saw the primary write than `standby_activation_max_lag_bytes` (what the site accepts to
@@ -86,9 +88,13 @@ def _decide(primary: Host, standby: Host, run_vars: Mapping[str, Any], lag: Lag 
         return _promote(standby, user, f"{primary.name} refused connections on port "
                                        f"{primary.pg_port}", lag)
     # Not refused: it may be alive. The monitoring server is the witness; a primary that
-    # answers it is not failed over, whatever else is wrong (the standby, replication).
-    role = _role(primary.address, primary.pg_port, user) if seen == ACCEPTS else None
-    if role:
+    # answers it and can write is not failed over, whatever else is wrong (the standby,
+    # replication). One that cannot write for a full disk is failed, but it still answers
+    # clients and would take writes again once space is freed: it is fenced like the rest.
+    role, full = _role(primary.address, primary.pg_port, user) if seen == ACCEPTS else (None, "")
+    if full:
+        seen = f"cannot write, its disk is full ({full})"
+    elif role:
         return Aid(False, f"old primary {primary.name} answers as a {role}: no failover")
     if primary.fence is None:
         return Aid(False, f"old primary {primary.name} {seen} and has no fence device "
@@ -123,17 +129,20 @@ def takes_writes(host: Host, user: str = "postgres") -> bool:
         return False
 
 
-def _role(address: str, port: int, user: str) -> str | None:
-    """"primary" or "standby" if the node answers a query within 2 s, else None."""
+def _role(address: str, port: int, user: str) -> tuple[str | None, str]:
+    """"primary" or "standby" if the node answers a query within 2 s, else None; and for
+    a primary, why it cannot write a new block (its disk full), else ""."""
     import psycopg
 
     try:
         with psycopg.connect(_dsn(address, port), user=user, autocommit=True) as conn:
             conn.execute("SET statement_timeout = 2000")
             row = conn.execute("SELECT pg_is_in_recovery()").fetchone()
+            if row and row[0]:
+                return "standby", ""
+            return "primary", dbpair.disk_full(conn)
     except psycopg.Error:
-        return None
-    return "standby" if row and row[0] else "primary"
+        return None, ""
 
 
 _STATE_SQL = ("SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text, "

@@ -99,13 +99,14 @@ def test_every_kind_the_registry_names_loads_a_probe_of_that_kind() -> None:
     assert {probe_for(kind).kind for kind in known_kinds()} == set(known_kinds())
 
 
-def _pair(sync_names: str, replicas: list[dict[str, object]], standby_up: bool) -> Result:
+def _pair(sync_names: str, replicas: list[dict[str, object]], standby_up: bool,
+          disk_full: str = "") -> Result:
     from vigil.checks.dbpair import DbPairParams, DbPairProbe, NodeState
 
     params = DbPairParams(nodes=[{"name": "pg-a", "address": "192.0.2.1"},
                                  {"name": "pg-b", "address": "192.0.2.2"}])
     primary = NodeState("pg-a", up=True, in_recovery=False, replicas=replicas,
-                        sync_names=sync_names)
+                        sync_names=sync_names, disk_full=disk_full)
     standby = (NodeState("pg-b", up=True, in_recovery=True, streaming=True, replay_lsn="0/1")
                if standby_up else NodeState("pg-b", up=False, error="connection refused"))
     return DbPairProbe().evaluate(_spec(params, "dbpair"), params, [primary, standby])
@@ -123,3 +124,15 @@ def test_a_primary_whose_commits_wait_for_a_missing_synchronous_standby_says_so(
     # asynchronous replication: a lost standby is critical, but nothing waits
     lost = _pair("", [], standby_up=False)
     assert "wait" not in lost.message and "commits_wait" not in lost.metrics
+
+
+def test_a_primary_that_answers_but_cannot_write_for_a_full_disk_is_critical() -> None:
+    streaming = {"name": "pg-b", "client": "192.0.2.2", "state": "streaming", "lag_bytes": 0,
+                 "lag_seconds": 0.0, "sync_state": "async"}
+    full = _pair("", [streaming], standby_up=True, disk_full="could not write to file "
+                 '"base/pgsql_tmp/pgsql_tmp1.0": No space left on device')
+    assert full.status is Status.CRITICAL and full.metrics["disk_full:pg-a"] is True
+    assert "primary pg-a cannot write: its disk is full" in full.message
+    assert "No space left on device" in full.message and "磁盘已满" in full.message_zh
+    fine = _pair("", [streaming], standby_up=True)
+    assert fine.status is Status.OK and fine.metrics["disk_full:pg-a"] is False
