@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint lab-up lab-down molecule images wheelhouse clean bench-smoke
 
 # Scenarios that run in podman containers, and those that drive the running lab.
-SCENARIOS := vigil_server service_restart line_failover mq_sending backup_rotation queue_draining standby_activation
+SCENARIOS := vigil_server service_restart line_failover mq_sending backup_rotation queue_draining standby_activation sync_replication
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)

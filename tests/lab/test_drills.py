@@ -27,9 +27,9 @@ pytestmark = [pytest.mark.lab, pytest.mark.usefixtures("restore_lab")]
 PG = lab.lab_dir() / "pg"
 
 
-def psql(port: int, sql: str) -> subprocess.CompletedProcess[str]:
+def psql(port: int, sql: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-AtX",
-                           "-c", sql], capture_output=True, text=True, timeout=30)
+                           "-c", sql], capture_output=True, text=True, timeout=timeout)
 
 
 def playbook(*args: str) -> None:
@@ -177,6 +177,60 @@ def test_a_standby_further_behind_than_the_site_accepts_to_lose_is_not_promoted(
         "less WAL than Vigil last saw lab-db-primary write" in run.stdout, run.stdout[-3000:]
     assert psql(5434, "SELECT pg_is_in_recovery()").stdout.strip() == "t"
     # (restore_lab starts the primary again; the standby, pointed back, catches up)
+
+
+@pytest.fixture
+def synchronous_pair() -> Iterator[Path]:
+    """The lab's pair with synchronous replication (as the primary's own setting, by
+    ALTER SYSTEM); yields where the released setting is recorded."""
+    record = lab.lab_dir() / "failover" / "sync-released-lab-db-primary.json"
+    record.unlink(missing_ok=True)
+    psql(5433, "ALTER SYSTEM SET synchronous_standby_names = '*'")
+    psql(5433, "SELECT pg_reload_conf()")
+    wait_until("the standby synchronous", lambda: psql(
+        5433, "SELECT sync_state FROM pg_stat_replication").stdout.strip() == "sync")
+    yield record
+    psql(5433, "ALTER SYSTEM RESET synchronous_standby_names")
+    psql(5433, "SELECT pg_reload_conf()")
+    record.unlink(missing_ok=True)
+
+
+def _commits_within(seconds: float) -> bool:
+    """Whether a payment-like commit on the primary is acknowledged within `seconds` (a
+    commit waiting for a synchronous standby waits whatever statement_timeout says)."""
+    try:
+        run = psql(5433, "CREATE TABLE IF NOT EXISTS vigil_sync_drill (n int); "
+                         "INSERT INTO vigil_sync_drill VALUES (1)", timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    assert run.returncode == 0, run.stderr
+    return True
+
+
+def test_a_lost_synchronous_standby_stops_holding_commits_and_sync_comes_back_with_it(
+        watches: Callable[..., Watch], tmp_path: Path, synchronous_pair: Path) -> None:
+    pg = lab.component("pg")
+    pg.stop_node("standby")  # type: ignore[attr-defined]
+    assert not _commits_within(5)  # the fault: every commit waits for the lost standby
+    w = watches(tmp_path, limit="payment-db*")
+    w.start()
+    wait_until("synchronous replication released", lambda: (w.step("/IV/release-sync") or {})
+               .get("status") in ("succeeded", "failed"), timeout=120)
+    assert (w.step("/IV/release-sync") or {})["status"] == "succeeded"
+    assert _commits_within(5)
+    assert json.loads(synchronous_pair.read_text())["synchronous_standby_names"] == "*"
+    # the primary was never failed over: it answers the monitoring server and writes
+    assert psql(5433, "SELECT pg_is_in_recovery()").stdout.strip() == "f"
+
+    pg.start_node("standby")  # type: ignore[attr-defined]
+    wait_until("synchronous replication put back", lambda: (
+        w.step("/recovery/restore-sync") or {}).get("status") in ("succeeded", "failed"),
+        timeout=180)
+    assert (w.step("/recovery/restore-sync") or {})["status"] == "succeeded"
+    assert psql(5433, "SHOW synchronous_standby_names").stdout.strip() == "*"
+    assert psql(5433, "SELECT sync_state FROM pg_stat_replication").stdout.strip() == "sync"
+    assert not synchronous_pair.exists()
+    assert w.stop() == 0
 
 
 def _route(netns: str) -> str:

@@ -138,6 +138,9 @@ class PostgresPair(Component):
         """Promote the standby while the primary runs: two primaries (fault injection)."""
         self._psql(STANDBY_PORT, "SELECT pg_promote(wait => true)")
 
+    def start_node(self, node: str) -> None:
+        self._start(node, PRIMARY_PORT if node == "primary" else STANDBY_PORT)
+
     def stop_node(self, node: str) -> None:
         """Fast shutdown of one node by its postmaster PID (used by fault drills too)."""
         stop(self._pid(node), "postgres", sig=signal.SIGINT, timeout=60)
