@@ -85,6 +85,7 @@ def test_every_automatic_step_targets_the_hosts_it_is_about(county: Inventory) -
     standby = {n.name for n in pair.params.nodes} - {pair.host}
     # The standby is activated, the primary (the check's host) rebuilt later if asked.
     expected["db-failover.yml"] = [standby, {pair.host}]
+    expected["db-sync.yml"] = [standby | {pair.host}]  # acts on whichever is the primary
     seen = set()
     runbook = county.site_runbook
     for klass in FaultClass:
