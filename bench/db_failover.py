@@ -40,11 +40,11 @@ from pathlib import Path
 import psycopg
 import yaml
 
-from bench.failover_net import BMC_PORTS, HOSTS, PORT, SHAPES, Net, Pair, dsn, ns
+from bench.failover_net import BMC_PORTS, HOSTS, MONITOR, PORT, SHAPES, Net, Pair, dsn, ns
 from bench.truth import Truth, add_arguments
 from tests.conftest import ROOT
 from vigil.lab.pg import pg_bin
-from vigil.lab.procs import wait_for
+from vigil.lab.procs import run, wait_for
 from vigil.store import Store
 
 OBSERVE_S = 3.0  # after the new primary's first write: does the old one still take writes?
@@ -52,6 +52,7 @@ BMC_PASSWORD = "bmc-Secret-16"  # IPMI 1.5 passwords: at most 16 bytes
 REPMGR_DEFAULT = {"reconnect_attempts": 6, "reconnect_interval": 10,
                   "monitor_interval_secs": 2}
 REPMGR_TUNED = {"reconnect_attempts": 1, "reconnect_interval": 1, "monitor_interval_secs": 1}
+WITNESS_PORT = 5439  # repmgr's witness: a PostgreSQL of its own on the monitoring server
 
 Arm = Callable[[Pair], Callable[[], str | None]]  # returns disarm, which says Vigil's step
 
@@ -179,7 +180,7 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None) -> Arm:
             "hosts": {f"bench-{n}": {
                 "ansible_host": HOSTS[n], "ansible_connection": "local",
                 "vigil_pg_port": PORT, "vigil_pg_data": str(pair.data(n)),
-                "vigil_fence": {"ip": "127.0.0.1", "port": BMC_PORTS[n],
+                "vigil_fence": {"ip": MONITOR, "port": BMC_PORTS[n],
                                 "username": "admin", "password": "env:BENCH_BMC_PASSWORD"}}
                 for n in BMC_PORTS}}}}}))
         (inv / "group_vars/all/site.yml").write_text(yaml.safe_dump({
@@ -244,24 +245,45 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None) -> Arm:
 
 
 # repmgr ---------------------------------------------------------------------------------
-def arm_repmgr(settings: dict[str, int]) -> Arm:
-    def conf(pair: Pair, node: str, node_id: int) -> Path:
+def arm_repmgr(settings: dict[str, int], fenced: bool = False) -> Arm:
+    """repmgrd on both nodes, `failover=automatic`. `fenced`: as its documentation sets up
+    a two-node pair against a split brain — a witness server beside the primary (here on
+    the monitoring server), `primary_visibility_consensus`, and a promote_command that
+    fences the old primary first (its BMC powered off through fence_ipmilan, as Vigil
+    does) and promotes only when that succeeded."""
+    def conf(pair: Pair, node: str, node_id: int, host: str, port: int,
+             promote: str = "") -> Path:
         path = pair.root / f"repmgr-{node}.conf"
+        promote = promote or f"{pg_bin()}/repmgr standby promote -f {path} --log-to-file"
         lines = {
             "node_id": str(node_id), "node_name": f"'bench-{node}'",
-            "conninfo": f"'host={HOSTS[node]} port={PORT} user=repmgr dbname=repmgr "
+            "conninfo": f"'host={host} port={port} user=repmgr dbname=repmgr "
                         f"connect_timeout=2'",
             "data_directory": f"'{pair.data(node)}'", "pg_bindir": f"'{pg_bin()}'",
-            "failover": "'automatic'",
-            "promote_command": f"'{pg_bin()}/repmgr standby promote -f {path} --log-to-file'",
+            "failover": "'automatic'", "promote_command": f"'{promote}'",
             "follow_command": f"'{pg_bin()}/repmgr standby follow -f {path} --log-to-file "
                               f"--upstream-node-id=%n'",
             "log_file": f"'{pair.root}/repmgrd-{node}.log'", "monitoring_history": "no",
             "repmgrd_pid_file": f"'{pair.root}/repmgrd-{node}.pid'",
+            **({"primary_visibility_consensus": "true"} if fenced else {}),
             **{k: str(v) for k, v in settings.items()}}
         path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         shutil.chown(path, "postgres", "postgres")
         return path
+
+    def fence_then_promote(pair: Pair) -> str:
+        """b's promote_command: the old primary's power off (confirmed) before promoting."""
+        script = pair.root / "fence-then-promote.sh"
+        script.write_text(
+            "#!/bin/sh\n"
+            f"printf 'ip={MONITOR}\\nipport={BMC_PORTS['a']}\\nusername=admin\\n"
+            f"password={BMC_PASSWORD}\\nlanplus=0\\naction=off\\n' | "
+            f"/usr/sbin/fence_ipmilan >> {pair.root}/fence.log 2>&1 || exit 1\n"
+            f"exec {pg_bin()}/repmgr standby promote -f {pair.root}/repmgr-b.conf "
+            "--log-to-file\n")
+        script.chmod(0o700)
+        shutil.chown(script, "postgres", "postgres")
+        return str(script)
 
     def registered() -> bool:
         try:
@@ -272,18 +294,47 @@ def arm_repmgr(settings: dict[str, int]) -> Arm:
         except psycopg.Error:
             return False
 
+    def witness(pair: Pair) -> Path:
+        """A PostgreSQL of its own on the monitoring server, registered as repmgr's witness."""
+        data = pair.data("w")
+        run([str(pg_bin() / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--locale=C.UTF-8"], user="postgres")
+        sock = pair.root / "sock-w"
+        sock.mkdir(exist_ok=True)
+        shutil.chown(sock, "postgres", "postgres")
+        with (data / "postgresql.conf").open("a") as fh:
+            fh.write(f"\nlisten_addresses = '{MONITOR}'\nport = {WITNESS_PORT}\n"
+                     f"unix_socket_directories = '{sock}'\n"
+                     "shared_preload_libraries = 'repmgr'\n")
+        (data / "pg_hba.conf").write_text("local all all trust\n"
+                                          "host all all 10.79.0.0/24 trust\n")
+        run([str(pg_bin() / "pg_ctl"), "-D", str(data), "-l", str(pair.root / "w.log"), "-w",
+             "start"], user="postgres", timeout=90)
+        with psycopg.connect(f"host={MONITOR} port={WITNESS_PORT} user=postgres "
+                             "dbname=postgres", autocommit=True) as c:
+            c.execute("CREATE USER repmgr SUPERUSER")
+            c.execute("CREATE DATABASE repmgr OWNER repmgr")
+        cw = conf(pair, "w", 3, MONITOR, WITNESS_PORT)
+        run([str(pg_bin() / "repmgr"), "-f", str(cw), "witness", "register", "-h", HOSTS["a"],
+             "-p", str(PORT)], user="postgres", timeout=60)
+        return cw
+
     def arm(pair: Pair) -> Callable[[], str | None]:
         pair.build(preload="repmgr")
-        ca, cb = conf(pair, "a", 1), conf(pair, "b", 2)
+        ca = conf(pair, "a", 1, HOSTS["a"], PORT)
+        cb = conf(pair, "b", 2, HOSTS["b"], PORT, fence_then_promote(pair) if fenced else "")
         repmgr = str(pg_bin() / "repmgr")
         pair.in_ns("a", repmgr, "-f", str(ca), "primary", "register")
         wait_for(registered, "the standby replayed the registration", timeout=30)
         pair.in_ns("b", repmgr, "-f", str(cb), "standby", "register")
-        procs = [subprocess.Popen(["ip", "netns", "exec", ns(n), "runuser", "-u", "postgres",
-                                   "--", str(pg_bin() / "repmgrd"), "-f", str(c),
-                                   "--daemonize=false"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                 for n, c in (("a", ca), ("b", cb))]
+        daemons = [["ip", "netns", "exec", ns(n), "runuser", "-u", "postgres", "--",
+                    str(pg_bin() / "repmgrd"), "-f", str(c), "--daemonize=false"]
+                   for n, c in (("a", ca), ("b", cb))]
+        if fenced:
+            daemons.append(["runuser", "-u", "postgres", "--", str(pg_bin() / "repmgrd"),
+                            "-f", str(witness(pair)), "--daemonize=false"])
+        procs = [subprocess.Popen(d, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for d in daemons]
         log = pair.root / "repmgrd-b.log"
         wait_for(lambda: log.exists() and "monitoring connection to upstream node"
                  in log.read_text(), "repmgrd on the standby monitoring", timeout=30)
@@ -292,6 +343,9 @@ def arm_repmgr(settings: dict[str, int]) -> Arm:
             for p in procs:
                 p.kill()
                 p.wait(10)
+            if fenced:  # the witness is not in a node's namespace: stopped here
+                run([str(pg_bin() / "pg_ctl"), "-D", str(pair.data("w")), "-m", "immediate",
+                     "stop"], user="postgres", timeout=60)
             return None
 
         return disarm
@@ -307,7 +361,8 @@ def contenders(tmp: Path, keep: Path | None) -> list[Contender]:
             Contender("patroni-default", arm_patroni(tmp, tuned=False)),
             Contender("patroni-tuned", arm_patroni(tmp, tuned=True)),
             Contender("repmgr-default", arm_repmgr(REPMGR_DEFAULT)),
-            Contender("repmgr-tuned", arm_repmgr(REPMGR_TUNED))]
+            Contender("repmgr-tuned", arm_repmgr(REPMGR_TUNED)),
+            Contender("repmgr-fenced", arm_repmgr(REPMGR_TUNED, fenced=True))]
 
 
 def judge(truth: Truth, c: Contender, t: Trial) -> None:
@@ -381,7 +436,7 @@ def main() -> None:
                             finally:
                                 if args.keep:  # its logs, to look into a run
                                     shutil.copytree(pair.root, args.keep / pair.root.name,
-                                                    ignore=shutil.ignore_patterns("a", "b",
+                                                    ignore=shutil.ignore_patterns("a", "b", "w",
                                                                                   "etcd-*",
                                                                                   "sock-*"),
                                                     dirs_exist_ok=True)

@@ -5,7 +5,9 @@ connection — clients, replication, the monitoring server, the fence path.
     monitoring server (root ns) 10.79.0.254 ── bridge vbf-br0 ──┬── vbf-a 10.79.0.1 primary
                                                                  ├── vbf-b 10.79.0.2 standby
                                                                  └── vbf-c 10.79.0.3 clients
-    BMCs on 127.0.0.1:6231 (vbf-a) and :6232 (vbf-b): a separate management network
+    BMCs on 10.79.0.254:6231 (vbf-a) and :6232 (vbf-b), outside the nodes' namespaces:
+    reachable from the monitoring server and from the other node (where a peer fences
+    from), and untouched by a node's crash or cut
 
 The shapes of failure (`SHAPES`): kill (PostgreSQL SIGKILLed, the host lives), host
 (every process of the host killed and its link down: a crash or power loss), cut (the
@@ -110,7 +112,8 @@ class Pair:
             sh("mount", "-t", "tmpfs", "-o", f"size={DISK_MB}m,mode=0700", "tmpfs",
                str(self.data("a")))
             shutil.chown(self.data("a"), "postgres", "postgres")
-        self.bmcs = {n: Bmc(root / f"bmc-{n}", ns(n), link(n), BMC_PORTS[n], bmc_password)
+        self.bmcs = {n: Bmc(root / f"bmc-{n}", ns(n), link(n), BMC_PORTS[n], bmc_password,
+                            address=MONITOR)
                      for n in BMC_PORTS}
 
     def data(self, node: str) -> Path:

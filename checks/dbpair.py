@@ -98,7 +98,7 @@ def disk_full(conn: Any) -> str:
     except psycopg.errors.DiskFull as exc:
         return first_line(str(exc), "disk full")
     except psycopg.Error:
-        return ""
+        pass  # a timeout or a lost connection says nothing about the disk
     return ""
 
 

@@ -10,13 +10,12 @@ here when (and only when) the old primary certainly takes no more writes:
   full, and its BMC, through the host's fence device (`vigil_fence`, `fence.py`), powered
   it off and confirms OFF.
 The monitoring server is the witness: a primary that answers it and can write is never
-failed over,
-and a standby that is not caught up is never promoted (nor its primary powered off): not
-with WAL received but not replayed, nor further behind the last position the dbpair check
-saw the primary write than `standby_activation_max_lag_bytes` (what the site accepts to
-lose with asynchronous replication; that position is handed to the playbook too).
-Anything else is left to the playbook, which fences over SSH or by hand before
-promoting. The playbook always runs afterwards and finishes the job: it fences the old
+failed over, and a standby that is not caught up is never promoted (nor its primary
+powered off): not with WAL received but not replayed, nor further behind the last
+position the dbpair check saw the primary write than `standby_activation_max_lag_bytes`
+(what the site accepts to lose with asynchronous replication; that position is handed
+to the playbook too). Anything else is left to the playbook, which fences over SSH or by
+hand before promoting. The playbook always runs afterwards and finishes the job: it fences the old
 primary's data directory, records it for the rebuild, repoints clients and verifies a
 write.
 """

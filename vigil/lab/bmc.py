@@ -28,8 +28,10 @@ mc_enable 0x20
 
 
 class Bmc:
-    def __init__(self, folder: Path, netns: str, link: str, port: int, password: str) -> None:
+    def __init__(self, folder: Path, netns: str, link: str, port: int, password: str,
+                 address: str = "127.0.0.1") -> None:
         self.dir, self.netns, self.link, self.port = folder, netns, link, port
+        self.address = address  # where it listens (ipmi_sim takes one address)
         self.password = password
         self.pid_file = folder / "ipmi_sim.pid"
         self.power_file = folder / "power"  # what the chassis says: 1 on, 0 off
@@ -62,7 +64,7 @@ esac
         lan.write_text(f"""name "{self.netns}"
 set_working_mc 0x20
   startlan 1
-    addr 127.0.0.1 {self.port}
+    addr {self.address} {self.port}
     priv_limit admin
     allowed_auths_callback none md2 md5 straight
     allowed_auths_user none md2 md5 straight
@@ -84,7 +86,7 @@ set_working_mc 0x20
         if not alive(read_pid(self.pid_file)):
             log = (self.dir / "ipmi_sim.log").read_text(errors="replace")[-500:]
             raise LabError(f"ipmi_sim for {self.netns} exited: {log}")
-        proc = subprocess.run(["ipmitool", "-I", "lan", "-H", "127.0.0.1", "-p", str(self.port),
+        proc = subprocess.run(["ipmitool", "-I", "lan", "-H", self.address, "-p", str(self.port),
                                "-U", USER, "-P", self.password, "chassis", "power", "status"],
                               capture_output=True, text=True, timeout=10)
         return proc.returncode == 0
