@@ -248,9 +248,12 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None) -> Arm:
 def arm_repmgr(settings: dict[str, int], fenced: bool = False) -> Arm:
     """repmgrd on both nodes, `failover=automatic`. `fenced`: as its documentation sets up
     a two-node pair against a split brain — a witness server beside the primary (here on
-    the monitoring server), `primary_visibility_consensus`, and a promote_command that
-    fences the old primary first (its BMC powered off through fence_ipmilan, as Vigil
-    does) and promotes only when that succeeded."""
+    the monitoring server: a standby that sees neither does not promote), and a
+    promote_command that fences the old primary first (its BMC powered off through
+    fence_ipmilan, as Vigil does) and promotes only when that succeeded. Not
+    `primary_visibility_consensus` (for several standbys across sites): with it, a kill
+    within a second of the witness's last look cancelled the election, and repmgrd did
+    not try again in 120 s."""
     def conf(pair: Pair, node: str, node_id: int, host: str, port: int,
              promote: str = "") -> Path:
         path = pair.root / f"repmgr-{node}.conf"
@@ -265,7 +268,6 @@ def arm_repmgr(settings: dict[str, int], fenced: bool = False) -> Arm:
                               f"--upstream-node-id=%n'",
             "log_file": f"'{pair.root}/repmgrd-{node}.log'", "monitoring_history": "no",
             "repmgrd_pid_file": f"'{pair.root}/repmgrd-{node}.pid'",
-            **({"primary_visibility_consensus": "true"} if fenced else {}),
             **{k: str(v) for k, v in settings.items()}}
         path.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
         shutil.chown(path, "postgres", "postgres")
