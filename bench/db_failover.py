@@ -43,6 +43,7 @@ import yaml
 from bench.failover_net import BMC_PORTS, HOSTS, MONITOR, PORT, SHAPES, Net, Pair, dsn, ns
 from bench.truth import Truth, add_arguments
 from tests.conftest import ROOT
+from vigil.lab.bmc import USER as BMC_USER
 from vigil.lab.pg import pg_bin
 from vigil.lab.procs import run, wait_for
 from vigil.store import Store
@@ -181,7 +182,7 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None) -> Arm:
                 "ansible_host": HOSTS[n], "ansible_connection": "local",
                 "vigil_pg_port": PORT, "vigil_pg_data": str(pair.data(n)),
                 "vigil_fence": {"ip": MONITOR, "port": BMC_PORTS[n],
-                                "username": "admin", "password": "env:BENCH_BMC_PASSWORD"}}
+                                "username": BMC_USER, "password": "env:BENCH_BMC_PASSWORD"}}
                 for n in BMC_PORTS}}}}}))
         (inv / "group_vars/all/site.yml").write_text(yaml.safe_dump({
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
@@ -278,7 +279,7 @@ def arm_repmgr(settings: dict[str, int], fenced: bool = False) -> Arm:
         script = pair.root / "fence-then-promote.sh"
         script.write_text(
             "#!/bin/sh\n"
-            f"printf 'ip={MONITOR}\\nipport={BMC_PORTS['a']}\\nusername=admin\\n"
+            f"printf 'ip={MONITOR}\\nipport={BMC_PORTS['a']}\\nusername={BMC_USER}\\n"
             f"password={BMC_PASSWORD}\\nlanplus=0\\naction=off\\n' | "
             f"/usr/sbin/fence_ipmilan >> {pair.root}/fence.log 2>&1 || exit 1\n"
             f"exec {pg_bin()}/repmgr standby promote -f {pair.root}/repmgr-b.conf "
@@ -298,20 +299,9 @@ def arm_repmgr(settings: dict[str, int], fenced: bool = False) -> Arm:
 
     def witness(pair: Pair) -> Path:
         """A PostgreSQL of its own on the monitoring server, registered as repmgr's witness."""
-        data = pair.data("w")
-        run([str(pg_bin() / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--locale=C.UTF-8"], user="postgres")
-        sock = pair.root / "sock-w"
-        sock.mkdir(exist_ok=True)
-        shutil.chown(sock, "postgres", "postgres")
-        with (data / "postgresql.conf").open("a") as fh:
-            fh.write(f"\nlisten_addresses = '{MONITOR}'\nport = {WITNESS_PORT}\n"
-                     f"unix_socket_directories = '{sock}'\n"
-                     "shared_preload_libraries = 'repmgr'\n")
-        (data / "pg_hba.conf").write_text("local all all trust\n"
-                                          "host all all 10.79.0.0/24 trust\n")
-        run([str(pg_bin() / "pg_ctl"), "-D", str(data), "-l", str(pair.root / "w.log"), "-w",
-             "start"], user="postgres", timeout=90)
+        pair.initdb("w", "repmgr", MONITOR, WITNESS_PORT)
+        run([str(pg_bin() / "pg_ctl"), "-D", str(pair.data("w")), "-l", str(pair.root / "w.log"),
+             "-w", "start"], user="postgres", timeout=90)  # not in a node's namespace
         with psycopg.connect(f"host={MONITOR} port={WITNESS_PORT} user=postgres "
                              "dbname=postgres", autocommit=True) as c:
             c.execute("CREATE USER repmgr SUPERUSER")

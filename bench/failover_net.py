@@ -123,14 +123,19 @@ class Pair:
         run(["ip", "netns", "exec", ns(node), "runuser", "-u", "postgres", "--", *cmd],
             timeout=timeout)
 
+    def initdb(self, node: str, preload: str = "", address: str = "", port: int = PORT) -> None:
+        """A new cluster in `node`'s folder, listening on its host (or `address`:`port`)."""
+        data = self.data(node)
+        run([str(pg_bin() / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+             "-E", "UTF8", "--locale=C.UTF-8"], user="postgres")
+        self._conf(node, preload, address or HOSTS[node], port)
+        (data / "pg_hba.conf").write_text("local all all trust\n"
+                                          "host all all 10.79.0.0/24 trust\n"
+                                          "host replication all 10.79.0.0/24 trust\n")
+
     def build(self, preload: str = "") -> None:
         """initdb on a, a base backup on b, streaming (synchronous if `sync`)."""
-        a = self.data("a")
-        run([str(pg_bin() / "initdb"), "-D", str(a), "-U", "postgres", "--auth=trust",
-             "-E", "UTF8", "--locale=C.UTF-8"], user="postgres")
-        self._conf("a", preload)
-        (a / "pg_hba.conf").write_text("local all all trust\nhost all all 10.79.0.0/24 trust\n"
-                                       "host replication all 10.79.0.0/24 trust\n")
+        self.initdb("a", preload)
         self.start("a")
         with psycopg.connect(dsn("a", timeout=5), autocommit=True) as conn:
             conn.execute("CREATE USER repmgr SUPERUSER")
@@ -151,13 +156,13 @@ class Pair:
         for bmc in self.bmcs.values():
             bmc.start()
 
-    def _conf(self, node: str, preload: str) -> None:
+    def _conf(self, node: str, preload: str, address: str = "", port: int = PORT) -> None:
         sock = self.root / f"sock-{node}"  # not in the data: a base backup would copy it
         sock.mkdir(exist_ok=True)
         shutil.chown(sock, "postgres", "postgres")
         with (self.data(node) / "postgresql.conf").open("a") as fh:
             fh.write("\n".join([
-                "", f"listen_addresses = '{HOSTS[node]}'", f"port = {PORT}",
+                "", f"listen_addresses = '{address or HOSTS[node]}'", f"port = {port}",
                 f"unix_socket_directories = '{sock}'", "wal_level = replica",
                 "max_wal_senders = 10", "max_replication_slots = 10", "hot_standby = on",
                 "wal_log_hints = on", "wal_keep_size = 64MB",
