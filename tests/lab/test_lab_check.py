@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -59,7 +60,7 @@ def test_stopping_the_standby_turns_its_check_critical_and_is_recorded(
     transitions = [(e["data"]["previous"], e["data"]["status"]) for e in events
                    if e["data"]["check"] == "payment-db.standby-port"]
     assert transitions[0][0] is None and transitions[-1] == ("ok", "critical")
-    assert all(a[1] == b[0] for a, b in zip(transitions, transitions[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(transitions))
     assert vigil("events", "verify").code == 0
 
 
