@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint lab-up lab-down molecule images wheelhouse clean bench-smoke
 
 # Scenarios that run in podman containers, and those that drive the running lab.
-SCENARIOS := vigil_server service_restart line_failover mq_sending backup_rotation queue_draining standby_activation sync_replication
+SCENARIOS := vigil_server service_restart line_failover mq_sending backup_rotation queue_draining standby_activation sync_replication db_self_fence
 
 $(BIN)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,6 +29,7 @@ lint: $(BIN)/.installed
 	ln -s $(CURDIR)/vigil/* $(TYPECHECK)/vigil/
 	for d in checks alerting remediations; do ln -s $(CURDIR)/$$d $(TYPECHECK)/vigil/$$d; done
 	cd $(TYPECHECK) && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p vigil
+	$(BIN)/mypy --strict roles/db_self_fence/files/vigil_self_fence.py  # deployed alone, stdlib only
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/ansible-lint -q --profile production roles/ playbooks/ molecule/
 
 lab-up: $(BIN)/.installed

@@ -24,6 +24,7 @@ Peers are reported as they behave, not judged.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -46,6 +47,7 @@ from tests.conftest import ROOT
 from vigil.lab.bmc import USER as BMC_USER
 from vigil.lab.pg import pg_bin
 from vigil.lab.procs import run, wait_for
+from vigil.model import SelfFence
 from vigil.store import Store
 
 OBSERVE_S = 3.0  # after the new primary's first write: does the old one still take writes?
@@ -53,6 +55,7 @@ BMC_PASSWORD = "bmc-Secret-16"  # IPMI 1.5 passwords: at most 16 bytes
 REPMGR_DEFAULT = {"reconnect_attempts": 6, "reconnect_interval": 10,
                   "monitor_interval_secs": 2}
 REPMGR_TUNED = {"reconnect_attempts": 1, "reconnect_interval": 1, "monitor_interval_secs": 1}
+SELF_FENCE = ROOT / "roles/db_self_fence/files/vigil_self_fence.py"
 WITNESS_PORT = 5439  # repmgr's witness: a PostgreSQL of its own on the monitoring server
 
 Arm = Callable[[Pair], Callable[[], str | None]]  # returns disarm, which says Vigil's step
@@ -168,11 +171,37 @@ def until(predicate: Callable[[], bool], timeout: float) -> bool:
 
 
 # Vigil ----------------------------------------------------------------------------------
-def arm_vigil(tmp: Path, tuned: bool, keep: Path | None) -> Arm:
+def self_fences(pair: Pair) -> list[subprocess.Popen[bytes]]:
+    """`roles/db_self_fence`'s program on both nodes, as the role configures it at its
+    defaults: each listens for the other node and the monitoring server."""
+    procs = []
+    for node, other in (("a", "b"), ("b", "a")):
+        config = pair.root / f"self-fence-{node}.json"
+        config.write_text(json.dumps({
+            "peers": [{"name": f"bench-{other}", "address": HOSTS[other], "port": PORT},
+                      {"name": "monitoring server", "address": MONITOR, "port": 22}],
+            "limit_s": SelfFence().limit_s, "data_dir": str(pair.data(node)),
+            "fence_command": [str(pg_bin() / "pg_ctl"), "stop", "-m", "immediate", "-D",
+                              str(pair.data(node))],
+            "record": str(pair.root / f"self-fence-{node}" / "fenced.json")}))
+        procs.append(subprocess.Popen(
+            ["ip", "netns", "exec", ns(node), "runuser", "-u", "postgres", "--",
+             sys.executable, str(SELF_FENCE), "--config", str(config)],
+            stdout=(pair.root / f"self-fence-{node}.log").open("wb"),
+            stderr=subprocess.STDOUT))
+    for node in ("a", "b"):
+        log = pair.root / f"self-fence-{node}.log"
+        wait_for(lambda log=log: '"started"' in log.read_text(),  # type: ignore[misc]
+                 f"the self-fence on {node} started", timeout=30)
+    return procs
+
+
+def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = False) -> Arm:
     runs = iter(range(1, 10**6))
 
     def arm(pair: Pair) -> Callable[[], str | None]:
         pair.build()
+        fences = self_fences(pair) if self_fence else []
         inv = tmp / "inv"
         shutil.rmtree(inv, ignore_errors=True)
         (inv / "group_vars/all").mkdir(parents=True)
@@ -237,6 +266,9 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None) -> Arm:
             status = step()
             proc.terminate()
             proc.wait(30)
+            for f in fences:
+                f.terminate()
+                f.wait(10)
             log.close()
             return status
 
@@ -350,6 +382,8 @@ def contenders(tmp: Path, keep: Path | None) -> list[Contender]:
 
     return [Contender("vigil", arm_vigil(tmp, False, keep), judged=True),
             Contender("vigil-tuned", arm_vigil(tmp, True, keep), judged=True),
+            Contender("vigil-self-fence", arm_vigil(tmp, False, keep, self_fence=True),
+                      judged=True),
             Contender("patroni-default", arm_patroni(tmp, tuned=False)),
             Contender("patroni-tuned", arm_patroni(tmp, tuned=True)),
             Contender("repmgr-default", arm_repmgr(REPMGR_DEFAULT)),

@@ -243,7 +243,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
         raw = _pick(all_vars, ("ansible_host", "ansible_connection", "ansible_port",
                                "ansible_user", "ansible_ssh_private_key_file",
                                "ansible_password", "vigil_known_hosts", "vigil_party",
-                               "vigil_systems", "vigil_pg_port", "vigil_fence"))
+                               "vigil_systems", "vigil_pg_port", "vigil_fence",
+                               "vigil_self_fence"))
         where = f"host {name!r}"
         hv = _validate(HostVars, _templated(loader, all_vars, raw), raw, root, where=where)
         if hv.vigil_party and hv.vigil_party not in parties:

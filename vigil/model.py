@@ -319,6 +319,16 @@ class FenceDevice(Strict):
     timeout_s: float = Field(30, gt=0, le=300)
 
 
+class SelfFence(Strict):
+    """The self-fence deployed on a database host (`roles/db_self_fence`, which reads the
+    limit here): the host's primary stops taking writes once it has heard neither its
+    standby nor the monitoring server for `limit_s`. Checked with the inventory, so a
+    wrong limit is refused before the role runs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    limit_s: float = Field(4, ge=2, le=300)
+
+
 class HostVars(BaseModel):
     """Variables of one host (the ansible_* ones as Ansible itself reads them)."""
 
@@ -334,6 +344,7 @@ class HostVars(BaseModel):
     vigil_systems: list[SystemIn] = []
     vigil_pg_port: int | None = Field(None, ge=1, le=65535)  # a PostgreSQL node's port
     vigil_fence: FenceDevice | None = None
+    vigil_self_fence: SelfFence | None = None
 
 
 class Host(Strict):

@@ -1,0 +1,155 @@
+"""The database host's self-fence (`roles/db_self_fence/files/vigil_self_fence.py`): its
+decision, and the program itself against local stand-ins — a peer that refuses (it
+answers), a peer that is silent (a listener whose backlog is full drops new connections),
+and a "postmaster" process the fence command stops."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from tests.conftest import ROOT
+
+PROGRAM = ROOT / "roles/db_self_fence/files/vigil_self_fence.py"
+
+
+def _module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("vigil_self_fence", PROGRAM)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+sf = _module()
+
+
+def test_fences_only_after_no_peer_answered_for_the_whole_limit() -> None:
+    isolation = sf.Isolation(limit_s=4)
+    assert not isolation.look(0.0, any_answered=False)
+    assert not isolation.look(3.9, any_answered=False)
+    assert not isolation.look(4.0, any_answered=True)  # one answer starts the count anew
+    assert not isolation.look(5.0, any_answered=False)
+    assert not isolation.look(8.9, any_answered=False)
+    assert isolation.look(9.0, any_answered=False)
+
+
+def test_a_limit_a_single_silent_look_could_reach_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"peers": [{"name": "s", "address": "127.0.0.1", "port": 1}],
+                                  "limit_s": 1, "interval_s": 0.5, "timeout_s": 1,
+                                  "data_dir": str(tmp_path), "fence_command": ["true"],
+                                  "record": str(tmp_path / "r.json")}))
+    run = subprocess.run([sys.executable, str(PROGRAM), "--config", str(config)],
+                         capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2
+    assert "limit_s 1.0 must exceed" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.fixture
+def silent_peer() -> Iterator[int]:
+    """A port on loopback that never answers: its listener's backlog is full, so the
+    kernel drops each new connection's SYN, as a cut link would."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):  # more than the backlog holds; the surplus waits for ever
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        fillers.append(s)
+    time.sleep(0.2)  # let the handshakes the backlog takes complete
+    assert not sf.answers(sf.Peer("x", "127.0.0.1", port), 0.5), "the peer answered"
+    yield port
+    for s in fillers:
+        s.close()
+    listener.close()
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def _start(tmp_path: Path, peers: list[int], standby: bool = False
+           ) -> tuple[subprocess.Popen[str], subprocess.Popen[str], Path]:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "PG_VERSION").write_text("15\n")
+    if standby:
+        (data / "standby.signal").touch()
+    postmaster = subprocess.Popen(["sleep", "120"], text=True)
+    (data / "postmaster.pid").write_text(f"{postmaster.pid}\n{data}\n")
+    record = tmp_path / "record" / "fenced.json"
+    config = tmp_path / "self-fence.json"
+    config.write_text(json.dumps({
+        "peers": [{"name": f"peer-{p}", "address": "127.0.0.1", "port": p} for p in peers],
+        "limit_s": 2, "interval_s": 0.25, "timeout_s": 0.5, "data_dir": str(data),
+        "fence_command": ["kill", str(postmaster.pid)], "record": str(record)}))
+    fence = subprocess.Popen([sys.executable, str(PROGRAM), "--config", str(config)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return fence, postmaster, record
+
+
+def _stop(fence: subprocess.Popen[str]) -> str:
+    fence.terminate()
+    out, _ = fence.communicate(timeout=10)
+    assert fence.returncode == 0, out
+    return out
+
+
+def test_a_primary_that_hears_no_peer_stops_and_records_why(tmp_path: Path,
+                                                            silent_peer: int) -> None:
+    fence, postmaster, record = _start(tmp_path, [silent_peer, silent_peer])
+    try:
+        postmaster.wait(timeout=20)  # stopped by the fence command
+        deadline = time.monotonic() + 10
+        while not record.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        said = json.loads(record.read_text())
+        assert said["stopped"] is True and said["exit"] == 0
+        assert "no answer from" in said["why"] and "P4.3.2" in said["why"]
+    finally:
+        postmaster.kill()
+        out = _stop(fence)
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert events[:3] == ["started", "peers silent", "fencing"] and "fenced" in events
+
+
+def test_one_peer_answering_even_by_refusing_keeps_the_primary(tmp_path: Path,
+                                                               silent_peer: int) -> None:
+    fence, postmaster, record = _start(tmp_path, [silent_peer, _closed_port()])
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            postmaster.wait(timeout=5)  # 2.5 times the limit
+        assert not record.exists()
+    finally:
+        postmaster.kill()
+        _stop(fence)
+
+
+def test_a_standby_cut_off_is_left_running(tmp_path: Path, silent_peer: int) -> None:
+    fence, postmaster, record = _start(tmp_path, [silent_peer], standby=True)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            postmaster.wait(timeout=5)
+        assert not record.exists()
+    finally:
+        postmaster.kill()
+        out = _stop(fence)
+    assert "peers silent" in out and "fencing" not in out
