@@ -24,6 +24,7 @@ Peers are reported as they behave, not judged.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -56,8 +57,12 @@ REPMGR_DEFAULT = {"reconnect_attempts": 6, "reconnect_interval": 10,
                   "monitor_interval_secs": 2}
 REPMGR_TUNED = {"reconnect_attempts": 1, "reconnect_interval": 1, "monitor_interval_secs": 1}
 SELF_FENCE = ROOT / "roles/db_self_fence/files/vigil_self_fence.py"
+# beyond its limit: a round of looks (0.5 s, its silent looks' timeout), the immediate
+# stop, the scheduler of a busy machine
+SELF_FENCE_SLACK_S = 1.5
 WITNESS_PORT = 5439  # repmgr's witness: a PostgreSQL of its own on the monitoring server
 
+STORES = itertools.count(1)  # Vigil's event stores, numbered across its contenders
 Arm = Callable[[Pair], Callable[[], str | None]]  # returns disarm, which says Vigil's step
 
 
@@ -71,6 +76,7 @@ class Trial:
     before: int  # commits acknowledged before the fault
     step: str | None = None  # Vigil: its step's recorded status
     wrote_on: str | None = None  # the node that took the first write again
+    old_took_for: float = 0.0  # seconds after the fault the old primary still acknowledged
 
 
 @dataclass
@@ -78,6 +84,10 @@ class Contender:
     name: str
     arm: Arm
     judged: bool = False  # Vigil: its results are checked against the ground truth
+    # the self-fence's promise: a cut-off primary takes no write later than this
+    writes_until: float | None = None
+    # shapes it must fail over; in the others it must hand the step to people (failed)
+    fails_over: frozenset[str] = frozenset(SHAPES)
     trials: list[Trial] = field(default_factory=list)
 
 
@@ -158,7 +168,8 @@ def trial(pair: Pair, contender: Contender, shape: str, timeout: float) -> Trial
         lost = sum(1 for n, _ in acked if n not in present)
     return Trial(shape, pair.sync, seconds, lost, divergent, before, step,
                  "b" if t_b is not None and (t_a is None or t_b <= t_a) else
-                 "a" if t_a is not None else None)
+                 "a" if t_a is not None else None,
+                 max((at - t0 for _, at in acked if at > t0), default=0.0))
 
 
 def until(predicate: Callable[[], bool], timeout: float) -> bool:
@@ -175,6 +186,8 @@ def self_fences(pair: Pair) -> list[subprocess.Popen[bytes]]:
     """`roles/db_self_fence`'s program on both nodes, as the role configures it at its
     defaults: each listens for the other node and the monitoring server."""
     procs = []
+    program = pair.root / SELF_FENCE.name  # where postgres may read it, as the role installs it
+    shutil.copy(SELF_FENCE, program)
     for node, other in (("a", "b"), ("b", "a")):
         config = pair.root / f"self-fence-{node}.json"
         config.write_text(json.dumps({
@@ -183,10 +196,11 @@ def self_fences(pair: Pair) -> list[subprocess.Popen[bytes]]:
             "limit_s": SelfFence().limit_s, "data_dir": str(pair.data(node)),
             "fence_command": [str(pg_bin() / "pg_ctl"), "stop", "-m", "immediate", "-D",
                               str(pair.data(node))],
-            "record": str(pair.root / f"self-fence-{node}" / "fenced.json")}))
+            "record": str(pair.root / f"self-fence-{node}" / "fenced.json"),
+            "listen": {"address": HOSTS[node], "port": SelfFence().port}}))
         procs.append(subprocess.Popen(
             ["ip", "netns", "exec", ns(node), "runuser", "-u", "postgres", "--",
-             sys.executable, str(SELF_FENCE), "--config", str(config)],
+             "/usr/bin/python3", str(program), "--config", str(config)],
             stdout=(pair.root / f"self-fence-{node}.log").open("wb"),
             stderr=subprocess.STDOUT))
     for node in ("a", "b"):
@@ -196,8 +210,8 @@ def self_fences(pair: Pair) -> list[subprocess.Popen[bytes]]:
     return procs
 
 
-def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = False) -> Arm:
-    runs = iter(range(1, 10**6))
+def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = False,
+              bmc: bool = True) -> Arm:
 
     def arm(pair: Pair) -> Callable[[], str | None]:
         pair.build()
@@ -210,8 +224,9 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = Fals
             "hosts": {f"bench-{n}": {
                 "ansible_host": HOSTS[n], "ansible_connection": "local",
                 "vigil_pg_port": PORT, "vigil_pg_data": str(pair.data(n)),
-                "vigil_fence": {"ip": MONITOR, "port": BMC_PORTS[n],
-                                "username": BMC_USER, "password": "env:BENCH_BMC_PASSWORD"}}
+                **({"vigil_fence": {"ip": MONITOR, "port": BMC_PORTS[n], "username": BMC_USER,
+                                    "password": "env:BENCH_BMC_PASSWORD"}} if bmc else {}),
+                **({"vigil_self_fence": {}} if self_fence else {})}  # at its defaults
                 for n in BMC_PORTS}}}}}))
         (inv / "group_vars/all/site.yml").write_text(yaml.safe_dump({
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
@@ -236,7 +251,8 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = Fals
             "vigil_party": "finance", "vigil_systems": [{
                 "id": "bench-db", "name": {"zh": "数据库", "en": "database"},
                 "fault_class": "database", "checks": [check]}]}))
-        store_path = (keep or tmp) / f"vigil-{next(runs)}.db"  # one a run: --keep keeps them
+        # one a run, whichever Vigil contender (--keep keeps them)
+        store_path = (keep or tmp) / f"vigil-{next(STORES)}.db"
         store_path.unlink(missing_ok=True)
         env = {**os.environ, "VIGIL_STORE": str(store_path), "BENCH_BMC_PASSWORD": BMC_PASSWORD,
                "VIGIL_SPOOL_DIR": str(tmp / "spool")}
@@ -246,7 +262,9 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = Fals
 
         def watching() -> bool:
             if proc.poll() is not None:
-                raise RuntimeError(f"vigil watch exited {proc.returncode}: see {tmp}/watch.log")
+                said = (tmp / "watch.log").read_text(errors="replace").strip().splitlines()
+                raise RuntimeError(f"vigil watch exited {proc.returncode}: "
+                                   f"{said[-1] if said else 'nothing said'}")
             if not store_path.exists():
                 return False
             seen = Store(str(store_path)).states("check:")
@@ -383,7 +401,12 @@ def contenders(tmp: Path, keep: Path | None) -> list[Contender]:
     return [Contender("vigil", arm_vigil(tmp, False, keep), judged=True),
             Contender("vigil-tuned", arm_vigil(tmp, True, keep), judged=True),
             Contender("vigil-self-fence", arm_vigil(tmp, False, keep, self_fence=True),
-                      judged=True),
+                      judged=True, writes_until=SelfFence().limit_s + SELF_FENCE_SLACK_S),
+            # no BMC: a hung primary hears its peers, so nothing stops it; left to people
+            Contender("vigil-self-fence-only",
+                      arm_vigil(tmp, False, keep, self_fence=True, bmc=False), judged=True,
+                      writes_until=SelfFence().limit_s + SELF_FENCE_SLACK_S,
+                      fails_over=frozenset(SHAPES) - {"hang"}),
             Contender("patroni-default", arm_patroni(tmp, tuned=False)),
             Contender("patroni-tuned", arm_patroni(tmp, tuned=True)),
             Contender("repmgr-default", arm_repmgr(REPMGR_DEFAULT)),
@@ -397,17 +420,22 @@ def judge(truth: Truth, c: Contender, t: Trial) -> None:
                  t.before > 0)
     if not c.judged:
         return
-    truth.expect(f"{what}: promoted", True, t.seconds is not None)
+    fails_over = t.shape in c.fails_over
+    truth.expect(f"{what}: promoted", fails_over, t.wrote_on == "b")
     truth.expect(f"{what}: divergent writes", 0, t.divergent)
     if t.sync:
         truth.expect(f"{what}: committed transactions lost", 0, t.lost)
-    truth.expect(f"{what}: its step as Vigil recorded it", "succeeded", t.step)
+    if c.writes_until is not None and t.shape == "cut":
+        truth.expect(f"{what}: the old primary's last write within {c.writes_until:g} s of "
+                     "the cut (its self-fence)", True, t.old_took_for <= c.writes_until)
+    truth.expect(f"{what}: its step as Vigil recorded it",
+                 "succeeded" if fails_over else "failed", t.step)
 
 
 def table(cs: list[Contender]) -> None:
     print("\n| contender | shape | replication | runs | promoted | median s | worst s | "
-          "committed lost | divergent writes (runs) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "committed lost | divergent writes (runs) | old primary wrote for, worst s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for c in cs:
         groups: dict[tuple[str, bool], list[Trial]] = {}
         for t in c.trials:
@@ -419,7 +447,8 @@ def table(cs: list[Contender]) -> None:
             split = sum(1 for t in ts if t.divergent)
             print(f"| {c.name} | {shape} | {'sync' if sync else 'async'} | {len(ts)} | "
                   f"{len(secs)} | {median} | {worst} | {sum(t.lost for t in ts)} | "
-                  f"{sum(t.divergent for t in ts)} ({split}) |")
+                  f"{sum(t.divergent for t in ts)} ({split}) | "
+                  f"{max(t.old_took_for for t in ts):.2f} |")
 
 
 def main() -> None:
@@ -472,9 +501,10 @@ def main() -> None:
                             judge(truth, c, t)
                             took = f"{t.seconds:6.2f} s" if t.seconds is not None else \
                                 "no promotion"
-                            print(f"run {i + 1} {c.name:15} {shape:4} {replication:5} {took}  "
+                            print(f"run {i + 1} {c.name:16} {shape:4} {replication:5} {took}  "
                                   f"on {t.wrote_on or '-'}  lost {t.lost}  "
-                                  f"divergent {t.divergent}"
+                                  f"divergent {t.divergent}  old primary wrote for "
+                                  f"{t.old_took_for:.2f} s"
                                   + (f"  step {t.step}" if c.judged else ""), flush=True)
         finally:
             net.down()

@@ -8,7 +8,9 @@ here when (and only when) the old primary certainly takes no more writes:
 - it does not answer the monitoring server (dead, hung, powered off, or cut off while
   clients elsewhere may still reach it), or answers but cannot write because its disk is
   full, and its BMC, through the host's fence device (`vigil_fence`, `fence.py`), powered
-  it off and confirms OFF.
+  it off and confirms OFF; or, without a BMC, neither the monitoring server nor the
+  standby's self-fence has heard it for the limit and margin of the self-fence that
+  stops a primary cut off from both (`self_fence.py`, `roles/db_self_fence`).
 The monitoring server is the witness: a primary that answers it and can write is never
 failed over, and a standby that is not caught up is never promoted (nor its primary
 powered off): not with WAL received but not replayed, nor further behind the last
@@ -31,7 +33,7 @@ from typing import Any
 from vigil.checks import dbpair
 from vigil.errors import first_line
 from vigil.model import Host, Inventory
-from vigil.remediations import fence
+from vigil.remediations import fence, self_fence
 
 MAX_REPLAY_GAP = 16 * 1024 * 1024  # bytes received but not replayed; the role's default
 MAX_LAG = 1024 * 1024  # bytes a failover may lose; the role's default (Patroni's too)
@@ -74,8 +76,8 @@ def promote_standby(inv: Inventory, run_vars: Mapping[str, Any]) -> Aid:
         return _decide(primary, standby, run_vars, None)
     lag = Lag(primary.name, written,
               int(run_vars.get("standby_activation_max_lag_bytes", MAX_LAG)))
-    return replace(_decide(primary, standby, run_vars, lag),
-                   vars={"standby_activation_seen_wal_bytes": written})
+    aid = _decide(primary, standby, run_vars, lag)
+    return replace(aid, vars={**aid.vars, "standby_activation_seen_wal_bytes": written})
 
 
 def _decide(primary: Host, standby: Host, run_vars: Mapping[str, Any], lag: Lag | None
@@ -96,8 +98,11 @@ def _decide(primary: Host, standby: Host, run_vars: Mapping[str, Any], lag: Lag 
     elif role:
         return Aid(False, f"old primary {primary.name} answers as a {role}: no failover")
     if primary.fence is None:
+        if primary.self_fence and standby.self_fence and not full:
+            return _after_self_fence(primary, standby, user, lag, seen)
         return Aid(False, f"old primary {primary.name} {seen} and has no fence device "
-                          "(vigil_fence): left to the playbook")
+                          "(vigil_fence) nor self-fences (vigil_self_fence on both nodes): "
+                          "left to the playbook")
     ready = _ready(standby.address, standby.pg_port, standby.name, user, lag)
     if ready:  # never power off a primary the standby cannot replace
         return Aid(False, ready)
@@ -106,6 +111,34 @@ def _decide(primary: Host, standby: Host, run_vars: Mapping[str, Any], lag: Lag 
         return Aid(False, f"{fenced.why}; not promoting")
     return _promote(standby, user, f"{primary.name} {seen}; {fenced.why} in {fenced.seconds} s",
                     lag)
+
+
+def _after_self_fence(primary: Host, standby: Host, user: str, lag: Lag | None, seen: str
+                      ) -> Aid:
+    """No BMC: promote once neither we nor the standby have heard the primary for its
+    self-fence's limit and margin (`self_fence.py`)."""
+    assert primary.pg_port
+    if seen == ACCEPTS:  # hung: its self-fence hears its peers and leaves it running
+        return Aid(False, f"old primary {primary.name} accepts connections but does not "
+                          "answer (hung, not cut off): its self-fence will not stop it and "
+                          "it has no fence device (vigil_fence): left to the playbook")
+    ready = _ready(standby.address, standby.pg_port or 5432, standby.name, user, lag)
+    if ready:
+        return Aid(False, ready)
+
+    def still_silent() -> str:
+        refused, now = _refuses(primary.address, primary.pg_port or 5432)
+        return "" if not refused and now != ACCEPTS else now
+
+    waited = self_fence.outlasted(primary, standby,
+                                  dbpair.last_answered(primary.address, primary.pg_port),
+                                  still_silent)
+    if not waited.ok:
+        return Aid(False, waited.why)
+    promoted = _promote(standby, user, f"{primary.name} {seen}; {waited.why}", lag)
+    # the playbook cannot reach the old primary to see it down: this is its proof
+    return replace(promoted, vars={"standby_activation_self_fenced": True}) if promoted.done \
+        else promoted
 
 
 def _dsn(address: str, port: int, timeout: int = 2) -> str:

@@ -256,7 +256,8 @@ def _build(root: Path, loader: Any, raw_hosts: dict[str, tuple[Any, dict[str, An
             known_hosts=hv.vigil_known_hosts)
         hosts[name] = Host(name=name, address=address, party=hv.vigil_party,
                            groups=tuple(g.name for g in host.get_groups()), ssh=ssh,
-                           pg_port=hv.vigil_pg_port, fence=hv.vigil_fence)
+                           pg_port=hv.vigil_pg_port, fence=hv.vigil_fence,
+                           self_fence=hv.vigil_self_fence)
         host_vars[name] = (hv, raw)
 
     # Systems second: a check may refer to other hosts (e.g. a backup copy elsewhere).

@@ -320,13 +320,19 @@ class FenceDevice(Strict):
 
 
 class SelfFence(Strict):
-    """The self-fence deployed on a database host (`roles/db_self_fence`, which reads the
-    limit here): the host's primary stops taking writes once it has heard neither its
-    standby nor the monitoring server for `limit_s`. Checked with the inventory, so a
-    wrong limit is refused before the role runs."""
+    """The self-fence deployed on a database host (`roles/db_self_fence`, which reads its
+    settings here): the host's primary stops taking writes once it has heard neither its
+    standby nor the monitoring server for `limit_s`. Without a BMC, the monitoring server
+    promotes the standby only when neither it nor the standby's self-fence (asked on
+    `port`) has heard the primary for `limit_s` + `margin_s`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     limit_s: float = Field(4, ge=2, le=300)
+    # what the self-fence may take beyond its limit (a round of looks, 0.5 s, and the
+    # stop) and the standby's last answer, heard up to a round before the cut: 2 s; the
+    # rest is for the unforeseen
+    margin_s: float = Field(4, ge=2, le=300)
+    port: int = Field(5440, ge=1, le=65535)  # where it tells what it hears
 
 
 class HostVars(BaseModel):
@@ -357,6 +363,7 @@ class Host(Strict):
     ssh: SshTarget | None = None  # None for ansible_connection=local
     pg_port: int | None = None  # where the host runs PostgreSQL (first aid needs it)
     fence: FenceDevice | None = None  # how to power it off (first aid fences with it)
+    self_fence: SelfFence | None = None  # its primary stops itself when cut off
 
 
 class System(Strict):

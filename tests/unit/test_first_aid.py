@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import ROOT
 from tests.receivers import free_port
 from vigil.inventory import load_inventory
-from vigil.model import FenceDevice, Host, Inventory
+from vigil.model import FenceDevice, Host, Inventory, SelfFence
 from vigil.remediations.first_aid import promote_standby
 from vigil.secrets import Secret
 
@@ -34,7 +34,8 @@ def test_a_hung_primary_without_a_fence_device_is_left_to_the_fencing_playbook(
         aid = promote_standby(inv, {})
     assert not aid.done
     assert aid.why == "old primary lab-db-primary still accepts connections and has no fence " \
-                      "device (vigil_fence): left to the playbook"
+                      "device (vigil_fence) nor self-fences (vigil_self_fence on both nodes): " \
+                      "left to the playbook"
 
 
 def test_a_silent_primary_is_not_powered_off_while_its_standby_cannot_take_over(
@@ -65,3 +66,18 @@ def test_hosts_without_a_database_port_get_no_first_aid() -> None:
     aid = promote_standby(inv, {"db_failover_primary": "lab-app1"})
     assert not aid.done and aid.why == "no vigil_pg_port for lab-app1 / lab-db-standby in the " \
                                        "inventory"
+
+
+def test_a_hung_primary_is_not_taken_for_self_fenced(pair: tuple[Inventory, int, int]) -> None:
+    """Its self-fence runs and hears its peers, so it will not stop it: without a BMC the
+    wait for the self-fence is not even begun."""
+    inv, primary, _ = pair
+    for name in ("lab-db-primary", "lab-db-standby"):
+        inv.hosts[name] = Host(**{**inv.hosts[name].model_dump(),
+                                  "self_fence": SelfFence(port=free_port())})
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", primary))
+        listener.listen()
+        aid = promote_standby(inv, {})
+    assert not aid.done
+    assert "hung, not cut off" in aid.why and "its self-fence will not stop it" in aid.why

@@ -182,3 +182,11 @@ def test_a_system_owner_who_is_not_a_contact(vigil: VigilRunner, demo_copy: Path
     _edit(demo_copy, HOST_VARS, lambda d: d["vigil_systems"][0].update(owners=["ghost"]))
     run = vigil("check", "--inventory", str(demo_copy))
     _assert_clear_error(run, "vigil_systems[0].owners[0]", "'ghost'", "not in vigil_contacts")
+
+
+def test_a_self_fence_limit_too_short_to_be_safe_is_refused(vigil: VigilRunner,
+                                                            demo_copy: Path) -> None:
+    _edit(demo_copy, HOST_VARS, lambda d: d.update(vigil_self_fence={"limit_s": 1}))
+    run = vigil("inventory", "validate", "--inventory", str(demo_copy))
+    _assert_clear_error(run, "host_vars/vigil-server.yml", "host 'vigil-server'",
+                        "vigil_self_fence.limit_s", "greater than or equal to 2")

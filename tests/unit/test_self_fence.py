@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -35,13 +36,21 @@ sf = _module()
 
 
 def test_fences_only_after_no_peer_answered_for_the_whole_limit() -> None:
-    isolation = sf.Isolation(limit_s=4)
-    assert not isolation.look(0.0, any_answered=False)
-    assert not isolation.look(3.9, any_answered=False)
-    assert not isolation.look(4.0, any_answered=True)  # one answer starts the count anew
-    assert not isolation.look(5.0, any_answered=False)
-    assert not isolation.look(8.9, any_answered=False)
-    assert isolation.look(9.0, any_answered=False)
+    standby, monitor = sf.Peer("standby", "10.0.0.2", 5432), sf.Peer("monitor", "10.0.0.9", 22)
+    hearing = sf.Hearing((standby, monitor), limit_s=4, now=0.0)
+
+    def look(now: float, *heard: object) -> bool:
+        return bool(hearing.look(now, {p: p in heard for p in (standby, monitor)}))
+
+    assert not look(0.5)
+    assert not look(3.9)  # started as if just heard: a full limit first
+    assert not look(4.0, monitor)  # one answer starts the count anew
+    assert not look(5.0)
+    assert not look(7.9, standby)
+    assert not look(11.8)
+    assert look(11.9)
+    assert {p["name"]: p["silent_s"] for p in hearing.status(12.0)} == {"standby": 4.1,
+                                                                       "monitor": 8.0}
 
 
 def test_a_limit_a_single_silent_look_could_reach_is_refused(tmp_path: Path) -> None:
@@ -86,7 +95,7 @@ def _closed_port() -> int:
     return port
 
 
-def _start(tmp_path: Path, peers: list[int], standby: bool = False
+def _start(tmp_path: Path, peers: list[int], standby: bool = False, listen: int | None = None
            ) -> tuple[subprocess.Popen[str], subprocess.Popen[str], Path]:
     data = tmp_path / "data"
     data.mkdir()
@@ -100,7 +109,8 @@ def _start(tmp_path: Path, peers: list[int], standby: bool = False
     config.write_text(json.dumps({
         "peers": [{"name": f"peer-{p}", "address": "127.0.0.1", "port": p} for p in peers],
         "limit_s": 2, "interval_s": 0.25, "timeout_s": 0.5, "data_dir": str(data),
-        "fence_command": ["kill", str(postmaster.pid)], "record": str(record)}))
+        "fence_command": ["kill", str(postmaster.pid)], "record": str(record),
+        **({"listen": {"address": "127.0.0.1", "port": listen}} if listen else {})}))
     fence = subprocess.Popen([sys.executable, str(PROGRAM), "--config", str(config)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return fence, postmaster, record
@@ -131,13 +141,24 @@ def test_a_primary_that_hears_no_peer_stops_and_records_why(tmp_path: Path,
     assert events[:3] == ["started", "peers silent", "fencing"] and "fenced" in events
 
 
-def test_one_peer_answering_even_by_refusing_keeps_the_primary(tmp_path: Path,
-                                                               silent_peer: int) -> None:
-    fence, postmaster, record = _start(tmp_path, [silent_peer, _closed_port()])
+def _status(port: int) -> dict[str, Any]:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        said: dict[str, Any] = json.loads(conn.makefile().readline())
+    return said
+
+
+def test_one_peer_answering_even_by_refusing_keeps_the_primary_and_is_told(
+        tmp_path: Path, silent_peer: int) -> None:
+    refusing, status_port = _closed_port(), _closed_port()
+    fence, postmaster, record = _start(tmp_path, [silent_peer, refusing], listen=status_port)
     try:
         with pytest.raises(subprocess.TimeoutExpired):
             postmaster.wait(timeout=5)  # 2.5 times the limit
         assert not record.exists()
+        said = _status(status_port)  # what the monitoring server asks a standby
+        heard = {p["port"]: p["silent_s"] for p in said["peers"]}
+        assert said["primary"] is True and said["fenced"] is False
+        assert heard[refusing] < 1 and heard[silent_peer] > 4
     finally:
         postmaster.kill()
         _stop(fence)

@@ -28,16 +28,22 @@ def test_the_service_runs_with_the_inventory_s_peers_and_limit(host):  # type: i
     assert host.service("vigil-self-fence").is_enabled
     config = json.loads(host.file(CONFIG).content_string)
     assert config["limit_s"] == 2
+    assert config["listen"] == {"address": "127.0.0.1", "port": 5440}
     assert config["peers"] == [
         {"name": "made-up-standby", "address": "127.0.0.1", "port": 5433},
         {"name": "made-up-monitor", "address": "127.0.0.2", "port": 22}]
 
 
-def test_a_primary_whose_peers_refuse_keeps_running(host):  # type: ignore[no-untyped-def]
+def test_a_primary_whose_peers_refuse_keeps_running_and_says_it_hears_them(host):  # type: ignore[no-untyped-def]
     # Nothing listens on the peers' ports: each look is refused, which is an answer.
     time.sleep(5)  # 2.5 times the limit: long enough for a wrong fence to have happened
     assert _db_up(host)
     assert not host.file(RECORD).exists
+    said = json.loads(host.check_output(
+        "python3 -c 'import socket; print(socket.create_connection((\"127.0.0.1\", 5440))"
+        ".makefile().readline())'"))
+    assert said["primary"] is True and said["fenced"] is False
+    assert all(p["silent_s"] < 2 for p in said["peers"])
 
 
 def test_a_primary_that_hears_no_peer_is_stopped_within_the_limit(host):  # type: ignore[no-untyped-def]

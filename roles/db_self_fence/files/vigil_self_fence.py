@@ -20,11 +20,15 @@ again only if a primary is started again while still cut off.
 
 Standard library only: the database host needs no Vigil installed. One JSON config:
     {"peers": [{"name": "standby", "address": "10.0.0.2", "port": 5432}, ...],
-     "limit_s": 4, "interval_s": 0.5, "timeout_s": 1,
+     "limit_s": 4, "interval_s": 0.5, "timeout_s": 0.5,
      "data_dir": "/var/lib/postgresql/15/main",
      "fence_command": ["/usr/lib/postgresql/15/bin/pg_ctl", "stop", "-m", "immediate",
                        "-D", "/var/lib/postgresql/15/main"],
-     "record": "/var/lib/vigil-self-fence/fenced.json"}
+     "record": "/var/lib/vigil-self-fence/fenced.json",
+     "listen": {"address": "10.0.0.1", "port": 5440}}
+`listen` (optional) serves what this node hears, one JSON line a connection: the
+monitoring server asks the standby's whether it still hears the primary before it
+promotes without a BMC.
 Exit codes: 0 stopped by a signal, 2 bad config.
 """
 
@@ -38,6 +42,7 @@ import json
 import os
 import signal
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -66,6 +71,7 @@ class Config:
     data_dir: Path
     fence_command: tuple[str, ...]
     record: Path
+    listen: tuple[str, int] | None = None  # where it tells what it hears (None: nowhere)
 
 
 def load(path: str) -> Config:
@@ -75,8 +81,10 @@ def load(path: str) -> Config:
     if not peers:
         raise ValueError("peers: none (the standby and the monitoring server are needed)")
     config = Config(peers, float(raw.get("limit_s", 4)), float(raw.get("interval_s", 0.5)),
-                    float(raw.get("timeout_s", 1)), Path(raw["data_dir"]),
-                    tuple(str(a) for a in raw["fence_command"]), Path(raw["record"]))
+                    float(raw.get("timeout_s", 0.5)), Path(raw["data_dir"]),
+                    tuple(str(a) for a in raw["fence_command"]), Path(raw["record"]),
+                    (str(raw["listen"]["address"]), int(raw["listen"]["port"]))
+                    if raw.get("listen") else None)
     if config.timeout_s + config.interval_s > config.limit_s:
         raise ValueError(f"limit_s {config.limit_s} must exceed interval_s + timeout_s: one "
                          "silent look alone must never fence")
@@ -91,21 +99,27 @@ def answers(peer: Peer, timeout: float) -> bool:
         return exc.errno in ANSWERS
 
 
-class Isolation:
-    """How long no peer has answered; the decision alone, on the caller's clock."""
+class Hearing:
+    """When each peer last answered, on the caller's monotonic clock. Silence counts from
+    the last answer of any peer (the start of the round it came in, so never short)."""
 
-    def __init__(self, limit_s: float) -> None:
+    def __init__(self, peers: tuple[Peer, ...], limit_s: float, now: float) -> None:
         self.limit_s = limit_s
-        self.silent_since: float | None = None
+        self.last = dict.fromkeys(peers, now)  # at start, as if just heard: a full limit first
 
-    def look(self, now: float, any_answered: bool) -> bool:
+    def look(self, now: float, answered: dict[Peer, bool]) -> bool:
         """Record one round of looks; True when the node must be fenced now."""
-        if any_answered:
-            self.silent_since = None
-            return False
-        if self.silent_since is None:
-            self.silent_since = now
-        return now - self.silent_since >= self.limit_s
+        for peer, yes in answered.items():
+            if yes:
+                self.last[peer] = now
+        return self.silent_for(now) >= self.limit_s
+
+    def silent_for(self, now: float) -> float:
+        return now - max(self.last.values())
+
+    def status(self, now: float) -> list[dict[str, Any]]:
+        return [{"name": p.name, "address": p.address, "port": p.port,
+                 "silent_s": round(now - t, 2)} for p, t in self.last.items()]
 
 
 def is_primary(data_dir: Path) -> bool:
@@ -155,24 +169,52 @@ def fence(config: Config, silent_s: float) -> None:
     log("fenced", **{k: record[k] for k in ("exit", "seconds", "stopped")})
 
 
+def serve_status(config: Config, hearing: Hearing) -> socketserver.TCPServer | None:
+    """What this node hears, one JSON line to whoever connects: the monitoring server asks
+    the standby's before it promotes without a BMC (does the standby hear the primary?)."""
+    if config.listen is None:
+        return None
+
+    class Status(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            now = time.monotonic()
+            said = {"primary": is_primary(config.data_dir), "limit_s": config.limit_s,
+                    "silent_s": round(hearing.silent_for(now), 2),
+                    "peers": hearing.status(now), "fenced": config.record.exists()}
+            self.wfile.write(json.dumps(said).encode() + b"\n")
+
+    socketserver.TCPServer.allow_reuse_address = True
+    server = socketserver.ThreadingTCPServer(config.listen, Status)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def watch(config: Config, stop: threading.Event) -> None:
-    isolation = Isolation(config.limit_s)
+    hearing = Hearing(config.peers, config.limit_s, time.monotonic())
+    server = serve_status(config, hearing)
     log("started", peers=[f"{p.name} {p.address}:{p.port}" for p in config.peers],
-        limit_s=config.limit_s)
+        limit_s=config.limit_s, status=f"{config.listen[0]}:{config.listen[1]}"
+        if config.listen else None)
+    silent = False
     with concurrent.futures.ThreadPoolExecutor(len(config.peers)) as pool:
         while not stop.is_set():
             started = time.monotonic()
-            answered = any(pool.map(lambda p: answers(p, config.timeout_s), config.peers))
-            was_silent = isolation.silent_since is not None
-            must = isolation.look(started, answered)
-            if not answered and not was_silent:
+            answered = dict(zip(config.peers, pool.map(
+                lambda p: answers(p, config.timeout_s), config.peers), strict=True))
+            hearing.look(started, answered)
+            # decided after the round: a silent round takes a look's timeout
+            must = hearing.silent_for(time.monotonic()) >= config.limit_s
+            if not any(answered.values()) and not silent:
                 log("peers silent", limit_s=config.limit_s)
-            elif answered and was_silent:
+            elif any(answered.values()) and silent:
                 log("peers answer again")
+            silent = not any(answered.values())
             if must and is_primary(config.data_dir) and postmaster_runs(config.data_dir):
-                assert isolation.silent_since is not None
-                fence(config, started - isolation.silent_since)
+                fence(config, hearing.silent_for(time.monotonic()))
             stop.wait(max(0.0, config.interval_s - (time.monotonic() - started)))
+    if server:
+        server.shutdown()
     log("stopped")
 
 
