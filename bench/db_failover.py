@@ -15,10 +15,16 @@ missing on the new one); divergent writes (acknowledged by the old primary after
 one took a write: a split brain). Vigil's runs are also checked against Vigil's own record:
 its step must have succeeded.
 
-Exits 1 (`bench/truth.py`) when a Vigil run did not promote, lost a committed transaction
-with synchronous replication, took a divergent write, or did not record its step as
-succeeded; and when a run's client had no commit before the fault (nothing was measured).
-Peers are reported as they behave, not judged.
+Vigil's contenders: `vigil` (shipped defaults, a BMC per node), `vigil-tuned`,
+`vigil-self-fence` (defaults, BMCs, and `roles/db_self_fence`'s program on both nodes),
+`vigil-self-fence-only` (the self-fence, no BMC: a hung primary is left to people).
+
+Exits 1 (`bench/truth.py`) when a Vigil run did not promote (or, where it must not,
+promoted), lost a committed transaction with synchronous replication, took a divergent
+write, did not record its step as succeeded (failed: handed to people), or — with the
+self-fence, cut off — its old primary acknowledged a write later than the self-fence's
+limit + 1.5 s after the cut; and when a run's client had no commit before the fault
+(nothing was measured). Peers are reported as they behave, not judged.
 """
 
 from __future__ import annotations
