@@ -197,7 +197,8 @@ def self_fences(pair: Pair) -> list[subprocess.Popen[bytes]]:
     for node, other in (("a", "b"), ("b", "a")):
         config = pair.root / f"self-fence-{node}.json"
         config.write_text(json.dumps({
-            "peers": [{"name": f"bench-{other}", "address": HOSTS[other], "port": PORT},
+            "peers": [{"name": f"bench-{other}", "address": HOSTS[other],
+                       "port": SelfFence().port},
                       {"name": "monitoring server", "address": MONITOR, "port": 22}],
             "limit_s": SelfFence().limit_s, "data_dir": str(pair.data(node)),
             "fence_command": [str(pg_bin() / "pg_ctl"), "stop", "-m", "immediate", "-D",

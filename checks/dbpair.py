@@ -11,7 +11,6 @@ a query that spills a few hundred kilobytes to a temporary file in its data dire
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,7 +76,6 @@ SYNCHRONOUS = ("sync", "quorum")  # pg_stat_replication.sync_state of a standby 
 # for a failover to lose no more than the site allows (first_aid.py; Patroni keeps the
 # same in its DCS as the leader's position).
 _WRITTEN: dict[tuple[str, int], int | None] = {}
-_ANSWERED: dict[tuple[str, int], float] = {}
 
 
 # A sort too big for 64 kB of memory writes about 280 kB to a temporary file under the
@@ -102,11 +100,6 @@ def disk_full(conn: Any) -> str:
     except psycopg.Error:
         pass  # a timeout or a lost connection says nothing about the disk
     return ""
-
-
-def last_answered(address: str, port: int) -> float | None:
-    """When (time.monotonic()) this process last had an answer to a query from the node."""
-    return _ANSWERED.get((address, port))
 
 
 def last_written(address: str, port: int) -> int | None:
@@ -136,7 +129,6 @@ def inspect(node: Node, p: DbPairParams, timeout: float) -> NodeState:
                              autocommit=True, application_name="vigil") as conn:
             conn.execute(f"SET statement_timeout = {int(timeout * 1000)}")
             in_recovery = bool(conn.execute("SELECT pg_is_in_recovery()").fetchone()[0])  # type: ignore[index]
-            _ANSWERED[(node.address, node.port)] = time.monotonic()
             state = NodeState(node.name, up=True, in_recovery=in_recovery)
             if in_recovery:
                 receiver, rec, rep, delay = conn.execute(_STANDBY_SQL).fetchone()  # type: ignore[misc]

@@ -125,14 +125,7 @@ def _after_self_fence(primary: Host, standby: Host, user: str, lag: Lag | None, 
     ready = _ready(standby.address, standby.pg_port or 5432, standby.name, user, lag)
     if ready:
         return Aid(False, ready)
-
-    def still_silent() -> str:
-        refused, now = _refuses(primary.address, primary.pg_port or 5432)
-        return "" if not refused and now != ACCEPTS else now
-
-    waited = self_fence.outlasted(primary, standby,
-                                  dbpair.last_answered(primary.address, primary.pg_port),
-                                  still_silent)
+    waited = self_fence.outlasted(primary, standby)
     if not waited.ok:
         return Aid(False, waited.why)
     promoted = _promote(standby, user, f"{primary.name} {seen}; {waited.why}", lag)

@@ -2,15 +2,19 @@
 
 A primary with the self-fence (`roles/db_self_fence`) stops taking writes once it has
 heard neither its standby nor the monitoring server for `limit_s`. So a silent primary
-is certainly stopped — or powered off, or dead — once *both* have not heard it for
-`limit_s` + `margin_s`: the monitoring server by its own checks, the standby by its
-self-fence, asked over TCP. Either one still hearing it means it may still hear them, so
-it has not fenced itself: no promotion. A lone standby never decides, nor the monitoring
-server alone (a link between it and the primary alone may be what failed).
+is certainly stopped — or powered off, or dead — once *both* have not heard its host for
+`limit_s` + `margin_s`: the monitoring server by looking at the host's self-fence port,
+the standby by its self-fence, asked over TCP. The host, not the database port: a hung
+PostgreSQL whose listen backlog has filled is silent on its port while the host and its
+self-fence are up, hear their peers and will never stop it. Either one still hearing it
+means it may still hear them, so it has not fenced itself: no promotion. A lone standby
+never decides, nor the monitoring server alone (a link between it and the primary alone
+may be what failed).
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import time
@@ -32,9 +36,10 @@ class Outlasted:
 
 
 def heard_by_standby(standby: Host, primary: Host, timeout: float = 2.0) -> float:
-    """Seconds since the standby's self-fence last heard the primary. Raises OSError or
-    ValueError when it cannot be asked or does not listen for the primary."""
-    assert standby.self_fence and primary.pg_port
+    """Seconds since the standby's self-fence last heard the primary's host (its
+    self-fence's port). Raises OSError or ValueError when it cannot be asked or does not
+    listen for the primary."""
+    assert standby.self_fence and primary.self_fence
     with socket.create_connection((standby.address, standby.self_fence.port),
                                   timeout=timeout) as conn:
         conn.settimeout(timeout)
@@ -42,28 +47,38 @@ def heard_by_standby(standby: Host, primary: Host, timeout: float = 2.0) -> floa
     if not isinstance(said, dict):
         raise ValueError("no answer")
     for peer in said.get("peers", []):
-        if peer.get("address") == primary.address and peer.get("port") == primary.pg_port:
+        if peer.get("address") == primary.address and peer.get("port") == primary.self_fence.port:
             return float(peer["silent_s"])
-    raise ValueError(f"it does not listen for {primary.address}:{primary.pg_port}")
+    raise ValueError(f"it does not listen for {primary.address}:{primary.self_fence.port}")
 
 
-def outlasted(primary: Host, standby: Host, last_answered: float | None,
-              still_silent: Callable[[], str]) -> Outlasted:
-    """Wait until neither the monitoring server (since `last_answered`, a time.monotonic()
-    of this process; None: from now) nor the standby has heard the primary for its
-    limit and margin. `still_silent` returns "" while the primary stays silent to us,
-    else what it did. Gives up as soon as the standby hears it."""
+def host_answers(host: Host, timeout: float = 0.5) -> bool:
+    """Whether the host's kernel answers on its self-fence's port (accepts or refuses).
+    Not the database port: a hung PostgreSQL whose backlog is full is silent there while
+    its host, and its self-fence, are up and hear their peers."""
+    assert host.self_fence
+    try:
+        with socket.create_connection((host.address, host.self_fence.port), timeout=timeout):
+            return True
+    except OSError as exc:
+        return exc.errno in (errno.ECONNREFUSED, errno.ECONNRESET)
+
+
+def outlasted(primary: Host, standby: Host,
+              answers: Callable[[Host], bool] = host_answers) -> Outlasted:
+    """Wait until neither the monitoring server (from now: what it saw before was the
+    database, not the host) nor the standby has heard the primary's host for its
+    self-fence's limit and margin. Gives up as soon as either hears it."""
     assert primary.self_fence
     needed = primary.self_fence.limit_s + primary.self_fence.margin_s
     started = time.monotonic()
-    ours_since = last_answered if last_answered is not None else started
     deadline = started + needed + 2 * ROUND_S
     theirs = 0.0
     while True:
-        answered = still_silent()
-        if answered:
-            return Outlasted(False, f"{primary.name} {answered} while waiting out its "
-                                    "self-fence: not promoting")
+        if answers(primary):
+            return Outlasted(False, f"{primary.name}'s host answers the monitoring server: "
+                                    "its self-fence hears us and will not stop it; not "
+                                    "promoting")
         try:
             theirs = heard_by_standby(standby, primary)
         except (OSError, ValueError) as exc:
@@ -73,7 +88,7 @@ def outlasted(primary: Host, standby: Host, last_answered: float | None,
             return Outlasted(False, f"{standby.name} hears {primary.name} ({theirs:.1f} s "
                                     "ago): it has not fenced itself and may take writes; "
                                     "not promoting")
-        ours = time.monotonic() - ours_since
+        ours = time.monotonic() - started
         if ours >= needed and theirs >= needed:
             return Outlasted(True, f"neither the monitoring server ({ours:.1f} s) nor "
                                    f"{standby.name} ({theirs:.1f} s) has heard it for its "

@@ -30,7 +30,7 @@ def test_the_service_runs_with_the_inventory_s_peers_and_limit(host):  # type: i
     assert config["limit_s"] == 2
     assert config["listen"] == {"address": "127.0.0.1", "port": 5440}
     assert config["peers"] == [
-        {"name": "made-up-standby", "address": "127.0.0.1", "port": 5433},
+        {"name": "made-up-standby", "address": "127.0.0.1", "port": 5441},
         {"name": "made-up-monitor", "address": "127.0.0.2", "port": 22}]
 
 
