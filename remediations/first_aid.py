@@ -117,12 +117,12 @@ def _after_self_fence(primary: Host, standby: Host, user: str, lag: Lag | None, 
                       ) -> Aid:
     """No BMC: promote once neither we nor the standby have heard the primary for its
     self-fence's limit and margin (`self_fence.py`)."""
-    assert primary.pg_port
+    assert standby.pg_port
     if seen == ACCEPTS:  # hung: its self-fence hears its peers and leaves it running
         return Aid(False, f"old primary {primary.name} accepts connections but does not "
                           "answer (hung, not cut off): its self-fence will not stop it and "
                           "it has no fence device (vigil_fence): left to the playbook")
-    ready = _ready(standby.address, standby.pg_port or 5432, standby.name, user, lag)
+    ready = _ready(standby.address, standby.pg_port, standby.name, user, lag)
     if ready:
         return Aid(False, ready)
     waited = self_fence.outlasted(primary, standby)

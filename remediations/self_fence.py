@@ -73,7 +73,6 @@ def outlasted(primary: Host, standby: Host,
     needed = primary.self_fence.limit_s + primary.self_fence.margin_s
     started = time.monotonic()
     deadline = started + needed + 2 * ROUND_S
-    theirs = 0.0
     while True:
         if answers(primary):
             return Outlasted(False, f"{primary.name}'s host answers the monitoring server: "

@@ -40,7 +40,8 @@ def test_fences_only_after_no_peer_answered_for_the_whole_limit() -> None:
     hearing = sf.Hearing((standby, monitor), limit_s=4, now=0.0)
 
     def look(now: float, *heard: object) -> bool:
-        return bool(hearing.look(now, {p: p in heard for p in (standby, monitor)}))
+        hearing.heard(now, {p: p in heard for p in (standby, monitor)})
+        return bool(hearing.must_fence(now))
 
     assert not look(0.5)
     assert not look(3.9)  # started as if just heard: a full limit first

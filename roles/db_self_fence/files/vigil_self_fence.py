@@ -19,7 +19,7 @@ hung or full PostgreSQL cannot delay the answer. Fencing runs the configured com
 again only if a primary is started again while still cut off.
 
 Standard library only: the database host needs no Vigil installed. One JSON config:
-    {"peers": [{"name": "standby", "address": "10.0.0.2", "port": 5432}, ...],
+    {"peers": [{"name": "standby", "address": "10.0.0.2", "port": 5440}, ...],
      "limit_s": 4, "interval_s": 0.5, "timeout_s": 0.5,
      "data_dir": "/var/lib/postgresql/15/main",
      "fence_command": ["/usr/lib/postgresql/15/bin/pg_ctl", "stop", "-m", "immediate",
@@ -107,11 +107,13 @@ class Hearing:
         self.limit_s = limit_s
         self.last = dict.fromkeys(peers, now)  # at start, as if just heard: a full limit first
 
-    def look(self, now: float, answered: dict[Peer, bool]) -> bool:
-        """Record one round of looks; True when the node must be fenced now."""
+    def heard(self, started: float, answered: dict[Peer, bool]) -> None:
+        """Record one round of looks, begun at `started`."""
         for peer, yes in answered.items():
             if yes:
-                self.last[peer] = now
+                self.last[peer] = started
+
+    def must_fence(self, now: float) -> bool:
         return self.silent_for(now) >= self.limit_s
 
     def silent_for(self, now: float) -> float:
@@ -202,9 +204,9 @@ def watch(config: Config, stop: threading.Event) -> None:
             started = time.monotonic()
             answered = dict(zip(config.peers, pool.map(
                 lambda p: answers(p, config.timeout_s), config.peers), strict=True))
-            hearing.look(started, answered)
+            hearing.heard(started, answered)
             # decided after the round: a silent round takes a look's timeout
-            must = hearing.silent_for(time.monotonic()) >= config.limit_s
+            must = hearing.must_fence(time.monotonic())
             if not any(answered.values()) and not silent:
                 log("peers silent", limit_s=config.limit_s)
             elif any(answered.values()) and silent:
