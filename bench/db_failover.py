@@ -205,11 +205,11 @@ def self_fences(pair: Pair) -> list[subprocess.Popen[bytes]]:
                               str(pair.data(node))],
             "record": str(pair.root / f"self-fence-{node}" / "fenced.json"),
             "listen": {"address": HOSTS[node], "port": SelfFence().port}}))
-        procs.append(subprocess.Popen(
-            ["ip", "netns", "exec", ns(node), "runuser", "-u", "postgres", "--",
-             "/usr/bin/python3", str(program), "--config", str(config)],
-            stdout=(pair.root / f"self-fence-{node}.log").open("wb"),
-            stderr=subprocess.STDOUT))
+        with (pair.root / f"self-fence-{node}.log").open("wb") as out:  # the child keeps its own
+            procs.append(subprocess.Popen(
+                ["ip", "netns", "exec", ns(node), "runuser", "-u", "postgres", "--",
+                 "/usr/bin/python3", str(program), "--config", str(config)],
+                stdout=out, stderr=subprocess.STDOUT))
     for node in ("a", "b"):
         log = pair.root / f"self-fence-{node}.log"
         wait_for(lambda log=log: '"started"' in log.read_text(),  # type: ignore[misc]
