@@ -9,7 +9,7 @@ PACKAGES=(
   nut-server nut-client                 # UPS over the NUT protocol (P4.3.1 power)
   openssl                               # lab CA, OCSP responder, TLS endpoints (P4.3.6)
   openssh-server openssh-client         # SSH hosts in network namespaces
-  iproute2 iputils-ping procps          # namespaces, veth lines, ping from the router
+  iproute2 iputils-ping procps iptables # namespaces, veth lines, ping from the router, cuts
   zabbix-server-pgsql zabbix-frontend-php zabbix-agent php-fpm php-pgsql nginx
                                         # a real Zabbix 6.0 server, API and agent (issue 16)
   monitoring-plugins-basic              # check_tcp/check_http: the check-cycle bench's peer
