@@ -222,6 +222,7 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = Fals
 
     def arm(pair: Pair) -> Callable[[], str | None]:
         pair.build()
+        pair.start_sshd()  # the playbook reaches the nodes over SSH, as at a site
         fences = self_fences(pair) if self_fence else []
         inv = tmp / "inv"
         shutil.rmtree(inv, ignore_errors=True)
@@ -229,7 +230,13 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = Fals
         (inv / "host_vars").mkdir()
         (inv / "hosts.yml").write_text(yaml.safe_dump({"all": {"children": {"dbpair": {
             "hosts": {f"bench-{n}": {
-                "ansible_host": HOSTS[n], "ansible_connection": "local",
+                "ansible_host": HOSTS[n], "ansible_user": "root",
+                "ansible_ssh_private_key_file": str(pair.ssh_dir / "id_ed25519"),
+                "vigil_known_hosts": f"{pair.ssh_dir}/known_hosts",
+                "ansible_ssh_common_args": "-o StrictHostKeyChecking=yes "
+                                           f"-o UserKnownHostsFile={pair.ssh_dir}/known_hosts",
+                # connections kept per pair: the next pair has the same addresses
+                "ansible_control_path_dir": str(pair.ssh_dir / "cp"),
                 "vigil_pg_port": PORT, "vigil_pg_data": str(pair.data(n)),
                 **({"vigil_fence": {"ip": MONITOR, "port": BMC_PORTS[n], "username": BMC_USER,
                                     "password": "env:BENCH_BMC_PASSWORD"}} if bmc else {}),
@@ -409,11 +416,11 @@ def contenders(tmp: Path, keep: Path | None) -> list[Contender]:
             Contender("vigil-tuned", arm_vigil(tmp, True, keep), judged=True),
             Contender("vigil-self-fence", arm_vigil(tmp, False, keep, self_fence=True),
                       judged=True, writes_until=SelfFence().limit_s + SELF_FENCE_SLACK_S),
-            # no BMC: a hung primary hears its peers, so nothing stops it; left to people
+            # no BMC: a hung primary hears its peers, so its self-fence leaves it; the
+            # playbook kills it on its host (reached over SSH) before it promotes
             Contender("vigil-self-fence-only",
                       arm_vigil(tmp, False, keep, self_fence=True, bmc=False), judged=True,
-                      writes_until=SelfFence().limit_s + SELF_FENCE_SLACK_S,
-                      fails_over=frozenset(SHAPES) - {"hang"}),
+                      writes_until=SelfFence().limit_s + SELF_FENCE_SLACK_S),
             Contender("patroni-default", arm_patroni(tmp, tuned=False)),
             Contender("patroni-tuned", arm_patroni(tmp, tuned=True)),
             Contender("repmgr-default", arm_repmgr(REPMGR_DEFAULT)),
@@ -500,7 +507,7 @@ def main() -> None:
                                     shutil.copytree(pair.root, args.keep / pair.root.name,
                                                     ignore=shutil.ignore_patterns("a", "b", "w",
                                                                                   "etcd-*",
-                                                                                  "sock-*"),
+                                                                                  "sock-*", "cp"),
                                                     dirs_exist_ok=True)
                                 pair.destroy()
                                 net.down()

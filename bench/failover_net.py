@@ -9,6 +9,9 @@ connection — clients, replication, the monitoring server, the fence path.
     reachable from the monitoring server and from the other node (where a peer fences
     from), and untouched by a node's crash or cut
 
+Each node runs sshd on its address (host keys made per pair, verified by the client), so
+that Ansible reaches a node over the network as at a site: a cut or a crash cuts it too.
+
 The shapes of failure (`SHAPES`): kill (PostgreSQL SIGKILLed, the host lives), host
 (every process of the host killed and its link down: a crash or power loss), cut (the
 primary drops everything from the standby and the monitoring server; the clients still
@@ -23,6 +26,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -52,6 +56,14 @@ def link(node: str) -> str:
 def dsn(node: str, user: str = "postgres", timeout: int = 1) -> str:
     return (f"host={HOSTS[node]} port={PORT} user={user} dbname=postgres "
             f"connect_timeout={timeout}")
+
+
+def _answers(address: str, port: int) -> bool:
+    try:
+        socket.create_connection((address, port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def sh(*cmd: str, check: bool = True) -> None:
@@ -118,6 +130,37 @@ class Pair:
 
     def data(self, node: str) -> Path:
         return self.root / node
+
+    @property
+    def ssh_dir(self) -> Path:
+        """The client key, `known_hosts` and each node's sshd files."""
+        return self.root / "ssh"
+
+    def start_sshd(self) -> None:
+        """sshd on each node's address, inside its namespace (a crash kills it too)."""
+        keys = self.ssh_dir
+        keys.mkdir(mode=0o700)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "id_ed25519")])
+        (keys / "authorized_keys").write_text((keys / "id_ed25519.pub").read_text())
+        known = []
+        for node in BMC_PORTS:
+            host_key = keys / f"host-{node}"
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)])
+            kind, blob = Path(f"{host_key}.pub").read_text().split()[:2]
+            known.append(f"{HOSTS[node]} {kind} {blob}")
+            (keys / f"sshd-{node}.conf").write_text("\n".join([
+                f"ListenAddress {HOSTS[node]}", f"HostKey {host_key}",
+                f"AuthorizedKeysFile {keys / 'authorized_keys'}",
+                "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
+                f"PidFile {keys / f'sshd-{node}.pid'}", ""]))
+            Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege separation
+            sh("ip", "netns", "exec", ns(node), "/usr/sbin/sshd", "-f",
+               str(keys / f"sshd-{node}.conf"), "-E", str(keys / f"sshd-{node}.log"))
+        (keys / "known_hosts").write_text("\n".join(known) + "\n")
+        for node in BMC_PORTS:
+            wait_for(lambda node=node: _answers(HOSTS[node], 22),  # type: ignore[misc]
+                     f"sshd on {node}", timeout=20)
 
     def in_ns(self, node: str, *cmd: str, timeout: float = 120) -> None:
         run(["ip", "netns", "exec", ns(node), "runuser", "-u", "postgres", "--", *cmd],

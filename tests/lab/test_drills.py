@@ -3,6 +3,7 @@ playbooks. The clock may be moved forward; the faults and the remedies are real 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from tests.conftest import OVERRIDE, ROOT
@@ -133,6 +135,36 @@ def test_a_primary_cut_off_but_alive_is_never_promoted_over(
     assert "standby_activation_fenced_by_hand=true" in run.stdout
     assert psql(5434, "SELECT pg_is_in_recovery()").stdout.strip() == "t"
     assert read_pid(PG / "primary" / "postmaster.pid")  # still running behind the cut
+
+
+@pytest.fixture
+def primary_hung() -> Iterator[list[psutil.Process]]:
+    """Every process of the primary's cluster stopped in its tracks (SIGSTOP)."""
+    postmaster = psutil.Process(read_pid(PG / "primary" / "postmaster.pid") or 0)
+    procs = [postmaster, *postmaster.children()]
+    for proc in procs:
+        proc.suspend()
+    yield procs
+    for proc in procs:  # whatever the playbook left alive runs on, so the pair can be restored
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.resume()
+
+
+def test_a_hung_primary_is_killed_on_its_host_before_the_standby_is_promoted(
+        pair: None, primary_hung: list[psutil.Process]) -> None:
+    """The lab has no BMC. A hung primary answers nothing and ends neither stop the playbook
+    tries; on its host (reachable) it is killed — SIGKILL reaches a stopped process — and
+    only once it is seen down is the standby promoted."""
+    run = subprocess.run([Path(sys.executable).parent / "ansible-playbook", "-i",
+                          "inventory/lab", "playbooks/db-failover.yml"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "TASK [standby_activation : Kill the hung old primary's processes]" in run.stdout
+    assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in primary_hung)
+    assert not port_open("127.0.0.1", 5433)
+    assert (PG / "primary" / "standby.signal").exists()
+    assert psql(5434, "SELECT pg_is_in_recovery()").stdout.strip() == "f"
 
 
 @pytest.fixture
