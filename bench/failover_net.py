@@ -26,15 +26,15 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
 import psycopg
 
 from vigil.lab.bmc import Bmc
+from vigil.lab.net import sshd_config
 from vigil.lab.pg import pg_bin
-from vigil.lab.procs import read_pid, run, wait_for
+from vigil.lab.procs import port_open, read_pid, run, wait_for
 
 BRIDGE = "vbf-br0"
 MONITOR = "10.79.0.254"
@@ -56,14 +56,6 @@ def link(node: str) -> str:
 def dsn(node: str, user: str = "postgres", timeout: int = 1) -> str:
     return (f"host={HOSTS[node]} port={PORT} user={user} dbname=postgres "
             f"connect_timeout={timeout}")
-
-
-def _answers(address: str, port: int) -> bool:
-    try:
-        socket.create_connection((address, port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def sh(*cmd: str, check: bool = True) -> None:
@@ -148,18 +140,14 @@ class Pair:
             run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)])
             kind, blob = Path(f"{host_key}.pub").read_text().split()[:2]
             known.append(f"{HOSTS[node]} {kind} {blob}")
-            (keys / f"sshd-{node}.conf").write_text("\n".join([
-                f"ListenAddress {HOSTS[node]}", f"HostKey {host_key}",
-                f"AuthorizedKeysFile {keys / 'authorized_keys'}",
-                "PermitRootLogin prohibit-password", "PasswordAuthentication no",
-                "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
-                f"PidFile {keys / f'sshd-{node}.pid'}", ""]))
+            (keys / f"sshd-{node}.conf").write_text(sshd_config(
+                HOSTS[node], host_key, keys / "authorized_keys", keys / f"sshd-{node}.pid"))
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # its privilege separation
             sh("ip", "netns", "exec", ns(node), "/usr/sbin/sshd", "-f",
                str(keys / f"sshd-{node}.conf"), "-E", str(keys / f"sshd-{node}.log"))
         (keys / "known_hosts").write_text("\n".join(known) + "\n")
         for node in BMC_PORTS:
-            wait_for(lambda node=node: _answers(HOSTS[node], 22),  # type: ignore[misc]
+            wait_for(lambda node=node: port_open(HOSTS[node], 22),  # type: ignore[misc]
                      f"sshd on {node}", timeout=20)
 
     def in_ns(self, node: str, *cmd: str, timeout: float = 120) -> None:

@@ -45,6 +45,16 @@ def ip(*args: str, netns: str | None = None, check: bool = True) -> str:
     return run(cmd, check=check).stdout
 
 
+def sshd_config(address: str, host_key: Path, authorized_keys: Path, pid_file: Path) -> str:
+    """A lab host's sshd: root by key only, on its address, with files outside /etc."""
+    return "\n".join([
+        f"ListenAddress {address}", "Port 22", f"HostKey {host_key}",
+        f"AuthorizedKeysFile {authorized_keys}",
+        "PermitRootLogin prohibit-password", "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
+        f"PidFile {pid_file}", "Subsystem sftp internal-sftp", ""])
+
+
 def netns_exists(name: str) -> bool:
     return Path(f"/run/netns/{name}").exists()
 
@@ -174,14 +184,9 @@ esac
 
     def _sshd_config(self, host: SshHost) -> Path:
         cfg = self.dir / f"{host.netns}_sshd_config"
-        cfg.write_text("\n".join([
-            f"ListenAddress {host.address}", "Port 22",
-            f"HostKey {self.dir / f'{host.netns}_host_ed25519'}",
-            f"AuthorizedKeysFile {self.dir / 'authorized_keys'}",
-            "PermitRootLogin prohibit-password", "PasswordAuthentication no",
-            "KbdInteractiveAuthentication no", "UsePAM no", "StrictModes no",
-            f"PidFile {self.dir / f'{host.netns}_sshd.pid'}", "Subsystem sftp internal-sftp",
-            ""]))
+        cfg.write_text(sshd_config(host.address, self.dir / f"{host.netns}_host_ed25519",
+                                   self.dir / "authorized_keys",
+                                   self.dir / f"{host.netns}_sshd.pid"))
         return cfg
 
     def _sshd_pid(self, host: SshHost) -> int | None:
