@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -267,3 +268,35 @@ def test_repeated_failures_lock_the_account_in_the_console(desk: Desk) -> None:
     said = desk.sign_in(c, "lab-duty")
     assert said.startswith("403") and "账户已锁定" in said
     assert "account.locked" in desk.kinds("lab-duty")
+
+
+def test_a_page_waiting_on_the_store_does_not_hold_up_another(
+        desk: Desk, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One incident page stuck in a store read (a stand-in that waits) while a second
+    person opens the sign-in page: it is served at once, the stuck page later."""
+    from vigil.console import views
+
+    reading, release = threading.Event(), threading.Event()
+    real = views.incident
+
+    def slow(*args: object, **kwargs: object) -> object:
+        reading.set()
+        release.wait(20)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(views, "incident", slow)
+    with TestClient(desk.app, follow_redirects=True) as client:  # one event loop for both
+        assert "lab-duty" in desk.sign_in(client, "lab-duty")
+        stuck: list[int] = []
+        waiting = threading.Thread(target=lambda: stuck.append(
+            client.get(f"/incidents/{desk.incident}").status_code))
+        waiting.start()
+        assert reading.wait(10)
+        started = time.monotonic()
+        other = client.get("/login")
+        took = time.monotonic() - started
+        assert other.status_code == 200 and not release.is_set() and not stuck
+        assert took < 5, took
+        release.set()
+        waiting.join(20)
+    assert stuck == [200]

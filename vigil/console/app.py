@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
@@ -99,8 +100,11 @@ class Console:
         return session
 
     # --- pages -----------------------------------------------------------------------
+    # Every handler that reads or writes the store is a plain function: Starlette runs it
+    # in its thread pool, so a slow store stalls that request, not the event loop and every
+    # other page with it. A posted form is read on the loop first, then handed over.
 
-    async def overview(self, request: Request) -> Response:
+    def overview(self, request: Request) -> Response:
         session = self.need_session(request)
         if isinstance(session, Response):
             return session
@@ -114,7 +118,7 @@ class Console:
         return self.render(request, "overview_live.html" if live else "overview.html",
                            session, data=data)
 
-    async def incident(self, request: Request) -> Response:
+    def incident(self, request: Request) -> Response:
         session = self.need_session(request)
         if isinstance(session, Response):
             return session
@@ -129,7 +133,7 @@ class Console:
         return self.render(request, "incident_live.html" if live else "incident.html",
                            session, page=page, done=request.query_params.get("done"))
 
-    async def checks(self, request: Request) -> Response:
+    def checks(self, request: Request) -> Response:
         session = self.need_session(request)
         if isinstance(session, Response):
             return session
@@ -153,7 +157,7 @@ class Console:
                 rows.append(row)
         return self.render(request, "checks.html", session, rows=rows, q=q, only=only)
 
-    async def events(self, request: Request) -> Response:
+    def events(self, request: Request) -> Response:
         session = self.need_session(request)
         if isinstance(session, Response):
             return session
@@ -167,7 +171,7 @@ class Console:
             before = 0
         found = _search(self.store, q, kind, before)
         if request.query_params.get("verify") == "1":  # seconds at a million events: aside
-            verdict = await run_in_threadpool(self.store.verify)
+            verdict = self.store.verify()
             self.verdict = {"ok": verdict.ok, "count": verdict.count,
                             "bad_seq": verdict.bad_seq, "reason": verdict.reason,
                             "at": clock.now().isoformat()}
@@ -175,7 +179,7 @@ class Console:
                            kind=kind or "", verdict=self.verdict,
                            older=found[-1].seq if len(found) == 100 else None)
 
-    async def report(self, request: Request) -> Response:
+    def report(self, request: Request) -> Response:
         from vigil.remediations.report import ReportRefused, as_html, incident_report
 
         session = self.need_session(request)
@@ -204,11 +208,14 @@ class Console:
         return links.signer(self.key, "login").dumps("login")
 
     async def login(self, request: Request) -> Response:
+        form = await request.form() if request.method == "POST" else None
+        return await run_in_threadpool(self._login, request, form)
+
+    def _login(self, request: Request, form: FormData | None) -> Response:
         session = self.session(request)
-        if request.method == "GET":
+        if form is None:
             return self.render(request, "login.html", session, token=self._login_token(),
                                next=_safe_next(request.query_params.get("next")), error=None)
-        form = await request.form()
         nxt = _safe_next(str(form.get("next", "")))
         address = request.client.host if request.client else None
         lang = self.lang(request, session)
@@ -255,9 +262,11 @@ class Console:
                             samesite="strict", secure=request.url.scheme == "https", path="/")
 
     async def logout(self, request: Request) -> Response:
+        return await run_in_threadpool(self._logout, request, await request.form())
+
+    def _logout(self, request: Request, form: FormData) -> Response:
         session = self.session(request)
         if session:
-            form = await request.form()
             why = sessions.spend(self.store, session, str(form.get("csrf", "")),
                                  str(form.get("nonce", "")))
             if why:
@@ -267,7 +276,7 @@ class Console:
         response.delete_cookie(sessions.COOKIE, path="/")
         return response
 
-    async def link(self, request: Request) -> Response:
+    def link(self, request: Request) -> Response:
         try:
             contact_id, incident_id = links.read(self.key, request.path_params["token"],
                                                  self.inv.console.link_hours)
@@ -291,7 +300,7 @@ class Console:
         self._cookie(request, response, sid, 1.0)
         return response
 
-    async def set_lang(self, request: Request) -> Response:
+    def set_lang(self, request: Request) -> Response:
         session = self.session(request)
         lang = request.query_params.get("lang")
         if session and lang in ("zh", "en"):
@@ -311,8 +320,10 @@ class Console:
                             "Refused: the form's token is missing or wrong; nothing was done")
 
     async def act(self, request: Request) -> Response:
+        return await run_in_threadpool(self._act, request, await request.form())
+
+    def _act(self, request: Request, form: FormData) -> Response:
         session = self.session(request)
-        form = await request.form()
         if session is None:
             return self._refused(request, None, "no session")
         why = sessions.spend(self.store, session, str(form.get("csrf", "")),
@@ -422,8 +433,8 @@ def build(inv: Inventory, store: Store) -> Starlette:
     ]
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return console.problem(request, console.session(request), 404, "没有这个页面",
-                               "No such page")
+        session = await run_in_threadpool(console.session, request)
+        return console.problem(request, session, 404, "没有这个页面", "No such page")
 
     async def broken(request: Request, exc: Exception) -> Response:
         return console.problem(request, None, 500, "内部错误，已记录", "Internal error")
