@@ -300,3 +300,15 @@ def test_a_page_waiting_on_the_store_does_not_hold_up_another(
         release.set()
         waiting.join(20)
     assert stuck == [200]
+
+
+def test_the_language_is_switched_by_a_form_another_site_cannot_send(desk: Desk) -> None:
+    c = desk.client()
+    page = desk.sign_in(c, "lab-duty")
+    assert "总览" in page
+    assert c.get("/lang?lang=en&next=/").status_code == 405  # a link cannot switch it
+    forged = c.post("/lang", data={"lang": "en", "next": "/"})
+    assert forged.status_code == 403 and "Overview" not in c.get("/").text
+    switched = c.post("/lang", data=_form(page, "/lang"))
+    assert switched.status_code == 200 and "Overview" in switched.text
+    assert "Overview" in c.get("/checks").text  # kept in the session

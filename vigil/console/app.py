@@ -300,12 +300,23 @@ class Console:
         self._cookie(request, response, sid, 1.0)
         return response
 
-    def set_lang(self, request: Request) -> Response:
+    async def set_lang(self, request: Request) -> Response:
+        return await run_in_threadpool(self._set_lang, request, await request.form())
+
+    def _set_lang(self, request: Request, form: FormData) -> Response:
+        """The signed-in person's language, kept in their session (a form like any other:
+        its token and nonce checked)."""
         session = self.session(request)
-        lang = request.query_params.get("lang")
-        if session and lang in ("zh", "en"):
-            sessions.set_lang(self.store, session, lang)
-        return RedirectResponse(_safe_next(request.query_params.get("next")), 303)
+        nxt = _safe_next(str(form.get("next", "")))
+        lang = str(form.get("lang", ""))
+        if session is None or lang not in ("zh", "en"):
+            return RedirectResponse(nxt, 303)
+        why = sessions.spend(self.store, session, str(form.get("csrf", "")),
+                             str(form.get("nonce", "")))
+        if why:
+            return self._refused(request, session, why)
+        sessions.set_lang(self.store, session, lang)
+        return RedirectResponse(nxt, 303)
 
     # --- actions ---------------------------------------------------------------------
 
@@ -427,7 +438,7 @@ def build(inv: Inventory, store: Store) -> Starlette:
         Route("/login", console.login, methods=["GET", "POST"]),
         Route("/logout", console.logout, methods=["POST"]),
         Route("/l/{token}", console.link),
-        Route("/lang", console.set_lang),
+        Route("/lang", console.set_lang, methods=["POST"]),
         Route("/act/{action}", console.act, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
