@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal, NotRequired
 from zoneinfo import ZoneInfo
 
@@ -27,7 +28,7 @@ from vigil.alerting.messages import Facts, incident_message, recovery_message
 from vigil.alerting.policy import recipients, renotify_minutes
 from vigil.alerting.reported import REPORTED, Report, reported_key
 from vigil.delivery import outbox
-from vigil.domain import FaultClass, Level
+from vigil.domain import FaultClass, Level, Role
 from vigil.model import Contact, Inventory
 from vigil.result import Result, Status
 from vigil.status_log import log_changes
@@ -448,23 +449,44 @@ class Tracker:
                          incident=inc["id"], kind=kind, now=now)
 
 
+@dataclass(frozen=True)
+class Acked:
+    mark: str
+    quiets: bool  # False: a receipt from someone told, the reminders go on
+
+
+def handles(inv: Inventory, inc: Incident, person: str) -> bool:
+    """Whether `person` works on the incident: of its system's party, one of the system's
+    owners, or the implementation team (P4.2). Anyone else told of it (another party's
+    staff, told at levels II and I) can confirm they received it, not stop the reminders
+    to those who work on it."""
+    contact = inv.contact(person)
+    owners = inv.systems[inc["system"]].owners if inc["system"] in inv.systems else ()
+    return (contact.party == inc["party"] or person in owners
+            or Role.IMPLEMENTATION_TEAM in contact.roles)
+
+
 def acknowledge(store: Store, inv: Inventory, incident: str, person: str,
-                now: dt.datetime, via: str | None = None) -> str:
-    """Record that `person` acknowledged `incident` at its current level; returns the mark.
+                now: dt.datetime, via: str | None = None) -> Acked:
+    """Record that `person` acknowledged `incident` at its current level: quiet until the
+    next level when they work on it (`handles`), else their receipt.
     `via`: where they did it, if not in Vigil (e.g. "zabbix")."""
     inc = load_incident(store, incident)
     if inc is None:
         raise LookupError(f"no incident {incident!r}")
     if inc["status"] != "open":
         raise LookupError(f"incident {incident!r} is {inc['status']}")
-    inv.contact(person)  # PermissionError for a stranger
+    quiets = handles(inv, inc, person)  # PermissionError for a stranger
+    data = {"by": person, "mark": inc["mark"], "at": now.isoformat(),
+            **({"via": via} if via else {})}
     with store.transaction() as tx:
-        tx.append("incident.acked", incident, {"by": person, "mark": inc["mark"],
-                                               "at": now.isoformat(),
-                                               **({"via": via} if via else {})})
+        if not quiets:
+            tx.append("incident.received", incident, data)
+            return Acked(str(inc["mark"]), False)
+        tx.append("incident.acked", incident, data)
         tx.set_state(keys.ack(incident), {"by": person, "mark": inc["mark"],
                                          "at": now.isoformat()})
-    return str(inc["mark"])
+    return Acked(str(inc["mark"]), True)
 
 
 def note(store: Store, inv: Inventory, incident: str, person: str, text: str,

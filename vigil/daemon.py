@@ -372,9 +372,9 @@ class Daemon:
                           now=self.now())
 
     def _ack(self, incident: str, contact: str, via: str) -> None:
-        mark = acknowledge(self.store, self.inv, incident, contact, self.now(), via=via)
-        log.info("acknowledged", extra={"incident": incident, "by": contact, "via": via,
-                                        "mark": mark})
+        acked = acknowledge(self.store, self.inv, incident, contact, self.now(), via=via)
+        log.info("acknowledged" if acked.quiets else "receipt confirmed",
+                 extra={"incident": incident, "by": contact, "via": via, "mark": acked.mark})
 
     def _step_down(self, why: str) -> None:
         # The fence stays: whatever of ours is still under way writes nothing from now on.

@@ -239,3 +239,21 @@ def test_a_report_by_a_stranger_or_of_an_unknown_system_is_refused(h: Harness) -
         reported.report(h.store, h.inv, system="payment-db", note="x", by="lab-duty",
                         since=h.now + dt.timedelta(hours=1), now=h.now)
     assert h.store.events() == []
+
+
+def test_another_party_s_receipt_does_not_quiet_the_reminders_to_those_working_on_it(
+        h: Harness) -> None:
+    """An agent bank's staff, told of the finance bureau's incident, confirm receipt; the
+    reminders go on to the duty engineer until someone working on it acknowledges."""
+    h.see("payment-db", Status.CRITICAL)
+    h.see("payment-db", Status.CRITICAL)
+    (inc_id,) = h.tracker.open
+    receipt = acknowledge(h.store, h.inv, inc_id, "lab-bank-a", h.now)
+    assert not receipt.quiets and receipt.mark == "IV"
+    assert h.kinds().count("incident.received") == 1 and "incident.acked" not in h.kinds()
+    h.wait(61)
+    assert any("/reminder/IV/1/lab-duty" in k for k, _ in h.sent), "the reminders go on"
+    assert acknowledge(h.store, h.inv, inc_id, "lab-duty", h.now).quiets
+    before = len(h.sent)
+    h.wait(61)
+    assert len(h.sent) == before

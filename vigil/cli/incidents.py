@@ -288,16 +288,23 @@ def ack(incident: Annotated[str, typer.Argument(help="Incident id.")],
         as_: AsOpt = None, override: OverrideOpt = False, why: ReasonOpt = None,
         inventory: InventoryOpt = None, store: StoreOpt = None, lang: LangOpt = None,
         vault_password_file: VaultOpt = None) -> None:
-    """Acknowledge an incident: repeats stop at its current level; the next level notifies."""
+    """Acknowledge an incident: repeats stop at its current level, the next level notifies
+    (another party's staff, told of it, confirm receipt: the reminders go on)."""
     lg = pick_lang(lang)
     inv = load_inv(inventory, vault_password_file, lg)
     db = open_store(store, lg)
     actor = who(as_, override, why, inv, db, lg, clock.now())
     become(actor)
     try:
-        mark = acknowledge(db, inv, incident, actor.contact, clock.now())
+        acked = acknowledge(db, inv, incident, actor.contact, clock.now())
     except (LookupError, PermissionError) as exc:
         fail(str(exc))
-    out.print(f"已确认 {incident}（{Level(mark).text(lg)}），确认人 {actor.contact}" if lg == "zh"
-              else f"acknowledged {incident} at {Level(mark).text(lg)} as {actor.contact}")
+    level = Level(acked.mark).text(lg)
+    if acked.quiets:
+        out.print(f"已确认 {incident}（{level}），确认人 {actor.contact}" if lg == "zh"
+                  else f"acknowledged {incident} at {level} as {actor.contact}")
+    else:
+        out.print(f"已记录 {actor.contact} 收到 {incident}（{level}）；提醒照常发给处置方"
+                  if lg == "zh" else f"recorded that {actor.contact} received {incident} at "
+                  f"{level}; the reminders go on to those working on it")
 

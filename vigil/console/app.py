@@ -364,8 +364,8 @@ class Console:
             now: dt.datetime) -> str:
         book = self.inv.site_runbook
         if action == "ack":
-            incidents_mod.acknowledge(self.store, self.inv, incident_id, me.id, now)
-            return "acked"
+            acked = incidents_mod.acknowledge(self.store, self.inv, incident_id, me.id, now)
+            return "acked" if acked.quiets else "received"
         if action == "note":
             incidents_mod.note(self.store, self.inv, incident_id, me.id,
                                str(form.get("note", "")), now)
