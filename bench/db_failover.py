@@ -17,7 +17,8 @@ its step must have succeeded.
 
 Vigil's contenders: `vigil` (shipped defaults, a BMC per node), `vigil-tuned`,
 `vigil-self-fence` (defaults, BMCs, and `roles/db_self_fence`'s program on both nodes),
-`vigil-self-fence-only` (the self-fence, no BMC: a hung primary is left to people).
+`vigil-self-fence-only` (the self-fence, no BMC: a hung primary is killed on its host
+by the playbook).
 
 Exits 1 (`bench/truth.py`) when a Vigil run did not promote (or, where it must not,
 promoted), lost a committed transaction with synchronous replication, took a divergent
@@ -59,6 +60,7 @@ from vigil.store import Store
 
 OBSERVE_S = 3.0  # after the new primary's first write: does the old one still take writes?
 BMC_PASSWORD = "bmc-Secret-16"  # IPMI 1.5 passwords: at most 16 bytes
+SELF_FENCE_KEY = "bench self-fence pair key"  # signs what a self-fence tells Vigil
 REPMGR_DEFAULT = {"reconnect_attempts": 6, "reconnect_interval": 10,
                   "monitor_interval_secs": 2}
 REPMGR_TUNED = {"reconnect_attempts": 1, "reconnect_interval": 1, "monitor_interval_secs": 1}
@@ -194,6 +196,10 @@ def self_fences(pair: Pair) -> list[subprocess.Popen[bytes]]:
     procs = []
     program = pair.root / SELF_FENCE.name  # where postgres may read it, as the role installs it
     shutil.copy(SELF_FENCE, program)
+    key = pair.root / "self-fence.key"
+    key.write_text(SELF_FENCE_KEY + "\n")
+    shutil.chown(key, "postgres", "postgres")
+    key.chmod(0o600)
     for node, other in (("a", "b"), ("b", "a")):
         config = pair.root / f"self-fence-{node}.json"
         config.write_text(json.dumps({
@@ -204,7 +210,8 @@ def self_fences(pair: Pair) -> list[subprocess.Popen[bytes]]:
             "fence_command": [str(pg_bin() / "pg_ctl"), "stop", "-m", "immediate", "-D",
                               str(pair.data(node))],
             "record": str(pair.root / f"self-fence-{node}" / "fenced.json"),
-            "listen": {"address": HOSTS[node], "port": SelfFence().port}}))
+            "listen": {"address": HOSTS[node], "port": SelfFence().port},
+            "status_key_file": str(key)}))
         with (pair.root / f"self-fence-{node}.log").open("wb") as out:  # the child keeps its own
             procs.append(subprocess.Popen(
                 ["ip", "netns", "exec", ns(node), "runuser", "-u", "postgres", "--",
@@ -240,7 +247,9 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = Fals
                 "vigil_pg_port": PORT, "vigil_pg_data": str(pair.data(n)),
                 **({"vigil_fence": {"ip": MONITOR, "port": BMC_PORTS[n], "username": BMC_USER,
                                     "password": "env:BENCH_BMC_PASSWORD"}} if bmc else {}),
-                **({"vigil_self_fence": {}} if self_fence else {})}  # at its defaults
+                # at its defaults, with the pair's key
+                **({"vigil_self_fence": {"key": "env:BENCH_SELF_FENCE_KEY"}}
+                   if self_fence else {})}
                 for n in BMC_PORTS}}}}}))
         (inv / "group_vars/all/site.yml").write_text(yaml.safe_dump({
             "ansible_python_interpreter": "{{ ansible_playbook_python }}",
@@ -269,6 +278,7 @@ def arm_vigil(tmp: Path, tuned: bool, keep: Path | None, self_fence: bool = Fals
         store_path = (keep or tmp) / f"vigil-{next(STORES)}.db"
         store_path.unlink(missing_ok=True)
         env = {**os.environ, "VIGIL_STORE": str(store_path), "BENCH_BMC_PASSWORD": BMC_PASSWORD,
+               "BENCH_SELF_FENCE_KEY": SELF_FENCE_KEY,
                "VIGIL_SPOOL_DIR": str(tmp / "spool")}
         log = (tmp / "watch.log").open("ab")
         proc = subprocess.Popen([sys.executable, "-m", "vigil", "watch", "--inventory",

@@ -15,7 +15,10 @@ may be what failed).
 from __future__ import annotations
 
 import errno
+import hashlib
+import hmac
 import json
+import secrets
 import socket
 import time
 from collections.abc import Callable
@@ -37,13 +40,24 @@ class Outlasted:
 
 def heard_by_standby(standby: Host, primary: Host, timeout: float = 2.0) -> float:
     """Seconds since the standby's self-fence last heard the primary's host (its
-    self-fence's port). Raises OSError or ValueError when it cannot be asked or does not
-    listen for the primary."""
+    self-fence's port), from an answer signed with the standby's key over a fresh nonce.
+    Raises OSError or ValueError when it cannot be asked, its answer is unsigned or
+    forged, or it does not listen for the primary."""
     assert standby.self_fence and primary.self_fence
+    if standby.self_fence.key is None:
+        raise ValueError("no vigil_self_fence.key to check its answer with")
+    key = standby.self_fence.key.reveal().encode()
+    nonce = secrets.token_hex(16).encode()
     with socket.create_connection((standby.address, standby.self_fence.port),
                                   timeout=timeout) as conn:
         conn.settimeout(timeout)
-        said = json.loads(conn.makefile().readline() or "null")
+        conn.sendall(nonce + b"\n")
+        reply = conn.makefile("rb")
+        line, mac = reply.readline().rstrip(b"\n"), reply.readline().strip()
+    good = hmac.new(key, nonce + b"\n" + line, hashlib.sha256).hexdigest().encode()
+    if not hmac.compare_digest(mac, good):
+        raise ValueError("its answer is not signed with the pair's key")
+    said = json.loads(line or b"null")
     if not isinstance(said, dict):
         raise ValueError("no answer")
     for peer in said.get("peers", []):
@@ -80,7 +94,7 @@ def outlasted(primary: Host, standby: Host,
                                     "promoting")
         try:
             theirs = heard_by_standby(standby, primary)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, LookupError) as exc:  # LookupError: the key's env var
             return Outlasted(False, f"cannot ask {standby.name}'s self-fence whether it "
                                     f"hears {primary.name} ({exc}): not promoting")
         if theirs < HEARS_S:

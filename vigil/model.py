@@ -324,15 +324,20 @@ class SelfFence(Strict):
     settings here): the host's primary stops taking writes once it has heard neither its
     standby nor the monitoring server for `limit_s`. Without a BMC, the monitoring server
     promotes the standby only when neither it nor the standby's self-fence (asked on
-    `port`) has heard the primary for `limit_s` + `margin_s`."""
+    `port`, its answer signed with `key`) has heard the primary for `limit_s` +
+    `margin_s`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
     limit_s: float = Field(4, ge=2, le=300)
     # what the self-fence may take beyond its limit (a round of looks, 0.5 s, and the
     # stop) and the standby's last answer, heard up to a round before the cut: 2 s; the
     # rest is for the unforeseen
     margin_s: float = Field(4, ge=2, le=300)
     port: int = Field(5440, ge=1, le=65535)  # where it tells what it hears
+    # The pair's shared key (16 bytes or more): the standby's answer is signed with it
+    # (HMAC over Vigil's nonce), so a forged or replayed one cannot get a standby promoted.
+    # Without it Vigil never promotes on the self-fence's word.
+    key: SecretField | None = None
 
 
 class HostVars(BaseModel):

@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT
+from vigil.lab.procs import port_open
+from vigil.model import Host, SelfFence
+from vigil.remediations import self_fence
 
 PROGRAM = ROOT / "roles/db_self_fence/files/vigil_self_fence.py"
 
@@ -97,8 +100,8 @@ def _closed_port() -> int:
     return port
 
 
-def _start(tmp_path: Path, peers: list[int], standby: bool = False, listen: int | None = None
-           ) -> tuple[subprocess.Popen[str], subprocess.Popen[str], Path]:
+def _start(tmp_path: Path, peers: list[int], standby: bool = False, listen: int | None = None,
+           key: Path | None = None) -> tuple[subprocess.Popen[str], subprocess.Popen[str], Path]:
     data = tmp_path / "data"
     data.mkdir()
     (data / "PG_VERSION").write_text("15\n")
@@ -112,7 +115,8 @@ def _start(tmp_path: Path, peers: list[int], standby: bool = False, listen: int 
         "peers": [{"name": f"peer-{p}", "address": "127.0.0.1", "port": p} for p in peers],
         "limit_s": 2, "interval_s": 0.25, "timeout_s": 0.5, "data_dir": str(data),
         "fence_command": ["kill", str(postmaster.pid)], "record": str(record),
-        **({"listen": {"address": "127.0.0.1", "port": listen}} if listen else {})}))
+        **({"listen": {"address": "127.0.0.1", "port": listen}} if listen else {}),
+        **({"status_key_file": str(key)} if key else {})}))
     fence = subprocess.Popen([sys.executable, str(PROGRAM), "--config", str(config)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return fence, postmaster, record
@@ -176,3 +180,37 @@ def test_a_standby_cut_off_is_left_running(tmp_path: Path, silent_peer: int) -> 
         postmaster.kill()
         out = _stop(fence)
     assert "peers silent" in out and "fencing" not in out
+
+
+def test_the_standby_s_word_is_signed_and_vigil_takes_only_a_signed_one(
+        tmp_path: Path, silent_peer: int) -> None:
+    """The program with the pair's key, asked by Vigil's own client
+    (`remediations/self_fence.heard_by_standby`): a fresh nonce each time, the answer
+    signed over it; a client with another key refuses the answer, and an asker sending no
+    nonce gets none."""
+    status_port = _closed_port()
+    key = tmp_path / "self-fence.key"
+    key.write_text("the pair's shared key, test only\n")
+    fence, postmaster, _ = _start(tmp_path, [silent_peer], standby=True, listen=status_port,
+                                  key=key)
+    primary = Host(name="db-a", address="127.0.0.1", party=None, groups=(),
+                   self_fence=SelfFence(port=silent_peer, key="the pair's shared key, test only"))
+
+    def standby(secret: str) -> Host:
+        return Host(name="db-b", address="127.0.0.1", party=None, groups=(),
+                    self_fence=SelfFence(port=status_port, key=secret))
+
+    try:
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", status_port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert self_fence.heard_by_standby(standby("the pair's shared key, test only"),
+                                           primary) >= 0
+        with pytest.raises(ValueError, match="not signed with the pair's key"):
+            self_fence.heard_by_standby(standby("another key, sixteen bytes+"), primary)
+        with socket.create_connection(("127.0.0.1", status_port), timeout=5) as conn:
+            conn.shutdown(socket.SHUT_WR)  # asks without a nonce
+            assert conn.makefile("rb").read() == b""
+    finally:
+        postmaster.kill()
+        _stop(fence)

@@ -4,6 +4,8 @@ the self-fence's limit and margin."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import socketserver
 import threading
@@ -17,8 +19,9 @@ from tests.receivers import free_port
 from vigil.model import Host, SelfFence
 from vigil.remediations import self_fence
 
+KEY = "the pair's shared key, test only"
 PRIMARY = Host(name="db-a", address="127.0.0.1", party=None, groups=(), pg_port=15432,
-               self_fence=SelfFence(limit_s=2, margin_s=2, port=15440))
+               self_fence=SelfFence(limit_s=2, margin_s=2, port=15440, key=KEY))
 
 
 def silent(_host: Host) -> bool:
@@ -26,28 +29,35 @@ def silent(_host: Host) -> bool:
 
 
 class StandbySays:
-    """A standby's self-fence status port, saying what the test sets."""
+    """A standby's self-fence status port, saying what the test sets, signed with `key`
+    over the asker's nonce as the self-fence signs it (`signed=False`: unsigned)."""
 
     def __init__(self) -> None:
         self.silent_s: float | Any = 0.0
         self.asked = 0
+        self.key, self.signed = KEY, True
         says = self
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
                 says.asked += 1
+                nonce = self.rfile.readline().strip()
                 peers = [{"name": "db-a", "address": "127.0.0.1", "port": 15440,
                           "silent_s": says.silent_s() if callable(says.silent_s)
                           else says.silent_s}]
-                self.wfile.write(json.dumps({"primary": False, "peers": peers}).encode() + b"\n")
+                line = json.dumps({"primary": False, "peers": peers}).encode()
+                self.wfile.write(line + b"\n")
+                if says.signed:
+                    self.wfile.write(hmac.new(says.key.encode(), nonce + b"\n" + line,
+                                              hashlib.sha256).hexdigest().encode() + b"\n")
 
         self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def standby(self) -> Host:
+    def standby(self, key: str | None = KEY) -> Host:
         return Host(name="db-b", address="127.0.0.1", party=None, groups=(), pg_port=15433,
-                    self_fence=SelfFence(limit_s=2, margin_s=2, port=self.port))
+                    self_fence=SelfFence(limit_s=2, margin_s=2, port=self.port, key=key))
 
 
 @pytest.fixture
@@ -84,9 +94,23 @@ def test_a_standby_that_still_hears_the_primary_stops_the_promotion_at_once(
     assert time.monotonic() - began < 1
 
 
+@pytest.mark.parametrize("answer", ["forged", "unsigned", "no key here"])
+def test_a_word_not_signed_with_the_pair_s_key_stops_the_promotion(
+        says: StandbySays, answer: str) -> None:
+    """Someone answering for the standby (or a standby without the key) cannot get it
+    promoted by saying the primary is silent."""
+    says.silent_s = 30.0
+    says.key = "someone else's key, 16 bytes+" if answer == "forged" else KEY
+    says.signed = answer != "unsigned"
+    standby = says.standby(key=None if answer == "no key here" else KEY)
+    got = self_fence.outlasted(PRIMARY, standby, silent)
+    assert not got.ok and got.why.startswith("cannot ask db-b's self-fence"), got.why
+    assert ("no vigil_self_fence.key" if answer == "no key here" else "not signed") in got.why
+
+
 def test_without_the_standby_s_word_there_is_no_promotion() -> None:
     standby = Host(name="db-b", address="127.0.0.1", party=None, groups=(), pg_port=15433,
-                   self_fence=SelfFence(port=free_port()))  # nothing listens there
+                   self_fence=SelfFence(port=free_port(), key=KEY))  # nothing listens there
     got = self_fence.outlasted(PRIMARY, standby, silent)
     assert not got.ok and got.why.startswith("cannot ask db-b's self-fence")
 

@@ -3,11 +3,14 @@ names; a primary that hears one keeps running, one that hears none stops (P4.3.2
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import time
 
 CONFIG = "/etc/vigil/self-fence.json"
 RECORD = "/var/lib/vigil-self-fence/fenced.json"
+KEY = b"molecule-only shared key"  # molecule.yml's
 
 
 def _wait(what, predicate, timeout=30):  # type: ignore[no-untyped-def]
@@ -29,6 +32,8 @@ def test_the_service_runs_with_the_inventory_s_peers_and_limit(host):  # type: i
     config = json.loads(host.file(CONFIG).content_string)
     assert config["limit_s"] == 2
     assert config["listen"] == {"address": "127.0.0.1", "port": 5440}
+    key = host.file(config["status_key_file"])
+    assert key.mode == 0o640 and key.user == "root" and key.group == "postgres"
     assert config["peers"] == [
         {"name": "made-up-standby", "address": "127.0.0.1", "port": 5441},
         {"name": "made-up-monitor", "address": "127.0.0.2", "port": 22}]
@@ -39,9 +44,13 @@ def test_a_primary_whose_peers_refuse_keeps_running_and_says_it_hears_them(host)
     time.sleep(5)  # 2.5 times the limit: long enough for a wrong fence to have happened
     assert _db_up(host)
     assert not host.file(RECORD).exists
-    said = json.loads(host.check_output(
-        "python3 -c 'import socket; print(socket.create_connection((\"127.0.0.1\", 5440))"
-        ".makefile().readline())'"))
+    # asked as Vigil asks: a nonce, the answer signed over it with the pair's key
+    line, mac = host.check_output(
+        "python3 -c 'import socket; c = socket.create_connection((\"127.0.0.1\", 5440)); "
+        "c.sendall(b\"n0nce\\n\"); print(c.makefile().read())'").splitlines()[:2]
+    assert hmac.compare_digest(mac, hmac.new(KEY, b"n0nce\n" + line.encode(),
+                                             hashlib.sha256).hexdigest())
+    said = json.loads(line)
     assert said["primary"] is True and said["fenced"] is False
     assert all(p["silent_s"] < 2 for p in said["peers"])
 

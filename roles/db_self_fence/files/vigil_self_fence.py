@@ -25,10 +25,14 @@ Standard library only: the database host needs no Vigil installed. One JSON conf
      "fence_command": ["/usr/lib/postgresql/15/bin/pg_ctl", "stop", "-m", "immediate",
                        "-D", "/var/lib/postgresql/15/main"],
      "record": "/var/lib/vigil-self-fence/fenced.json",
-     "listen": {"address": "10.0.0.1", "port": 5440}}
-`listen` (optional) serves what this node hears, one JSON line a connection: the
-monitoring server asks the standby's whether it still hears the primary before it
-promotes without a BMC.
+     "listen": {"address": "10.0.0.1", "port": 5440},
+     "status_key_file": "/etc/vigil/self-fence.key"}
+`listen` (optional) serves what this node hears: the monitoring server asks the standby's
+whether it still hears the primary before it promotes without a BMC. With
+`status_key_file` (the pair's shared key, which Vigil has too) the asker first sends a
+line of its own (a fresh nonce) and the answer is the JSON line then the hex HMAC-SHA256,
+under the key, of the nonce, a newline and that JSON line: a forged or replayed answer
+cannot say the primary is silent.
 Exit codes: 0 stopped by a signal, 2 bad config.
 """
 
@@ -38,6 +42,8 @@ import argparse
 import concurrent.futures
 import datetime
 import errno
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -53,6 +59,7 @@ from typing import Any
 
 ANSWERS = (errno.ECONNREFUSED, errno.ECONNRESET)  # the peer's kernel answered
 STOP_WAIT_S = 10  # for the postmaster to be gone after the fence command
+NONCE_MAX = 128  # bytes of an asker's nonce
 
 
 @dataclass(frozen=True)
@@ -72,6 +79,7 @@ class Config:
     fence_command: tuple[str, ...]
     record: Path
     listen: tuple[str, int] | None = None  # where it tells what it hears (None: nowhere)
+    status_key: bytes | None = None  # authenticates what it tells (None: unsigned)
 
 
 def load(path: str) -> Config:
@@ -84,7 +92,11 @@ def load(path: str) -> Config:
                     float(raw.get("timeout_s", 0.5)), Path(raw["data_dir"]),
                     tuple(str(a) for a in raw["fence_command"]), Path(raw["record"]),
                     (str(raw["listen"]["address"]), int(raw["listen"]["port"]))
-                    if raw.get("listen") else None)
+                    if raw.get("listen") else None,
+                    Path(raw["status_key_file"]).read_bytes().strip()
+                    if raw.get("status_key_file") else None)
+    if config.status_key is not None and len(config.status_key) < 16:
+        raise ValueError("status_key_file: a key of 16 bytes or more is needed")
     if config.timeout_s + config.interval_s > config.limit_s:
         raise ValueError(f"limit_s {config.limit_s} must exceed interval_s + timeout_s: one "
                          "silent look alone must never fence")
@@ -178,12 +190,26 @@ def serve_status(config: Config, hearing: Hearing) -> socketserver.TCPServer | N
         return None
 
     class Status(socketserver.StreamRequestHandler):
+        timeout = 2  # for the asker's nonce; a peer merely probing sends none and leaves
+
         def handle(self) -> None:
+            nonce = b""
+            if config.status_key is not None:
+                try:
+                    nonce = self.rfile.readline(NONCE_MAX + 1).strip()
+                except OSError:
+                    return
+                if not nonce or len(nonce) > NONCE_MAX:
+                    return
             now = time.monotonic()
             said = {"primary": is_primary(config.data_dir), "limit_s": config.limit_s,
                     "silent_s": round(hearing.silent_for(now), 2),
                     "peers": hearing.status(now), "fenced": config.record.exists()}
-            self.wfile.write(json.dumps(said).encode() + b"\n")
+            line = json.dumps(said).encode()
+            self.wfile.write(line + b"\n")
+            if config.status_key is not None:
+                mac = hmac.new(config.status_key, nonce + b"\n" + line, hashlib.sha256)
+                self.wfile.write(mac.hexdigest().encode() + b"\n")
 
     socketserver.TCPServer.allow_reuse_address = True
     server = socketserver.ThreadingTCPServer(config.listen, Status)
