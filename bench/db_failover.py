@@ -513,14 +513,16 @@ def main() -> None:
                             try:
                                 t = trial(pair, c, shape, args.timeout)
                             finally:
-                                if args.keep:  # its logs, to look into a run
-                                    shutil.copytree(pair.root, args.keep / pair.root.name,
-                                                    ignore=shutil.ignore_patterns("a", "b", "w",
-                                                                                  "etcd-*",
-                                                                                  "sock-*", "cp"),
-                                                    dirs_exist_ok=True)
-                                pair.destroy()
-                                net.down()
+                                try:
+                                    if args.keep:  # its logs, to look into a run
+                                        shutil.copytree(
+                                            pair.root, args.keep / pair.root.name,
+                                            ignore=shutil.ignore_patterns(
+                                                "a", "b", "w", "etcd-*", "sock-*", "cp"),
+                                            dirs_exist_ok=True)
+                                finally:  # a failed copy must not leave BMCs and nodes up
+                                    pair.destroy()
+                                    net.down()
                             c.trials.append(t)
                             judge(truth, c, t)
                             took = f"{t.seconds:6.2f} s" if t.seconds is not None else \
