@@ -42,7 +42,8 @@ def heard_by_standby(standby: Host, primary: Host, timeout: float = 2.0) -> floa
     """Seconds since the standby's self-fence last heard the primary's host (its
     self-fence's port), from an answer signed with the standby's key over a fresh nonce.
     Raises OSError or ValueError when it cannot be asked, its answer is unsigned or
-    forged, or it does not listen for the primary."""
+    forged, or it does not listen for the primary; LookupError when the key's `env:`
+    variable is not set."""
     assert standby.self_fence and primary.self_fence
     if standby.self_fence.key is None:
         raise ValueError("no vigil_self_fence.key to check its answer with")

@@ -160,7 +160,12 @@ def test_a_hung_primary_is_killed_on_its_host_before_the_standby_is_promoted(
                          cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "ANSIBLE_NOCOLOR": "1"})
     assert run.returncode == 0, run.stdout[-3000:]
-    assert "TASK [standby_activation : Kill the hung old primary's processes]" in run.stdout
+    killed = run.stdout.find("TASK [standby_activation : Kill the hung old primary's processes]")
+    promoted = run.stdout.find("TASK [standby_activation : Promote the standby (P4.3.2)]")
+    assert 0 <= killed < promoted, run.stdout[-3000:]
+    for task in (killed, promoted):  # each ran (changed), in that order
+        result = run.stdout[task:].split("\nTASK [", 1)[0]
+        assert "changed:" in result, result
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in primary_hung)
     assert not port_open("127.0.0.1", 5433)
     assert (PG / "primary" / "standby.signal").exists()
