@@ -54,7 +54,7 @@ from bench.truth import Truth, add_arguments
 from tests.conftest import ROOT
 from vigil.lab.bmc import USER as BMC_USER
 from vigil.lab.pg import pg_bin
-from vigil.lab.procs import run, wait_for
+from vigil.lab.procs import LabError, run, wait_for
 from vigil.model import SelfFence
 from vigil.store import Store
 
@@ -532,6 +532,8 @@ def main() -> None:
                                   f"divergent {t.divergent}  old primary wrote for "
                                   f"{t.old_took_for:.2f} s"
                                   + (f"  step {t.step}" if c.judged else ""), flush=True)
+        except LabError as e:  # the lab could not be set up: no run to judge
+            sys.exit(f"db_failover: {e}")
         finally:
             net.down()
         table(cs)

@@ -16,6 +16,8 @@ import signal
 import subprocess
 from pathlib import Path
 
+import psutil
+
 from vigil.lab.procs import LabError, alive, read_pid, spawn, wait_for
 
 USER = "admin"
@@ -41,6 +43,9 @@ class Bmc:
         return self.dir / "chassis"
 
     def start(self) -> None:
+        if holder := self.port_holder():
+            raise LabError(f"UDP port {self.port} for the BMC of {self.netns} is held by "
+                           f"{holder}: a simulator left by an earlier run? Stop it first")
         self.dir.mkdir(parents=True, exist_ok=True)
         self.power_file.write_text("1")
         self.script.write_text(f"""#!/bin/sh
@@ -81,6 +86,20 @@ set_working_mc 0x20
                      "-s", str(self.dir / "state")], self.dir / "ipmi_sim.log")
         self.pid_file.write_text(str(pid))
         wait_for(self.answers, f"the BMC of {self.netns} on port {self.port}", timeout=20)
+
+    def port_holder(self) -> str | None:
+        """Which process already holds this BMC's port. One left by a run that died before
+        its teardown would answer `fence_ipmilan` in the new one's place, with the same
+        password, and power off nothing of the new run."""
+        for conn in psutil.net_connections("udp"):
+            if conn.laddr and conn.laddr.port == self.port:
+                if conn.pid is None:  # not ours to see without root
+                    return "another user's process"
+                try:
+                    return f"process {conn.pid} ({' '.join(psutil.Process(conn.pid).cmdline())})"
+                except psutil.Error:
+                    return f"process {conn.pid}"
+        return None
 
     def answers(self) -> bool:
         if not alive(read_pid(self.pid_file)):
