@@ -10,15 +10,13 @@ exactly as a county's database server would be through its iLO / iDRAC / IMM.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import signal
 import subprocess
 from pathlib import Path
 
 import psutil
 
-from vigil.lab.procs import LabError, alive, read_pid, spawn, wait_for
+from vigil.lab.procs import LabError, alive, read_pid, spawn, stop, wait_for
 
 USER = "admin"
 
@@ -115,9 +113,6 @@ set_working_mc 0x20
         return self.power_file.read_text().strip() == "1"
 
     def stop(self) -> None:
-        pid = read_pid(self.pid_file)
-        if alive(pid):
-            assert pid
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        # waited for: the next run's BMC takes this port at once
+        stop(read_pid(self.pid_file), "ipmi_sim", sig=signal.SIGKILL, timeout=10)
         self.pid_file.unlink(missing_ok=True)
