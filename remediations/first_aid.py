@@ -10,7 +10,10 @@ here when (and only when) the old primary certainly takes no more writes:
   full, and its BMC, through the host's fence device (`vigil_fence`, `fence.py`), powered
   it off and confirms OFF; or, without a BMC, neither the monitoring server nor the
   standby's self-fence has heard it for the limit and margin of the self-fence that
-  stops a primary cut off from both (`self_fence.py`, `roles/db_self_fence`).
+  stops a primary cut off from both (`self_fence.py`, `roles/db_self_fence`); or,
+  without a BMC and hung (its port accepts and nothing answers, or its host answers and
+  its port does not), its own self-fence killed it on our signed order and its port now
+  refuses.
 The monitoring server is the witness: a primary that answers it and can write is never
 failed over, and a standby that is not caught up is never promoted (nor its primary
 powered off): not with WAL received but not replayed, nor further behind the last
@@ -117,14 +120,28 @@ def _after_self_fence(primary: Host, standby: Host, user: str, lag: Lag | None, 
                       ) -> Aid:
     """No BMC: promote once neither we nor the standby have heard the primary for its
     self-fence's limit and margin (`self_fence.py`)."""
-    assert standby.pg_port
-    if seen == ACCEPTS:  # hung: its self-fence hears its peers and leaves it running
-        return Aid(False, f"old primary {primary.name} accepts connections but does not "
-                          "answer (hung, not cut off): its self-fence will not stop it and "
-                          "it has no fence device (vigil_fence): left to the playbook")
+    assert standby.pg_port and primary.pg_port
     ready = _ready(standby.address, standby.pg_port, standby.name, user, lag)
     if ready:
         return Aid(False, ready)
+    # Hung: its port accepts and nothing answers, or (its listen backlog full) its port is
+    # silent while its host answers. Its self-fence hears its peers and leaves it running.
+    if seen == ACCEPTS or self_fence.host_answers(primary):
+        hung = (f"old primary {primary.name} "
+                + ("accepts connections but does not answer" if seen == ACCEPTS else
+                   f"{seen} while its host answers") + " (hung)")
+        try:
+            killed = self_fence.order_kill(primary)
+        except (OSError, ValueError, LookupError) as exc:
+            return Aid(False, f"{hung}; its self-fence could not be ordered to kill it "
+                              f"({first_line(str(exc), type(exc).__name__)}): left to the "
+                              "playbook")
+        if not killed.stopped:
+            return Aid(False, f"{hung}; its self-fence: {killed.why}: left to the playbook")
+        if not _refuses(primary.address, primary.pg_port)[0]:  # seen down by us, too
+            return Aid(False, f"{hung}; its self-fence killed it, but its port does not "
+                              "refuse: left to the playbook")
+        return _promote(standby, user, f"{hung}; its self-fence {killed.why}", lag)
     waited = self_fence.outlasted(primary, standby)
     if not waited.ok:
         return Aid(False, waited.why)

@@ -10,6 +10,11 @@ self-fence are up, hear their peers and will never stop it. Either one still hea
 means it may still hear them, so it has not fenced itself: no promotion. A lone standby
 never decides, nor the monitoring server alone (a link between it and the primary alone
 may be what failed).
+
+A hung primary (its port accepts, nothing answers) is the other case: its self-fence
+hears its peers and will never stop it, so the monitoring server orders that self-fence,
+over the same signed channel, to kill its PostgreSQL (`order_kill`), then sees the port
+refuse before it promotes.
 """
 
 from __future__ import annotations
@@ -55,8 +60,7 @@ def heard_by_standby(standby: Host, primary: Host, timeout: float = 2.0) -> floa
         conn.sendall(nonce + b"\n")
         reply = conn.makefile("rb")
         line, mac = reply.readline().rstrip(b"\n"), reply.readline().strip()
-    good = hmac.new(key, nonce + b"\n" + line, hashlib.sha256).hexdigest().encode()
-    if not hmac.compare_digest(mac, good):
+    if not hmac.compare_digest(mac, _mac(key, nonce, line)):
         raise ValueError("its answer is not signed with the pair's key")
     said = json.loads(line or b"null")
     if not isinstance(said, dict):
@@ -65,6 +69,45 @@ def heard_by_standby(standby: Host, primary: Host, timeout: float = 2.0) -> floa
         if peer.get("address") == primary.address and peer.get("port") == primary.self_fence.port:
             return float(peer["silent_s"])
     raise ValueError(f"it does not listen for {primary.address}:{primary.self_fence.port}")
+
+
+@dataclass(frozen=True)
+class Killed:
+    stopped: bool  # its self-fence saw the postmaster gone
+    why: str
+
+
+def order_kill(primary: Host, timeout: float = 15.0) -> Killed:
+    """Order a hung primary's self-fence to kill its PostgreSQL: `kill` and our nonce, its
+    challenge, our HMAC over both; its answer signed over both nonces. Raises OSError or
+    ValueError when it cannot be told or its answer is not signed with the pair's key;
+    LookupError when the key's `env:` variable is not set."""
+    assert primary.self_fence
+    if primary.self_fence.key is None:
+        raise ValueError("no vigil_self_fence.key to sign the order with")
+    key = primary.self_fence.key.reveal().encode()
+    ours = secrets.token_hex(16).encode()
+    with socket.create_connection((primary.address, primary.self_fence.port),
+                                  timeout=2.0) as conn:
+        conn.settimeout(timeout)  # it waits up to 10 s for the postmaster to be gone
+        conn.sendall(b"kill " + ours + b"\n")
+        reply = conn.makefile("rb")
+        challenge = reply.readline().strip()
+        if not challenge.startswith(b"challenge "):
+            raise ValueError("it takes no kill order (no key, or an older self-fence)")
+        theirs = challenge[len(b"challenge "):]
+        conn.sendall(_mac(key, b"kill", ours, theirs) + b"\n")
+        line, mac = reply.readline().rstrip(b"\n"), reply.readline().strip()
+    if not line:
+        raise ValueError("it refused the order (not signed with its key)")
+    if not hmac.compare_digest(mac, _mac(key, ours, theirs, line)):
+        raise ValueError("its answer is not signed with the pair's key")
+    said = json.loads(line)
+    return Killed(bool(said.get("stopped")), str(said.get("why", "")))
+
+
+def _mac(key: bytes, *parts: bytes) -> bytes:
+    return hmac.new(key, b"\n".join(parts), hashlib.sha256).hexdigest().encode()
 
 
 def host_answers(host: Host, timeout: float = 0.5) -> bool:

@@ -68,16 +68,23 @@ def test_hosts_without_a_database_port_get_no_first_aid() -> None:
                                        "inventory"
 
 
-def test_a_hung_primary_is_not_taken_for_self_fenced(pair: tuple[Inventory, int, int]) -> None:
-    """Its self-fence runs and hears its peers, so it will not stop it: without a BMC the
-    wait for the self-fence is not even begun."""
+def test_a_hung_primary_is_not_ordered_killed_while_its_standby_cannot_take_over(
+        pair: tuple[Inventory, int, int]) -> None:
+    """Without a BMC a hung primary's self-fence is ordered to kill it; not before the
+    standby is known ready: its self-fence's port is not even connected to."""
     inv, primary, _ = pair
-    for name in ("lab-db-primary", "lab-db-standby"):
-        inv.hosts[name] = Host(**{**inv.hosts[name].model_dump(),
-                                  "self_fence": SelfFence(port=free_port())})
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", primary))
+    with socket.socket() as listener, socket.socket() as its_self_fence:
+        its_self_fence.bind(("127.0.0.1", 0))
+        its_self_fence.listen()
+        its_self_fence.settimeout(0.5)
+        for name, port in (("lab-db-primary", its_self_fence.getsockname()[1]),
+                           ("lab-db-standby", free_port())):
+            inv.hosts[name] = Host(**{**inv.hosts[name].model_dump(),
+                                      "self_fence": SelfFence(port=port, key="k" * 16)})
+        listener.bind(("127.0.0.1", primary))  # the port accepts, nothing answers: hung
         listener.listen()
         aid = promote_standby(inv, {})
+        with pytest.raises(TimeoutError):
+            its_self_fence.accept()  # nobody asked it anything
     assert not aid.done
-    assert "hung, not cut off" in aid.why and "its self-fence will not stop it" in aid.why
+    assert aid.why.startswith("lab-db-standby: ")

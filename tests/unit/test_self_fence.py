@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -107,7 +109,9 @@ def _start(tmp_path: Path, peers: list[int], standby: bool = False, listen: int 
     (data / "PG_VERSION").write_text("15\n")
     if standby:
         (data / "standby.signal").touch()
-    postmaster = subprocess.Popen(["sleep", "120"], text=True)
+    named = tmp_path / "postgres"  # named as PostgreSQL's processes are
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", named)
+    postmaster = subprocess.Popen([str(named), "120"], text=True)
     (data / "postmaster.pid").write_text(f"{postmaster.pid}\n{data}\n")
     record = tmp_path / "record" / "fenced.json"
     config = tmp_path / "self-fence.json"
@@ -214,3 +218,39 @@ def test_the_standby_s_word_is_signed_and_vigil_takes_only_a_signed_one(
     finally:
         postmaster.kill()
         _stop(fence)
+
+
+def test_a_hung_primary_is_killed_on_a_signed_order_and_comes_back_only_as_a_standby(
+        tmp_path: Path) -> None:
+    """Vigil's client (`remediations/self_fence.order_kill`) against the program: an order
+    signed with another key kills nothing; the pair's key kills the stopped "postmaster",
+    writes standby.signal and records it, and the answer is signed."""
+    status_port = _closed_port()
+    key = tmp_path / "self-fence.key"
+    key.write_text("the pair's shared key, test only\n")
+    fence, postmaster, record = _start(tmp_path, [_closed_port()], listen=status_port, key=key)
+
+    def primary(secret: str) -> Host:
+        return Host(name="db-a", address="127.0.0.1", party=None, groups=(),
+                    self_fence=SelfFence(port=status_port, key=secret))
+
+    try:
+        deadline = time.monotonic() + 10
+        while not port_open("127.0.0.1", status_port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        postmaster.send_signal(signal.SIGSTOP)  # hung: only SIGKILL ends it now
+        with pytest.raises(ValueError, match="refused the order"):
+            self_fence.order_kill(primary("another key, sixteen bytes+"))
+        assert postmaster.poll() is None and not record.exists()
+        killed = self_fence.order_kill(primary("the pair's shared key, test only"))
+        assert killed.stopped and "killed 1 PostgreSQL processes" in killed.why
+        assert postmaster.wait(timeout=5) == -signal.SIGKILL
+        assert (tmp_path / "data" / "standby.signal").exists()
+        assert json.loads(record.read_text())["killed"] == [postmaster.pid]
+        again = self_fence.order_kill(primary("the pair's shared key, test only"))
+        assert again.stopped and again.why == "not a primary: nothing killed"
+    finally:
+        postmaster.kill()
+        out = _stop(fence)
+    events = [json.loads(line)["event"] for line in out.splitlines()]
+    assert "kill order refused" in events and "killed" in events

@@ -3,6 +3,7 @@ names; a primary that hears one keeps running, one that hears none stops (P4.3.2
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
@@ -53,6 +54,46 @@ def test_a_primary_whose_peers_refuse_keeps_running_and_says_it_hears_them(host)
     said = json.loads(line)
     assert said["primary"] is True and said["fenced"] is False
     assert all(p["silent_s"] < 2 for p in said["peers"])
+
+
+# Vigil's kill order (remediations/self_fence.order_kill), as a script in the container.
+ORDER = """
+import hashlib, hmac, socket, sys
+key, ours = sys.argv[1].encode(), b"v1g1l-n0nce"
+conn = socket.create_connection(("127.0.0.1", 5440), timeout=20)
+conn.sendall(b"kill " + ours + b"\\n")
+reply = conn.makefile("rb")
+theirs = reply.readline().split()[1]
+conn.sendall(hmac.new(key, b"kill\\n" + ours + b"\\n" + theirs, hashlib.sha256).hexdigest().encode()
+             + b"\\n")
+line, mac = reply.readline().rstrip(b"\\n"), reply.readline().strip()
+good = hmac.new(key, ours + b"\\n" + theirs + b"\\n" + line, hashlib.sha256).hexdigest()
+print(line.decode() or "null")
+print(hmac.compare_digest(mac, good.encode()))
+"""
+DATA = "/var/lib/postgresql/15/main"
+
+
+def test_a_hung_primary_is_killed_on_vigil_s_signed_order_and_comes_back_as_a_standby(host):  # type: ignore[no-untyped-def]
+    host.run_expect([0], "pkill -STOP -x postgres")  # every PostgreSQL process: hung
+    host.run_expect([0], f"echo {base64.b64encode(ORDER.encode()).decode()} | base64 -d "
+                         "> /tmp/order.py")
+    try:
+        refused = host.check_output("python3 /tmp/order.py 'not the pair key, 16+'")
+        assert refused.splitlines() == ["null", "False"]  # nothing done for a forged order
+        assert not host.file(f"{DATA}/standby.signal").exists
+        line, signed = host.check_output(f"python3 /tmp/order.py '{KEY.decode()}'").splitlines()
+        said = json.loads(line)
+        assert signed == "True" and said["stopped"] is True and len(said["killed"]) >= 5
+        assert host.run("pgrep -x postgres").rc == 1  # postmaster and children gone
+        assert host.file(f"{DATA}/standby.signal").exists  # a restart is no second primary
+        assert json.loads(host.file(RECORD).content_string)["killed"] == said["killed"]
+    finally:  # the cluster back as the primary it was, for the next test
+        host.run("pkill -KILL -x postgres")
+        host.run(f"rm -f {DATA}/standby.signal {RECORD}")
+        host.run("systemctl reset-failed postgresql@15-main")
+        host.run_expect([0], "systemctl restart postgresql@15-main")
+        _wait("the primary up again", lambda: _db_up(host))
 
 
 def test_a_primary_that_hears_no_peer_is_stopped_within_the_limit(host):  # type: ignore[no-untyped-def]

@@ -33,6 +33,15 @@ whether it still hears the primary before it promotes without a BMC. With
 line of its own (a fresh nonce) and the answer is the JSON line then the hex HMAC-SHA256,
 under the key, of the nonce, a newline and that JSON line: a forged or replayed answer
 cannot say the primary is silent.
+
+With the key it also takes the monitoring server's **kill order** for a hung primary (its
+port accepts and never answers; this program, which hears its peers, would never stop it,
+and an immediate stop does not end a stopped postmaster): `kill <nonce>`, answered with
+`challenge <nonce>`, then the HMAC of `kill`, the asker's nonce and the challenge. Only
+then, and only on a primary, it SIGKILLs the postmaster and its children (named
+`postgres`), writes `standby.signal` so that a restart comes back as a standby, records
+it, and answers with a JSON line (`stopped`, `killed`, `why`) and its HMAC over both
+nonces and the line. Without the key there is no kill order.
 Exit codes: 0 stopped by a signal, 2 bad config.
 """
 
@@ -40,12 +49,14 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import datetime
 import errno
 import hashlib
 import hmac
 import json
 import os
+import secrets
 import signal
 import socket
 import socketserver
@@ -60,6 +71,7 @@ from typing import Any
 ANSWERS = (errno.ECONNREFUSED, errno.ECONNRESET)  # the peer's kernel answered
 STOP_WAIT_S = 10  # for the postmaster to be gone after the fence command
 NONCE_MAX = 128  # bytes of an asker's nonce
+POSTGRES = ("postgres", "postmaster")  # what a kill order may kill
 
 
 @dataclass(frozen=True)
@@ -176,11 +188,67 @@ def fence(config: Config, silent_s: float) -> None:
               "exit": proc.returncode, "output": (proc.stdout + proc.stderr).strip()[-500:],
               "seconds": round(time.monotonic() - started, 2),
               "stopped": gone(config.data_dir, STOP_WAIT_S)}
+    write_record(config, record)
+    log("fenced", **{k: record[k] for k in ("exit", "seconds", "stopped")})
+
+
+def write_record(config: Config, record: dict[str, Any]) -> None:
     config.record.parent.mkdir(parents=True, exist_ok=True)
     tmp = config.record.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, ensure_ascii=False, indent=1))
     os.replace(tmp, config.record)  # whole or not at all
-    log("fenced", **{k: record[k] for k in ("exit", "seconds", "stopped")})
+
+
+def comm(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
+def postgres_pids(data_dir: Path) -> list[int]:
+    """The postmaster of `data_dir` and its children, those named postgres (a PID file
+    left by a dead postmaster may name a recycled PID: that one is left alone)."""
+    try:
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return []
+    if comm(postmaster) not in POSTGRES:
+        return []
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == postmaster and comm(int(entry.name)) in POSTGRES:
+                children.append(int(entry.name))
+    return [postmaster, *children]
+
+
+def kill_hung(config: Config) -> dict[str, Any]:
+    """The monitoring server's kill order, taken: SIGKILL is the one signal a stopped
+    (or otherwise hung) postmaster takes."""
+    if not is_primary(config.data_dir):
+        return {"stopped": not postmaster_runs(config.data_dir), "killed": [],
+                "why": "not a primary: nothing killed"}
+    pids = postgres_pids(config.data_dir)
+    log("killing", pids=pids, why="the monitoring server's kill order (P4.3.2): hung")
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    stopped = gone(config.data_dir, STOP_WAIT_S)
+    if stopped:  # a restart (by hand, by systemd) must not bring a second primary
+        signal_file = config.data_dir / "standby.signal"
+        signal_file.touch(mode=0o600)
+    why = (f"killed {len(pids)} PostgreSQL processes on the monitoring server's order "
+           "(hung: it accepted connections and did not answer); standby.signal written")
+    write_record(config, {"fenced_at": datetime.datetime.now().astimezone().isoformat(),
+                          "why": why, "killed": pids, "stopped": stopped})
+    log("killed", pids=pids, stopped=stopped)
+    return {"stopped": stopped, "killed": pids, "why": why if stopped else
+            f"killed {pids}, but the postmaster still runs after {STOP_WAIT_S} s"}
 
 
 def serve_status(config: Config, hearing: Hearing) -> socketserver.TCPServer | None:
@@ -196,8 +264,11 @@ def serve_status(config: Config, hearing: Hearing) -> socketserver.TCPServer | N
             nonce = b""
             if config.status_key is not None:
                 try:
-                    nonce = self.rfile.readline(NONCE_MAX + 1).strip()
+                    nonce = self.rfile.readline(NONCE_MAX + 6).strip()
                 except OSError:
+                    return
+                if nonce.startswith(b"kill "):
+                    self.kill_order(config.status_key, nonce[5:])
                     return
                 if not nonce or len(nonce) > NONCE_MAX:
                     return
@@ -210,6 +281,25 @@ def serve_status(config: Config, hearing: Hearing) -> socketserver.TCPServer | N
             if config.status_key is not None:
                 mac = hmac.new(config.status_key, nonce + b"\n" + line, hashlib.sha256)
                 self.wfile.write(mac.hexdigest().encode() + b"\n")
+
+        def kill_order(self, key: bytes, theirs: bytes) -> None:
+            if not theirs or len(theirs) > NONCE_MAX:
+                return
+            ours = secrets.token_hex(16).encode()  # a recorded order cannot be replayed
+            self.wfile.write(b"challenge " + ours + b"\n")
+            self.wfile.flush()
+            try:
+                mac = self.rfile.readline(130).strip()
+            except OSError:
+                return
+            good = hmac.new(key, b"kill\n" + theirs + b"\n" + ours, hashlib.sha256)
+            if not hmac.compare_digest(mac, good.hexdigest().encode()):
+                log("kill order refused", why="not signed with the pair's key",
+                    asker=self.client_address[0])
+                return
+            line = json.dumps(kill_hung(config)).encode()
+            mac = hmac.new(key, theirs + b"\n" + ours + b"\n" + line, hashlib.sha256).digest()
+            self.wfile.write(line + b"\n" + mac.hex().encode() + b"\n")
 
     socketserver.TCPServer.allow_reuse_address = True
     server = socketserver.ThreadingTCPServer(config.listen, Status)
