@@ -243,7 +243,7 @@ def kill_hung(config: Config) -> dict[str, Any]:
         signal_file = config.data_dir / "standby.signal"
         signal_file.touch(mode=0o600)
     why = (f"killed {len(pids)} PostgreSQL processes on the monitoring server's order "
-           "(hung: it accepted connections and did not answer); standby.signal written")
+           "(hung: its database did not answer it; P4.3.2); standby.signal written")
     write_record(config, {"fenced_at": datetime.datetime.now().astimezone().isoformat(),
                           "why": why, "killed": pids, "stopped": stopped})
     log("killed", pids=pids, stopped=stopped)
