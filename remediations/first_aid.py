@@ -11,9 +11,9 @@ here when (and only when) the old primary certainly takes no more writes:
   it off and confirms OFF; or, without a BMC, neither the monitoring server nor the
   standby's self-fence has heard it for the limit and margin of the self-fence that
   stops a primary cut off from both (`self_fence.py`, `roles/db_self_fence`); or,
-  without a BMC and hung (its port accepts and nothing answers, or its host answers and
-  its port does not), its own self-fence killed it on our signed order and its port now
-  refuses.
+  without a BMC, hung (its port accepts and nothing answers, or its host answers and its
+  port does not) or its disk full, its own self-fence killed it on our signed order and
+  its port now refuses.
 The monitoring server is the witness: a primary that answers it and can write is never
 failed over, and a standby that is not caught up is never promoted (nor its primary
 powered off): not with WAL received but not replayed, nor further behind the last
@@ -101,8 +101,8 @@ def _decide(primary: Host, standby: Host, run_vars: Mapping[str, Any], lag: Lag 
     elif role:
         return Aid(False, f"old primary {primary.name} answers as a {role}: no failover")
     if primary.fence is None:
-        if primary.self_fence and standby.self_fence and not full:
-            return _after_self_fence(primary, standby, user, lag, seen)
+        if primary.self_fence and standby.self_fence:
+            return _after_self_fence(primary, standby, user, lag, seen, bool(full))
         return Aid(False, f"old primary {primary.name} {seen} and has no fence device "
                           "(vigil_fence) nor self-fences (vigil_self_fence on both nodes): "
                           "left to the playbook")
@@ -116,39 +116,55 @@ def _decide(primary: Host, standby: Host, run_vars: Mapping[str, Any], lag: Lag 
                     lag)
 
 
-def _after_self_fence(primary: Host, standby: Host, user: str, lag: Lag | None, seen: str
-                      ) -> Aid:
-    """No BMC: promote once neither we nor the standby have heard the primary for its
-    self-fence's limit and margin (`self_fence.py`)."""
+def _after_self_fence(primary: Host, standby: Host, user: str, lag: Lag | None, seen: str,
+                      full: bool) -> Aid:
+    """No BMC: a primary whose host answers (hung, or its disk full) is killed by its own
+    self-fence on our order; a silent one is promoted over once neither we nor the standby
+    have heard it for its self-fence's limit and margin (`self_fence.py`)."""
     assert standby.pg_port and primary.pg_port
     ready = _ready(standby.address, standby.pg_port, standby.name, user, lag)
     if ready:
         return Aid(False, ready)
-    # Hung: its port accepts and nothing answers, or (its listen backlog full) its port is
-    # silent while its host answers. Its self-fence hears its peers and leaves it running.
-    if seen == ACCEPTS or self_fence.host_answers(primary):
-        hung = (f"old primary {primary.name} "
-                + ("accepts connections but does not answer" if seen == ACCEPTS else
-                   f"{seen} while its host answers") + " (hung)")
-        try:
-            killed = self_fence.order_kill(primary)
-        except (OSError, ValueError, LookupError) as exc:
-            return Aid(False, f"{hung}; its self-fence could not be ordered to kill it "
-                              f"({first_line(str(exc), type(exc).__name__)}): left to the "
-                              "playbook")
-        if not killed.stopped:
-            return Aid(False, f"{hung}; its self-fence: {killed.why}: left to the playbook")
-        if not _refuses(primary.address, primary.pg_port)[0]:  # seen down by us, too
-            return Aid(False, f"{hung}; its self-fence killed it, but its port does not "
-                              "refuse: left to the playbook")
-        return _promote(standby, user, f"{hung}; its self-fence {killed.why}", lag)
+    # Hung (its port accepts, nothing answers) or its disk full: its self-fence hears its
+    # peers and leaves it running.
+    if full:
+        return _killed_then_promoted(primary, standby, user, lag,
+                                     f"old primary {primary.name} {seen}")
+    if seen == ACCEPTS:
+        return _killed_then_promoted(primary, standby, user, lag, f"old primary "
+                                     f"{primary.name} accepts connections but does not answer "
+                                     "(hung)")
     waited = self_fence.outlasted(primary, standby)
+    if waited.host_answers:  # hung with its listen backlog full: its port silent, not its host
+        role, full_now = _role(primary.address, primary.pg_port, user)
+        if role and not full_now:  # a cut healed while we waited: it answers and can write
+            return Aid(False, f"old primary {primary.name} answers as a {role} again: no "
+                              "failover")
+        return _killed_then_promoted(primary, standby, user, lag, f"old primary "
+                                     f"{primary.name} {seen} while its host answers (hung)")
     if not waited.ok:
         return Aid(False, waited.why)
     promoted = _promote(standby, user, f"{primary.name} {seen}; {waited.why}", lag)
     # the playbook cannot reach the old primary to see it down: this is its proof
     return replace(promoted, vars={"standby_activation_self_fenced": True}) if promoted.done \
         else promoted
+
+
+def _killed_then_promoted(primary: Host, standby: Host, user: str, lag: Lag | None,
+                          failed: str) -> Aid:
+    """Order the primary's self-fence to kill it, see its port refuse, promote."""
+    assert primary.pg_port
+    try:
+        killed = self_fence.order_kill(primary)
+    except (OSError, ValueError, LookupError) as exc:
+        return Aid(False, f"{failed}; its self-fence could not be ordered to kill it "
+                          f"({first_line(str(exc), type(exc).__name__)}): left to the playbook")
+    if not killed.stopped:
+        return Aid(False, f"{failed}; its self-fence: {killed.why}: left to the playbook")
+    if not _refuses(primary.address, primary.pg_port)[0]:  # seen down by us, too
+        return Aid(False, f"{failed}; its self-fence killed it, but its port does not refuse: "
+                          "left to the playbook")
+    return _promote(standby, user, f"{failed}; its self-fence {killed.why}", lag)
 
 
 def _dsn(address: str, port: int, timeout: int = 2) -> str:

@@ -41,6 +41,7 @@ HEARS_S = 2.0
 class Outlasted:
     ok: bool  # True: neither side has heard the primary for its limit and margin
     why: str
+    host_answers: bool = False  # the primary's host answered the monitoring server
 
 
 def heard_by_standby(standby: Host, primary: Host, timeout: float = 2.0) -> float:
@@ -135,7 +136,7 @@ def outlasted(primary: Host, standby: Host,
         if answers(primary):
             return Outlasted(False, f"{primary.name}'s host answers the monitoring server: "
                                     "its self-fence hears us and will not stop it; not "
-                                    "promoting")
+                                    "promoting", host_answers=True)
         try:
             theirs = heard_by_standby(standby, primary)
         except (OSError, ValueError, LookupError) as exc:  # LookupError: the key's env var

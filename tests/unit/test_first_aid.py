@@ -88,3 +88,49 @@ def test_a_hung_primary_is_not_ordered_killed_while_its_standby_cannot_take_over
             its_self_fence.accept()  # nobody asked it anything
     assert not aid.done
     assert aid.why.startswith("lab-db-standby: ")
+
+
+@pytest.fixture
+def no_bmc_pair(monkeypatch: pytest.MonkeyPatch) -> tuple[Host, Host, list[str]]:
+    """The decision alone (logic only: the database calls replaced): a ready standby, a
+    primary whose database port is silent while, after the wait, its host answers."""
+    from vigil.remediations import first_aid, self_fence
+
+    inv = load_inventory(ROOT / "inventory/lab")
+    primary, standby = (Host(**{**inv.hosts[n].model_dump(),
+                                "self_fence": SelfFence(port=free_port(), key="k" * 16)})
+                        for n in ("lab-db-primary", "lab-db-standby"))
+    calls: list[str] = []
+    monkeypatch.setattr(first_aid, "_ready", lambda *a: "")
+    monkeypatch.setattr(self_fence, "outlasted", lambda *a: self_fence.Outlasted(
+        False, "db's host answers", host_answers=True))
+    monkeypatch.setattr(self_fence, "order_kill", lambda h: calls.append(f"kill {h.name}")
+                        or self_fence.Killed(True, "killed 8 PostgreSQL processes"))
+    monkeypatch.setattr(first_aid, "_refuses", lambda *a: (True, "refuses connections"))
+    monkeypatch.setattr(first_aid, "_promote", lambda s, u, why, lag: calls.append(
+        f"promote {s.name}") or first_aid.Aid(True, why))
+    return primary, standby, calls
+
+
+def test_a_silent_database_whose_host_answers_is_killed_by_its_self_fence_then_promoted_over(
+        no_bmc_pair: tuple[Host, Host, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil.remediations import first_aid
+
+    primary, standby, calls = no_bmc_pair
+    monkeypatch.setattr(first_aid, "_role", lambda *a: (None, ""))  # still does not answer
+    aid = first_aid._after_self_fence(primary, standby, "postgres", None,
+                                      "does not answer (timed out)", full=False)
+    assert calls == ["kill lab-db-primary", "promote lab-db-standby"]
+    assert aid.done and "while its host answers (hung)" in aid.why
+
+
+def test_a_primary_that_answers_and_can_write_again_after_the_wait_is_not_killed(
+        no_bmc_pair: tuple[Host, Host, list[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    from vigil.remediations import first_aid
+
+    primary, standby, calls = no_bmc_pair
+    monkeypatch.setattr(first_aid, "_role", lambda *a: ("primary", ""))  # the cut healed
+    aid = first_aid._after_self_fence(primary, standby, "postgres", None,
+                                      "does not answer (timed out)", full=False)
+    assert calls == [] and not aid.done
+    assert aid.why == "old primary lab-db-primary answers as a primary again: no failover"

@@ -34,9 +34,10 @@ line of its own (a fresh nonce) and the answer is the JSON line then the hex HMA
 under the key, of the nonce, a newline and that JSON line: a forged or replayed answer
 cannot say the primary is silent.
 
-With the key it also takes the monitoring server's **kill order** for a hung primary (its
-port accepts and never answers; this program, which hears its peers, would never stop it,
-and an immediate stop does not end a stopped postmaster): `kill <nonce>`, answered with
+With the key it also takes the monitoring server's **kill order** for a primary that
+failed while its host answers — hung (its port accepts and never answers; an immediate
+stop does not end a stopped postmaster) or its disk full; this program, which hears its
+peers, would never stop it: `kill <nonce>`, answered with
 `challenge <nonce>`, then the HMAC of `kill`, the asker's nonce and the challenge. Only
 then, and only on a primary, it SIGKILLs the postmaster and its children (named
 `postgres`), writes `standby.signal` so that a restart comes back as a standby, records
@@ -227,14 +228,14 @@ def postgres_pids(data_dir: Path) -> list[int]:
     return [postmaster, *children]
 
 
-def kill_hung(config: Config) -> dict[str, Any]:
-    """The monitoring server's kill order, taken: SIGKILL is the one signal a stopped
-    (or otherwise hung) postmaster takes."""
+def obey_kill_order(config: Config) -> dict[str, Any]:
+    """The monitoring server's kill order for a primary that failed it (hung, or its disk
+    full), taken: SIGKILL is the one signal a stopped postmaster takes."""
     if not is_primary(config.data_dir):
         return {"stopped": not postmaster_runs(config.data_dir), "killed": [],
                 "why": "not a primary: nothing killed"}
     pids = postgres_pids(config.data_dir)
-    log("killing", pids=pids, why="the monitoring server's kill order (P4.3.2): hung")
+    log("killing", pids=pids, why="the monitoring server's kill order (P4.3.2)")
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -243,7 +244,7 @@ def kill_hung(config: Config) -> dict[str, Any]:
         signal_file = config.data_dir / "standby.signal"
         signal_file.touch(mode=0o600)
     why = (f"killed {len(pids)} PostgreSQL processes on the monitoring server's order "
-           "(hung: its database did not answer it; P4.3.2); standby.signal written")
+           "(P4.3.2: it failed as a primary); standby.signal written")
     write_record(config, {"fenced_at": datetime.datetime.now().astimezone().isoformat(),
                           "why": why, "killed": pids, "stopped": stopped})
     log("killed", pids=pids, stopped=stopped)
@@ -297,7 +298,7 @@ def serve_status(config: Config, hearing: Hearing) -> socketserver.TCPServer | N
                 log("kill order refused", why="not signed with the pair's key",
                     asker=self.client_address[0])
                 return
-            line = json.dumps(kill_hung(config)).encode()
+            line = json.dumps(obey_kill_order(config)).encode()
             mac = hmac.new(key, theirs + b"\n" + ours + b"\n" + line, hashlib.sha256).digest()
             self.wfile.write(line + b"\n" + mac.hex().encode() + b"\n")
 
