@@ -220,7 +220,7 @@ def test_the_standby_s_word_is_signed_and_vigil_takes_only_a_signed_one(
         _stop(fence)
 
 
-def test_a_hung_primary_is_killed_on_a_signed_order_and_comes_back_only_as_a_standby(
+def test_a_hung_primary_is_killed_on_a_signed_order_and_marked_to_restart_as_a_standby(
         tmp_path: Path) -> None:
     """Vigil's client (`remediations/self_fence.order_kill`) against the program: an order
     signed with another key kills nothing; the pair's key kills the stopped "postmaster",

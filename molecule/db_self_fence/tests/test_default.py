@@ -74,7 +74,7 @@ print(hmac.compare_digest(mac, good.encode()))
 DATA = "/var/lib/postgresql/15/main"
 
 
-def test_a_hung_primary_is_killed_on_vigil_s_signed_order_and_comes_back_as_a_standby(host):  # type: ignore[no-untyped-def]
+def test_a_hung_primary_is_killed_on_vigil_s_signed_order_and_marked_to_restart_as_a_standby(host):  # type: ignore[no-untyped-def]
     host.run_expect([0], "pkill -STOP -x postgres")  # every PostgreSQL process: hung
     host.run_expect([0], f"echo {base64.b64encode(ORDER.encode()).decode()} | base64 -d "
                          "> /tmp/order.py")
