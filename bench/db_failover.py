@@ -17,8 +17,8 @@ its step must have succeeded.
 
 Vigil's contenders: `vigil` (shipped defaults, a BMC per node), `vigil-tuned`,
 `vigil-self-fence` (defaults, BMCs, and `roles/db_self_fence`'s program on both nodes),
-`vigil-self-fence-only` (the self-fence, no BMC: a hung primary is killed on its host
-by the playbook).
+`vigil-self-fence-only` (the self-fence, no BMC: a hung primary, or one whose disk is
+full, is killed by its own self-fence on the monitoring server's signed order).
 
 Exits 1 (`bench/truth.py`) when a Vigil run did not promote (or, where it must not,
 promoted), lost a committed transaction with synchronous replication, took a divergent

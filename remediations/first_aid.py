@@ -127,13 +127,10 @@ def _after_self_fence(primary: Host, standby: Host, user: str, lag: Lag | None, 
         return Aid(False, ready)
     # Hung (its port accepts, nothing answers) or its disk full: its self-fence hears its
     # peers and leaves it running.
-    if full:
+    if full or seen == ACCEPTS:
+        failed = seen if full else "accepts connections but does not answer (hung)"
         return _killed_then_promoted(primary, standby, user, lag,
-                                     f"old primary {primary.name} {seen}")
-    if seen == ACCEPTS:
-        return _killed_then_promoted(primary, standby, user, lag, f"old primary "
-                                     f"{primary.name} accepts connections but does not answer "
-                                     "(hung)")
+                                     f"old primary {primary.name} {failed}")
     waited = self_fence.outlasted(primary, standby)
     if waited.host_answers:  # hung with its listen backlog full: its port silent, not its host
         role, full_now = _role(primary.address, primary.pg_port, user)

@@ -11,10 +11,10 @@ means it may still hear them, so it has not fenced itself: no promotion. A lone 
 never decides, nor the monitoring server alone (a link between it and the primary alone
 may be what failed).
 
-A hung primary (its port accepts, nothing answers) is the other case: its self-fence
-hears its peers and will never stop it, so the monitoring server orders that self-fence,
-over the same signed channel, to kill its PostgreSQL (`order_kill`), then sees the port
-refuse before it promotes.
+A hung primary (its port accepts, nothing answers), or one whose disk is full, is the
+other case: its self-fence hears its peers and will never stop it, so the monitoring
+server orders that self-fence, over the same signed channel, to kill its PostgreSQL
+(`order_kill`), then sees the port refuse before it promotes.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class Killed:
 
 
 def order_kill(primary: Host, timeout: float = 15.0) -> Killed:
-    """Order a hung primary's self-fence to kill its PostgreSQL: `kill` and our nonce, its
+    """Order a failed primary's self-fence to kill its PostgreSQL: `kill` and our nonce, its
     challenge, our HMAC over both; its answer signed over both nonces. Raises OSError or
     ValueError when it cannot be told or its answer is not signed with the pair's key;
     LookupError when the key's `env:` variable is not set."""

@@ -153,13 +153,25 @@ def is_primary(data_dir: Path) -> bool:
     return (data_dir / "PG_VERSION").exists() and not (data_dir / "standby.signal").exists()
 
 
-def postmaster_runs(data_dir: Path) -> bool:
+def postmaster_pid(data_dir: Path) -> int | None:
     try:
-        pid = int((data_dir / "postmaster.pid").read_text().split()[0])
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return int((data_dir / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
-        return False
-    return state not in ("Z", "X")  # a dead process not yet reaped runs no more
+        return None
+
+
+def proc_stat(pid: int) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (state, ppid, ...); [] if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def postmaster_runs(data_dir: Path) -> bool:
+    pid = postmaster_pid(data_dir)
+    state = proc_stat(pid)[:1] if pid else []
+    return bool(state) and state[0] not in ("Z", "X")  # a dead one not yet reaped runs no more
 
 
 def gone(data_dir: Path, within_s: float) -> bool:
@@ -210,21 +222,12 @@ def comm(pid: int) -> str:
 def postgres_pids(data_dir: Path) -> list[int]:
     """The postmaster of `data_dir` and its children, those named postgres (a PID file
     left by a dead postmaster may name a recycled PID: that one is left alone)."""
-    try:
-        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
+    postmaster = postmaster_pid(data_dir)
+    if postmaster is None or comm(postmaster) not in POSTGRES:
         return []
-    if comm(postmaster) not in POSTGRES:
-        return []
-    children = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            if ppid == postmaster and comm(int(entry.name)) in POSTGRES:
-                children.append(int(entry.name))
+    children = [int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit()
+                and proc_stat(int(e.name))[1:2] == [str(postmaster)]
+                and comm(int(e.name)) in POSTGRES]
     return [postmaster, *children]
 
 
@@ -241,15 +244,15 @@ def obey_kill_order(config: Config) -> dict[str, Any]:
             os.kill(pid, signal.SIGKILL)
     stopped = gone(config.data_dir, STOP_WAIT_S)
     if stopped:  # a restart (by hand, by systemd) must not bring a second primary
-        signal_file = config.data_dir / "standby.signal"
-        signal_file.touch(mode=0o600)
-    why = (f"killed {len(pids)} PostgreSQL processes on the monitoring server's order "
-           "(P4.3.2: it failed as a primary); standby.signal written")
+        (config.data_dir / "standby.signal").touch(mode=0o600)
+        why = (f"killed {len(pids)} PostgreSQL processes on the monitoring server's order "
+               "(P4.3.2: it failed as a primary); standby.signal written")
+    else:
+        why = f"killed {pids}, but the postmaster still runs after {STOP_WAIT_S} s"
     write_record(config, {"fenced_at": datetime.datetime.now().astimezone().isoformat(),
                           "why": why, "killed": pids, "stopped": stopped})
     log("killed", pids=pids, stopped=stopped)
-    return {"stopped": stopped, "killed": pids, "why": why if stopped else
-            f"killed {pids}, but the postmaster still runs after {STOP_WAIT_S} s"}
+    return {"stopped": stopped, "killed": pids, "why": why}
 
 
 def serve_status(config: Config, hearing: Hearing) -> socketserver.TCPServer | None:
